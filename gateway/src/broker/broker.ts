@@ -1,0 +1,51 @@
+/**
+ * The seam between a node and the cluster's message bus. The broker knows
+ * nothing of sockets: it hands every delivery for a channel this node
+ * subscribed to back through `BrokerHandler`.
+ */
+
+export interface Publication {
+  readonly channel: string;
+  /** The delivery frame up to `"offset":`, built once by encodeFrameHead(). */
+  readonly frameHead: string;
+  /** Publish time at the accepting node, ms since the epoch. */
+  readonly ts: number;
+}
+
+export interface PublishOutcome {
+  readonly offset: number;
+  readonly epoch: string;
+}
+
+export interface Delivery {
+  readonly channel: string;
+  /** The complete client frame; forwarded to sockets byte for byte. */
+  readonly frame: Buffer;
+  readonly ts: number;
+}
+
+export interface BrokerHandler {
+  onDelivery(delivery: Delivery): void;
+  /** Connectivity changed; `ready` means publish and subscribe work now. */
+  onReadyChange(ready: boolean): void;
+}
+
+export interface Broker {
+  /**
+   * Assigns each publication the next offset of its channel and delivers it to
+   * every node subscribed to that channel, at most once per node, in offset
+   * order per channel. A batch is applied atomically: all or none.
+   * Rejects when the bus is unreachable; then nothing of the batch was delivered.
+   */
+  publish(publications: readonly Publication[]): Promise<PublishOutcome[]>;
+  /**
+   * Resolves once deliveries for `channel` reach this node. Idempotent. The
+   * subscription survives reconnects of the bus until `unsubscribe`.
+   * Rejects while the bus is unreachable.
+   */
+  subscribe(channel: string): Promise<void>;
+  /** Stops deliveries for `channel`. Never rejects: a lost connection drops them anyway. */
+  unsubscribe(channel: string): Promise<void>;
+  isReady(): boolean;
+  close(): Promise<void>;
+}

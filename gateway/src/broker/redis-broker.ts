@@ -1,0 +1,229 @@
+/**
+ * Broker over one Redis: a command connection for publishing and a dedicated
+ * subscriber connection. One Redis PUBLISH per publication, whatever the number
+ * of sockets; offsets come from the same Lua script, so numbering and delivery
+ * order cannot disagree.
+ */
+
+import { randomBytes } from "node:crypto";
+import { Redis } from "ioredis";
+import type { Logger } from "pino";
+import type { Broker, BrokerHandler, Publication, PublishOutcome } from "./broker.js";
+import { readFrameTs } from "../fanout/message-frame.js";
+
+export interface BrokerMetrics {
+  redisConnectionChanged(role: "publisher" | "subscriber", up: boolean): void;
+  redisMessageReceived(): void;
+  redisCommandFailed(command: string): void;
+  redisResubscribed(channels: number): void;
+}
+
+export interface RedisBrokerOptions {
+  readonly url: string;
+  readonly prefix: string;
+  /** Channel offsets and epochs expire after this long without a publish; 0 keeps them. */
+  readonly channelStateTtlSeconds: number;
+  readonly handler: BrokerHandler;
+  readonly metrics: BrokerMetrics;
+  readonly log: Logger;
+}
+
+/*
+ * KEYS[i]      channel state hash (offset, epoch) of publication i
+ * ARGV[1]      state TTL in seconds (0 = none)
+ * ARGV[2]      epoch for a channel that has none yet
+ * ARGV[3]      publish time, ms
+ * ARGV[2i+2]   pub/sub channel of publication i
+ * ARGV[2i+3]   frame head of publication i
+ * Returns offset, epoch pairs. The tail must match encodeFrameTail().
+ */
+const PUBLISH_SCRIPT = `
+local ttl = tonumber(ARGV[1])
+local out = {}
+for i = 1, #KEYS do
+  local key = KEYS[i]
+  local offset = redis.call('HINCRBY', key, 'offset', 1)
+  local epoch = redis.call('HGET', key, 'epoch')
+  if not epoch then
+    epoch = ARGV[2]
+    redis.call('HSET', key, 'epoch', epoch)
+  end
+  if ttl > 0 then redis.call('EXPIRE', key, ttl) end
+  redis.call('PUBLISH', ARGV[2 * i + 2], ARGV[2 * i + 3] .. offset .. ',"epoch":"' .. epoch .. '","ts":' .. ARGV[3] .. '}')
+  out[2 * i - 1] = offset
+  out[2 * i] = epoch
+end
+return out
+`;
+
+const RESUBSCRIBE_CHUNK = 1000;
+
+type ScriptedRedis = Redis & {
+  gatewayPublish(numKeys: number, ...args: Array<string | number>): Promise<Array<string | number>>;
+};
+
+function newEpoch(): string {
+  // base64url has no quote or backslash, so the script can splice it into JSON.
+  return randomBytes(6).toString("base64url");
+}
+
+export class RedisBroker implements Broker {
+  private readonly publisher: ScriptedRedis;
+  private readonly subscriber: Redis;
+  private readonly channels = new Set<string>();
+  private readonly messagePrefix: string;
+  private subscriberReady = false;
+  private lastReady = false;
+  private closed = false;
+
+  private constructor(private readonly options: RedisBrokerOptions) {
+    const { url, log } = options;
+    this.messagePrefix = `${options.prefix}:msg:`;
+    // No offline queue: a publish while Redis is away must fail fast (503), not
+    // pile up in memory and go out late.
+    this.publisher = new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true }) as ScriptedRedis;
+    this.publisher.defineCommand("gatewayPublish", { lua: PUBLISH_SCRIPT });
+    // Resubscribing is ours, not ioredis's: we re-issue SUBSCRIBE for every
+    // channel on each 'ready', and only then call the node ready again.
+    this.subscriber = new Redis(url, { enableOfflineQueue: false, autoResubscribe: false, maxRetriesPerRequest: 1, lazyConnect: true });
+
+    for (const [role, connection] of [["publisher", this.publisher], ["subscriber", this.subscriber]] as const) {
+      connection.on("error", (err: Error) => {
+        log.warn({ err: err.message, role }, "redis connection error");
+      });
+      connection.on("close", () => {
+        if (role === "subscriber") this.subscriberReady = false;
+        options.metrics.redisConnectionChanged(role, false);
+        this.emitReadiness();
+      });
+    }
+    this.publisher.on("ready", () => {
+      options.metrics.redisConnectionChanged("publisher", true);
+      this.emitReadiness();
+    });
+    this.subscriber.on("ready", () => {
+      void this.resubscribeAll();
+    });
+    this.subscriber.on("messageBuffer", (channel: Buffer, message: Buffer) => this.onMessage(channel, message));
+  }
+
+  /**
+   * Starts connecting and returns at once: a node may start before Redis and
+   * reports not-ready until both connections are up (ioredis keeps retrying).
+   */
+  static start(options: RedisBrokerOptions): RedisBroker {
+    const broker = new RedisBroker(options);
+    for (const connection of [broker.publisher, broker.subscriber]) {
+      connection.connect().catch((err: Error) => {
+        options.log.warn({ err: err.message }, "redis not reachable yet, retrying");
+      });
+    }
+    return broker;
+  }
+
+  isReady(): boolean {
+    return !this.closed && this.publisher.status === "ready" && this.subscriberReady;
+  }
+
+  async publish(publications: readonly Publication[]): Promise<PublishOutcome[]> {
+    if (publications.length === 0) return [];
+    const ts = publications[0]?.ts ?? Date.now();
+    const keys: string[] = [];
+    const args: Array<string | number> = [this.options.channelStateTtlSeconds, newEpoch(), ts];
+    for (const publication of publications) {
+      keys.push(this.stateKey(publication.channel));
+      args.push(this.messagePrefix + publication.channel, publication.frameHead);
+    }
+    let reply: Array<string | number>;
+    try {
+      reply = await this.publisher.gatewayPublish(keys.length, ...keys, ...args);
+    } catch (err) {
+      this.options.metrics.redisCommandFailed("publish");
+      throw err;
+    }
+    const outcomes: PublishOutcome[] = [];
+    for (let i = 0; i < publications.length; i++) {
+      outcomes.push({ offset: Number(reply[2 * i]), epoch: String(reply[2 * i + 1]) });
+    }
+    return outcomes;
+  }
+
+  async subscribe(channel: string): Promise<void> {
+    if (!this.subscriberReady) throw new Error("redis subscriber not ready");
+    this.channels.add(channel);
+    try {
+      await this.subscriber.subscribe(this.messagePrefix + channel);
+    } catch (err) {
+      this.channels.delete(channel);
+      this.options.metrics.redisCommandFailed("subscribe");
+      throw err;
+    }
+  }
+
+  async unsubscribe(channel: string): Promise<void> {
+    this.channels.delete(channel);
+    if (!this.subscriberReady) return;
+    try {
+      await this.subscriber.unsubscribe(this.messagePrefix + channel);
+    } catch (err) {
+      // The connection is going away; a new one starts with no subscriptions.
+      this.options.metrics.redisCommandFailed("unsubscribe");
+      this.options.log.warn({ err: (err as Error).message, channel }, "redis unsubscribe failed");
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.allSettled([this.publisher.quit(), this.subscriber.quit()]);
+    this.publisher.disconnect();
+    this.subscriber.disconnect();
+  }
+
+  private stateKey(channel: string): string {
+    // The hash tag keeps a channel's keys in one slot should Redis Cluster come.
+    return `${this.options.prefix}:ch:{${channel}}`;
+  }
+
+  private async resubscribeAll(): Promise<void> {
+    const channels = [...this.channels];
+    try {
+      for (let i = 0; i < channels.length; i += RESUBSCRIBE_CHUNK) {
+        const chunk = channels.slice(i, i + RESUBSCRIBE_CHUNK).map((channel) => this.messagePrefix + channel);
+        await this.subscriber.subscribe(...chunk);
+      }
+    } catch (err) {
+      // The connection dropped mid-way; the next 'ready' starts over.
+      this.options.metrics.redisCommandFailed("resubscribe");
+      this.options.log.error({ err: (err as Error).message, channels: channels.length }, "redis resubscribe failed");
+      return;
+    }
+    if (channels.length > 0) {
+      this.options.metrics.redisResubscribed(channels.length);
+      this.options.log.info({ channels: channels.length }, "redis subscriptions restored");
+    }
+    this.subscriberReady = true;
+    this.options.metrics.redisConnectionChanged("subscriber", true);
+    this.emitReadiness();
+  }
+
+  private onMessage(redisChannel: Buffer, frame: Buffer): void {
+    this.options.metrics.redisMessageReceived();
+    const name = redisChannel.toString("latin1");
+    if (!name.startsWith(this.messagePrefix)) return;
+    const channel = name.slice(this.messagePrefix.length);
+    const ts = readFrameTs(frame);
+    if (Number.isNaN(ts)) {
+      this.options.log.warn({ channel }, "dropped a pub/sub message that is not a gateway frame");
+      return;
+    }
+    this.options.handler.onDelivery({ channel, frame, ts });
+  }
+
+  private emitReadiness(): void {
+    const ready = this.isReady();
+    if (ready === this.lastReady) return;
+    this.lastReady = ready;
+    this.options.handler.onReadyChange(ready);
+  }
+}

@@ -1,0 +1,248 @@
+/**
+ * The node's configuration: parsed once from the environment at start-up.
+ * Nothing else in the gateway reads process.env. Every variable is listed in
+ * CONFIG_VARIABLES with its default and meaning; README's table mirrors it
+ * (gateway/test/config.test.ts keeps the two in step).
+ */
+
+import { createPublicKey, type KeyObject } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { hostname } from "node:os";
+import type { Algorithm } from "jsonwebtoken";
+
+export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+export type GatewayEnv = "development" | "production";
+
+export interface JwtConfig {
+  /** HS256 shared secret or an asymmetric public key; never both. */
+  readonly key: string | KeyObject;
+  readonly algorithms: readonly Algorithm[];
+  readonly issuer: string | undefined;
+  readonly audience: readonly string[] | undefined;
+  readonly clockToleranceSeconds: number;
+}
+
+export interface GatewayConfig {
+  readonly nodeId: string;
+  readonly env: GatewayEnv;
+  readonly host: string;
+  readonly port: number;
+  readonly logLevel: LogLevel;
+  readonly redisUrl: string;
+  readonly redisPrefix: string;
+  readonly jwt: JwtConfig;
+  readonly publishKey: string;
+  readonly publishMaxBodyBytes: number;
+  readonly publishMaxBatch: number;
+  readonly maxFrameBytes: number;
+  readonly maxSubscriptions: number;
+  readonly idleTimeoutSeconds: number;
+  readonly maxBackpressureBytes: number;
+  readonly channelStateTtlSeconds: number;
+  readonly unsubscribeDelayMs: number;
+  readonly drainWindowMs: number;
+}
+
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    problem: string,
+  ) {
+    super(`${variable}: ${problem}`);
+    this.name = "ConfigError";
+  }
+}
+
+export interface ConfigVariable {
+  readonly name: string;
+  readonly default: string | undefined;
+  readonly description: string;
+}
+
+/** Every variable the node reads. Order is the README's order. */
+export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
+  { name: "NODE_ID", default: "<hostname>-<pid>", description: "Name of this node in logs, metrics (`node` label) and the welcome frame." },
+  { name: "GATEWAY_ENV", default: "production", description: "`development` or `production`." },
+  { name: "HOST", default: "0.0.0.0", description: "Address to listen on." },
+  { name: "PORT", default: "9001", description: "Port for WebSocket, publish API, health and metrics." },
+  { name: "LOG_LEVEL", default: "info", description: "pino level: fatal, error, warn, info, debug, trace, silent." },
+  { name: "REDIS_URL", default: "redis://127.0.0.1:6379", description: "Redis for pub/sub fan-out and channel offsets." },
+  { name: "REDIS_PREFIX", default: "gw", description: "Prefix of every Redis key and pub/sub channel; separate clusters or tests on one Redis." },
+  { name: "JWT_SECRET", default: undefined, description: "HS256 secret. Exactly one of JWT_SECRET and JWT_PUBLIC_KEY_FILE is required." },
+  { name: "JWT_PUBLIC_KEY_FILE", default: undefined, description: "PEM public key (RSA → RS256, EC P-256 → ES256)." },
+  { name: "JWT_ALGORITHMS", default: "HS256, or RS256 / ES256 from the key", description: "Comma list of accepted algorithms; must match the key kind; `none` is never accepted." },
+  { name: "JWT_ISSUER", default: undefined, description: "Required `iss` when set." },
+  { name: "JWT_AUDIENCE", default: undefined, description: "Comma list; the token's `aud` must contain one when set." },
+  { name: "JWT_CLOCK_TOLERANCE_S", default: "5", description: "Seconds of clock skew allowed for `exp` and `nbf`." },
+  { name: "PUBLISH_KEY", default: undefined, description: "Required. Bearer key for POST /v1/publish (at least 16 characters)." },
+  { name: "PUBLISH_MAX_BODY_BYTES", default: "1048576", description: "Largest publish body; larger gets 413." },
+  { name: "PUBLISH_MAX_BATCH", default: "1000", description: "Most messages in one batch publish." },
+  { name: "MAX_FRAME_BYTES", default: "16384", description: "Largest client frame; larger closes the socket with 1009." },
+  { name: "MAX_SUBSCRIPTIONS", default: "100", description: "Most channels one socket may hold, its own `user:<sub>` included." },
+  { name: "IDLE_TIMEOUT_S", default: "60", description: "Close sockets silent this long; the server pings before (0 disables, else ≥ 8)." },
+  { name: "MAX_BACKPRESSURE_BYTES", default: "1048576", description: "Per-socket send buffer; a socket past it is closed as a slow consumer." },
+  { name: "CHANNEL_STATE_TTL_S", default: "86400", description: "A channel's offset/epoch expire after this long without publishes (a new epoch follows)." },
+  { name: "UNSUBSCRIBE_DELAY_MS", default: "1000", description: "Keep a Redis subscription this long after the last local subscriber leaves." },
+  { name: "DRAIN_WINDOW_MS", default: "10000", description: "On SIGTERM, close sockets with 1012 spread over this window." },
+];
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+function read(env: Env, name: string): string | undefined {
+  const value = env[name];
+  return value === undefined || value.trim() === "" ? undefined : value.trim();
+}
+
+function integer(env: Env, name: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  const raw = read(env, name);
+  if (raw === undefined) return fallback;
+  if (!/^-?\d+$/.test(raw)) throw new ConfigError(name, `expected an integer, got "${raw}"`);
+  const value = Number(raw);
+  if (value < min || value > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${value}`);
+  return value;
+}
+
+function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], fallback: T): T {
+  const raw = read(env, name);
+  if (raw === undefined) return fallback;
+  const match = allowed.find((candidate) => candidate === raw);
+  if (match === undefined) throw new ConfigError(name, `expected one of ${allowed.join(", ")}, got "${raw}"`);
+  return match;
+}
+
+function list(raw: string | undefined): string[] | undefined {
+  if (raw === undefined) return undefined;
+  const items = raw.split(",").map((item) => item.trim()).filter((item) => item.length > 0);
+  return items.length > 0 ? items : undefined;
+}
+
+const HMAC_ALGORITHMS: readonly Algorithm[] = ["HS256", "HS384", "HS512"];
+const RSA_ALGORITHMS: readonly Algorithm[] = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512"];
+const EC_ALGORITHMS_BY_CURVE: Readonly<Record<string, Algorithm>> = {
+  prime256v1: "ES256",
+  secp384r1: "ES384",
+  secp521r1: "ES512",
+};
+
+function jwtConfig(env: Env): JwtConfig {
+  const secret = read(env, "JWT_SECRET");
+  const keyFile = read(env, "JWT_PUBLIC_KEY_FILE");
+  const requested = list(read(env, "JWT_ALGORITHMS"));
+  if (requested?.some((alg) => alg.toLowerCase() === "none")) {
+    throw new ConfigError("JWT_ALGORITHMS", "`none` is never accepted");
+  }
+  if (secret !== undefined && keyFile !== undefined) {
+    throw new ConfigError("JWT_SECRET", "set JWT_SECRET or JWT_PUBLIC_KEY_FILE, not both (mixing HMAC and public keys invites algorithm confusion)");
+  }
+  if (secret === undefined && keyFile === undefined) {
+    throw new ConfigError("JWT_SECRET", "required (or JWT_PUBLIC_KEY_FILE)");
+  }
+
+  let key: string | KeyObject;
+  let allowed: readonly Algorithm[];
+  let defaults: readonly Algorithm[];
+  if (secret !== undefined) {
+    if (secret.length < 16) throw new ConfigError("JWT_SECRET", "must be at least 16 characters");
+    key = secret;
+    allowed = HMAC_ALGORITHMS;
+    defaults = ["HS256"];
+  } else {
+    const path = keyFile as string;
+    let pem: string;
+    try {
+      pem = readFileSync(path, "utf8");
+    } catch (err) {
+      throw new ConfigError("JWT_PUBLIC_KEY_FILE", `cannot read ${path}: ${(err as Error).message}`);
+    }
+    try {
+      key = createPublicKey(pem);
+    } catch (err) {
+      throw new ConfigError("JWT_PUBLIC_KEY_FILE", `${path} is not a PEM public key: ${(err as Error).message}`);
+    }
+    if (key.asymmetricKeyType === "rsa") {
+      allowed = RSA_ALGORITHMS;
+      defaults = ["RS256"];
+    } else if (key.asymmetricKeyType === "ec") {
+      const curve = key.asymmetricKeyDetails?.namedCurve ?? "";
+      const alg = EC_ALGORITHMS_BY_CURVE[curve];
+      if (alg === undefined) throw new ConfigError("JWT_PUBLIC_KEY_FILE", `unsupported EC curve "${curve}"`);
+      allowed = [alg];
+      defaults = [alg];
+    } else {
+      throw new ConfigError("JWT_PUBLIC_KEY_FILE", `unsupported key type "${key.asymmetricKeyType ?? "unknown"}" (use RSA or EC)`);
+    }
+  }
+
+  const algorithms = requested ?? defaults;
+  for (const alg of algorithms) {
+    if (!allowed.includes(alg as Algorithm)) {
+      throw new ConfigError("JWT_ALGORITHMS", `"${alg}" does not fit the configured key (allowed: ${allowed.join(", ")})`);
+    }
+  }
+
+  return {
+    key,
+    algorithms: algorithms as Algorithm[],
+    issuer: read(env, "JWT_ISSUER"),
+    audience: list(read(env, "JWT_AUDIENCE")),
+    clockToleranceSeconds: integer(env, "JWT_CLOCK_TOLERANCE_S", 5, 0, 300),
+  };
+}
+
+function redisUrl(env: Env): string {
+  const raw = read(env, "REDIS_URL") ?? "redis://127.0.0.1:6379";
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError("REDIS_URL", `not a URL: "${raw}"`);
+  }
+  if (url.protocol !== "redis:" && url.protocol !== "rediss:") {
+    throw new ConfigError("REDIS_URL", `expected redis:// or rediss://, got "${url.protocol}"`);
+  }
+  return raw;
+}
+
+function idleTimeout(env: Env): number {
+  const value = integer(env, "IDLE_TIMEOUT_S", 60, 0, 960);
+  // uWebSockets.js rejects 1..7: its timer granularity is 4 s.
+  if (value > 0 && value < 8) throw new ConfigError("IDLE_TIMEOUT_S", "must be 0 (disabled) or at least 8");
+  return value;
+}
+
+/** Parses and validates; throws ConfigError naming the first bad variable. */
+export function loadConfig(env: Env): GatewayConfig {
+  const publishKey = read(env, "PUBLISH_KEY");
+  if (publishKey === undefined) throw new ConfigError("PUBLISH_KEY", "required");
+  if (publishKey.length < 16) throw new ConfigError("PUBLISH_KEY", "must be at least 16 characters");
+
+  const redisPrefix = read(env, "REDIS_PREFIX") ?? "gw";
+  if (!/^[A-Za-z0-9_\-.:]{1,64}$/.test(redisPrefix)) {
+    throw new ConfigError("REDIS_PREFIX", "1-64 characters of A-Z a-z 0-9 _ - . :");
+  }
+  const nodeId = read(env, "NODE_ID") ?? `${hostname()}-${process.pid}`;
+  if (!/^[A-Za-z0-9_\-.]{1,64}$/.test(nodeId)) {
+    throw new ConfigError("NODE_ID", "1-64 characters of A-Z a-z 0-9 _ - .");
+  }
+
+  return {
+    nodeId,
+    env: oneOf(env, "GATEWAY_ENV", ["development", "production"], "production"),
+    host: read(env, "HOST") ?? "0.0.0.0",
+    port: integer(env, "PORT", 9001, 0, 65535),
+    logLevel: oneOf(env, "LOG_LEVEL", ["fatal", "error", "warn", "info", "debug", "trace", "silent"], "info"),
+    redisUrl: redisUrl(env),
+    redisPrefix,
+    jwt: jwtConfig(env),
+    publishKey,
+    publishMaxBodyBytes: integer(env, "PUBLISH_MAX_BODY_BYTES", 1024 * 1024, 256, 64 * 1024 * 1024),
+    publishMaxBatch: integer(env, "PUBLISH_MAX_BATCH", 1000, 1, 100_000),
+    maxFrameBytes: integer(env, "MAX_FRAME_BYTES", 16 * 1024, 256, 16 * 1024 * 1024),
+    maxSubscriptions: integer(env, "MAX_SUBSCRIPTIONS", 100, 1, 10_000),
+    idleTimeoutSeconds: idleTimeout(env),
+    maxBackpressureBytes: integer(env, "MAX_BACKPRESSURE_BYTES", 1024 * 1024, 1024, 1024 * 1024 * 1024),
+    channelStateTtlSeconds: integer(env, "CHANNEL_STATE_TTL_S", 86_400, 0, 365 * 86_400),
+    unsubscribeDelayMs: integer(env, "UNSUBSCRIBE_DELAY_MS", 1000, 0, 600_000),
+    drainWindowMs: integer(env, "DRAIN_WINDOW_MS", 10_000, 0, 600_000),
+  };
+}

@@ -1,0 +1,92 @@
+/**
+ * POST /v1/publish for backends: `Authorization: Bearer <PUBLISH_KEY>`, body
+ * `{channel, event, data}` → `{offset, epoch}`, or `{messages: […]}` →
+ * `{results: […]}`. Checks run cheapest first: key, declared length, body.
+ */
+
+import { createHash, timingSafeEqual } from "node:crypto";
+import type { HttpResponse, TemplatedApp } from "uWebSockets.js";
+import type { Logger } from "pino";
+import { ErrorCodes } from "../../../shared/src/codes.js";
+import { validatePublishBody, type Publisher } from "../fanout/publisher.js";
+import type { GatewayMetrics } from "../metrics/gateway-metrics.js";
+import { readBody } from "./body.js";
+import { guard, sendError, sendJson, type ResponseGuard } from "./responses.js";
+
+export interface PublishApiOptions {
+  readonly publishKey: string;
+  readonly maxBodyBytes: number;
+  readonly maxBatch: number;
+}
+
+export interface PublishApiDeps {
+  readonly publisher: Publisher;
+  readonly metrics: GatewayMetrics;
+  readonly log: Logger;
+  readonly refusal: () => string | null;
+}
+
+function digest(value: string): Buffer {
+  return createHash("sha256").update(value).digest();
+}
+
+export function attachPublishApi(app: TemplatedApp, options: PublishApiOptions, deps: PublishApiDeps): void {
+  // Comparing digests keeps the comparison constant-time whatever the length.
+  const expected = digest(options.publishKey);
+  const authorized = (header: string): boolean => {
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    return match?.[1] !== undefined && timingSafeEqual(digest(match[1]), expected);
+  };
+
+  const refuse = (res: HttpResponse, state: ResponseGuard, status: string, reason: string, code: (typeof ErrorCodes)[keyof typeof ErrorCodes]["code"], message: string, close = false): void => {
+    deps.metrics.publishFailed(reason);
+    sendError(res, state, status, { code, message }, close);
+  };
+
+  app.post("/v1/publish", (res, req) => {
+    const state = guard(res);
+    const authorization = req.getHeader("authorization");
+    const declaredLength = req.getHeader("content-length");
+
+    // Unread bodies are abandoned by closing the connection after the answer.
+    if (!authorized(authorization)) {
+      refuse(res, state, "401 Unauthorized", "unauthorized", ErrorCodes.unauthorized.code, "publish key required: Authorization: Bearer <PUBLISH_KEY>", true);
+      return;
+    }
+    if (declaredLength !== "" && Number(declaredLength) > options.maxBodyBytes) {
+      refuse(res, state, "413 Payload Too Large", "too_large", ErrorCodes.payloadTooLarge.code, `body larger than ${options.maxBodyBytes} bytes`, true);
+      return;
+    }
+    const refusal = deps.refusal();
+    if (refusal !== null) {
+      refuse(res, state, "503 Service Unavailable", "unavailable", ErrorCodes.unavailable.code, refusal, true);
+      return;
+    }
+
+    readBody(res, options.maxBodyBytes, (result) => {
+      if (!result.ok) {
+        refuse(res, state, "413 Payload Too Large", "too_large", ErrorCodes.payloadTooLarge.code, `body larger than ${options.maxBodyBytes} bytes`, true);
+        return;
+      }
+      let body: unknown;
+      try {
+        body = JSON.parse(result.body.toString("utf8"));
+      } catch {
+        refuse(res, state, "400 Bad Request", "bad_request", ErrorCodes.badRequest.code, "body is not valid JSON");
+        return;
+      }
+      const validated = validatePublishBody(body, options.maxBatch);
+      if (!validated.ok) {
+        refuse(res, state, "400 Bad Request", "bad_request", ErrorCodes.badRequest.code, validated.message);
+        return;
+      }
+      deps.publisher.publish(validated.requests).then(
+        (results) => sendJson(res, state, "200 OK", validated.batch ? { results } : results[0]),
+        (err: unknown) => {
+          deps.log.error({ err: (err as Error).message, messages: validated.requests.length }, "publish failed");
+          refuse(res, state, "503 Service Unavailable", "broker", ErrorCodes.unavailable.code, "message bus unavailable, nothing was published; retry");
+        },
+      );
+    });
+  });
+}

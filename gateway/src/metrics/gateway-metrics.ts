@@ -1,0 +1,185 @@
+/**
+ * The node's Prometheus metrics, on a registry of their own, recorded through
+ * methods named after what happened. Labels are the node and low-cardinality
+ * values only (transport, reason, channel namespace): never a raw channel or
+ * user id.
+ */
+
+import { monitorEventLoopDelay, type IntervalHistogram } from "node:perf_hooks";
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { BrokerMetrics } from "../broker/redis-broker.js";
+
+export type Transport = "ws";
+
+/** 1 ms … ~1 s, dense where fan-out latency normally lives. */
+export const FANOUT_LATENCY_BUCKETS = [
+  0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1,
+];
+
+export class GatewayMetrics implements BrokerMetrics {
+  readonly registry = new Registry();
+
+  private readonly connections: Gauge<"transport">;
+  private readonly connects: Counter<"transport">;
+  private readonly disconnects: Counter<"transport" | "reason">;
+  private readonly authFailures: Counter<"reason">;
+  private readonly subscriptions: Gauge<"namespace">;
+  private readonly subscriptionRequests: Counter<"result">;
+  private readonly messagesIn: Counter<"transport" | "type">;
+  private readonly messagesOut: Counter<"namespace">;
+  private readonly bytesOut: Counter<"namespace">;
+  private readonly clientErrors: Counter<"code">;
+  private readonly publishes: Counter<"namespace">;
+  private readonly publishFailures: Counter<"reason">;
+  private readonly frameEncodes: Counter;
+  private readonly broadcasts: Counter<"namespace">;
+  private readonly fanoutLatency: Histogram<"namespace">;
+  private readonly broadcastDuration: Histogram;
+  private readonly sendDrops: Counter<"kind">;
+  private readonly redisUp: Gauge<"role">;
+  private readonly redisMessages: Counter;
+  private readonly redisErrors: Counter<"command">;
+  private readonly redisResubscribes: Counter;
+  private readonly ready: Gauge;
+  private readonly eventLoopDelay: IntervalHistogram;
+
+  constructor(nodeId: string) {
+    const registers = [this.registry];
+    this.registry.setDefaultLabels({ node: nodeId });
+    collectDefaultMetrics({ register: this.registry });
+
+    this.connections = new Gauge({ name: "gateway_connections", help: "Open client connections.", labelNames: ["transport"], registers });
+    this.connects = new Counter({ name: "gateway_connects_total", help: "Accepted client connections.", labelNames: ["transport"], registers });
+    this.disconnects = new Counter({ name: "gateway_disconnects_total", help: "Closed client connections by reason.", labelNames: ["transport", "reason"], registers });
+    this.authFailures = new Counter({ name: "gateway_auth_failures_total", help: "Refused tokens by reason.", labelNames: ["reason"], registers });
+    this.subscriptions = new Gauge({ name: "gateway_subscriptions", help: "Socket subscriptions by channel namespace.", labelNames: ["namespace"], registers });
+    this.subscriptionRequests = new Counter({ name: "gateway_subscribe_requests_total", help: "Subscribe requests by result.", labelNames: ["result"], registers });
+    this.messagesIn = new Counter({ name: "gateway_messages_in_total", help: "Client frames received.", labelNames: ["transport", "type"], registers });
+    this.messagesOut = new Counter({ name: "gateway_messages_out_total", help: "Message frames handed to sockets.", labelNames: ["namespace"], registers });
+    this.bytesOut = new Counter({ name: "gateway_bytes_out_total", help: "Bytes of message frames handed to sockets.", labelNames: ["namespace"], registers });
+    this.clientErrors = new Counter({ name: "gateway_client_errors_total", help: "Error replies and error frames sent, by code.", labelNames: ["code"], registers });
+    this.publishes = new Counter({ name: "gateway_publishes_total", help: "Messages accepted for publishing on this node.", labelNames: ["namespace"], registers });
+    this.publishFailures = new Counter({ name: "gateway_publish_failures_total", help: "Publish requests refused or failed, by reason.", labelNames: ["reason"], registers });
+    this.frameEncodes = new Counter({ name: "gateway_broadcast_encodes_total", help: "Message frames serialized on this node (one per publish, never one per recipient).", registers });
+    this.broadcasts = new Counter({ name: "gateway_broadcasts_total", help: "Deliveries from the bus fanned out to local sockets.", labelNames: ["namespace"], registers });
+    this.fanoutLatency = new Histogram({
+      name: "gateway_fanout_latency_seconds",
+      help: "Publish time (the message's ts) until this node handed the message to its sockets.",
+      labelNames: ["namespace"],
+      buckets: FANOUT_LATENCY_BUCKETS,
+      registers,
+    });
+    this.broadcastDuration = new Histogram({
+      name: "gateway_broadcast_duration_seconds",
+      help: "Time this node spent handing one message to all its local sockets.",
+      buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1],
+      registers,
+    });
+    this.sendDrops = new Counter({ name: "gateway_send_drops_total", help: "Frames not delivered: dropped over backpressure or sockets closed as slow consumers.", labelNames: ["kind"], registers });
+    this.redisUp = new Gauge({ name: "gateway_redis_up", help: "1 while the Redis connection of this role is ready.", labelNames: ["role"], registers });
+    this.redisMessages = new Counter({ name: "gateway_redis_messages_received_total", help: "Pub/sub messages received from Redis.", registers });
+    this.redisErrors = new Counter({ name: "gateway_redis_command_errors_total", help: "Failed Redis commands by command.", labelNames: ["command"], registers });
+    this.redisResubscribes = new Counter({ name: "gateway_redis_resubscribed_channels_total", help: "Channels resubscribed after a Redis reconnect.", registers });
+    this.ready = new Gauge({ name: "gateway_ready", help: "1 while the node reports ready.", registers });
+
+    this.eventLoopDelay = monitorEventLoopDelay({ resolution: 10 });
+    this.eventLoopDelay.enable();
+    const delay = this.eventLoopDelay;
+    new Gauge({
+      name: "gateway_event_loop_lag_p99_seconds",
+      help: "p99 event-loop delay since the previous scrape.",
+      registers,
+      collect() {
+        this.set(delay.percentile(99) / 1e9);
+        delay.reset();
+      },
+    });
+    for (const role of ["publisher", "subscriber"] as const) this.redisUp.set({ role }, 0);
+    this.ready.set(0);
+  }
+
+  connectionOpened(transport: Transport): void {
+    this.connections.inc({ transport });
+    this.connects.inc({ transport });
+  }
+
+  connectionClosed(transport: Transport, reason: string): void {
+    this.connections.dec({ transport });
+    this.disconnects.inc({ transport, reason });
+  }
+
+  authFailed(reason: string): void {
+    this.authFailures.inc({ reason });
+  }
+
+  subscribed(namespace: string): void {
+    this.subscriptions.inc({ namespace });
+    this.subscriptionRequests.inc({ result: "ok" });
+  }
+
+  subscribeRefused(code: string): void {
+    this.subscriptionRequests.inc({ result: code });
+  }
+
+  unsubscribed(namespace: string): void {
+    this.subscriptions.dec({ namespace });
+  }
+
+  frameReceived(transport: Transport, type: string): void {
+    this.messagesIn.inc({ transport, type });
+  }
+
+  clientError(code: string): void {
+    this.clientErrors.inc({ code });
+  }
+
+  frameEncoded(): void {
+    this.frameEncodes.inc();
+  }
+
+  published(namespace: string): void {
+    this.publishes.inc({ namespace });
+  }
+
+  publishFailed(reason: string): void {
+    this.publishFailures.inc({ reason });
+  }
+
+  broadcastDelivered(namespace: string, recipients: number, bytes: number, latencySeconds: number, durationSeconds: number): void {
+    this.broadcasts.inc({ namespace });
+    if (recipients > 0) {
+      this.messagesOut.inc({ namespace }, recipients);
+      this.bytesOut.inc({ namespace }, recipients * bytes);
+    }
+    this.fanoutLatency.observe({ namespace }, Math.max(0, latencySeconds));
+    this.broadcastDuration.observe(durationSeconds);
+  }
+
+  sendDropped(kind: "backpressure" | "slow_consumer_close"): void {
+    this.sendDrops.inc({ kind });
+  }
+
+  readinessChanged(ready: boolean): void {
+    this.ready.set(ready ? 1 : 0);
+  }
+
+  redisConnectionChanged(role: "publisher" | "subscriber", up: boolean): void {
+    this.redisUp.set({ role }, up ? 1 : 0);
+  }
+
+  redisMessageReceived(): void {
+    this.redisMessages.inc();
+  }
+
+  redisCommandFailed(command: string): void {
+    this.redisErrors.inc({ command });
+  }
+
+  redisResubscribed(channels: number): void {
+    this.redisResubscribes.inc(channels);
+  }
+
+  stop(): void {
+    this.eventLoopDelay.disable();
+  }
+}

@@ -1,0 +1,75 @@
+/**
+ * Every close code and error code the gateway emits, in one table.
+ *
+ * Clients decide whether to reconnect from `reconnect`, never from the number
+ * alone; adding a code here is a protocol change and belongs in docs/protocol.md.
+ */
+
+export interface CloseCodeSpec {
+  readonly code: number;
+  /** Sent as the close frame's reason; at most 123 bytes by RFC 6455. */
+  readonly reason: string;
+  /** Whether a well-behaved client should reconnect (with backoff) after it. */
+  readonly reconnect: boolean;
+  readonly meaning: string;
+}
+
+export const CloseCodes = {
+  /** Sent by uWebSockets.js itself when a frame exceeds maxPayloadLength. */
+  messageTooBig: {
+    code: 1009,
+    reason: "message too big",
+    reconnect: true,
+    meaning: "A client frame was larger than the node's MAX_FRAME_BYTES; uWebSockets.js closes at once.",
+  },
+  serverRestart: {
+    code: 1012,
+    reason: "node draining, reconnect",
+    reconnect: true,
+    meaning: "The node is shutting down (SIGTERM drain). Reconnect at once, with jitter; NGINX routes to another node.",
+  },
+  tokenExpired: {
+    code: 4001,
+    reason: "token expired",
+    reconnect: true,
+    meaning: "The JWT expired and no refresh arrived in time. Reconnect with a fresh token.",
+  },
+  slowConsumer: {
+    code: 4008,
+    reason: "slow consumer",
+    reconnect: true,
+    meaning: "The socket's send buffer passed MAX_BACKPRESSURE_BYTES; messages would have been dropped.",
+  },
+  unavailable: {
+    code: 1013,
+    reason: "try again later",
+    reconnect: true,
+    meaning: "The node lost Redis while setting up the socket's personal channel. Reconnect with backoff.",
+  },
+} as const satisfies Record<string, CloseCodeSpec>;
+
+export type CloseCodeName = keyof typeof CloseCodes;
+
+export interface ErrorCodeSpec {
+  readonly code: string;
+  readonly meaning: string;
+}
+
+/** `error.code` values in `reply` and `error` frames and in HTTP error bodies. */
+export const ErrorCodes = {
+  badRequest: { code: "bad_request", meaning: "The frame or body is not valid JSON or misses a required field." },
+  unknownType: { code: "unknown_type", meaning: "The frame's `type` is not one the server accepts." },
+  invalidChannel: { code: "invalid_channel", meaning: "The channel name is empty, too long or has characters outside the allowed set." },
+  forbidden: { code: "forbidden", meaning: "The token does not grant this channel." },
+  alreadySubscribed: { code: "already_subscribed", meaning: "The socket is already subscribed to this channel." },
+  notSubscribed: { code: "not_subscribed", meaning: "The socket is not subscribed to this channel." },
+  limitExceeded: { code: "limit_exceeded", meaning: "The socket holds MAX_SUBSCRIPTIONS channels already." },
+  invalidToken: { code: "invalid_token", meaning: "The token is malformed, badly signed, expired, not yet valid, or for another audience or issuer." },
+  unavailable: { code: "unavailable", meaning: "A dependency (Redis) failed; retry with backoff." },
+  unauthorized: { code: "unauthorized", meaning: "HTTP: missing or wrong credentials." },
+  payloadTooLarge: { code: "payload_too_large", meaning: "HTTP: the body is larger than PUBLISH_MAX_BODY_BYTES." },
+  notFound: { code: "not_found", meaning: "HTTP: no such route." },
+  internal: { code: "internal", meaning: "HTTP: the node failed to answer; the request had no effect." },
+} as const satisfies Record<string, ErrorCodeSpec>;
+
+export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes]["code"];

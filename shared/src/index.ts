@@ -1,0 +1,3 @@
+export * from "./codes.js";
+export * from "./channels.js";
+export * from "./protocol.js";

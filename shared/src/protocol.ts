@@ -1,0 +1,147 @@
+/**
+ * The raw WebSocket protocol on `/ws`: JSON text frames, one object per frame.
+ * docs/protocol.md is the prose version of this file; keep them in step.
+ */
+
+import type { ErrorCode } from "./codes.js";
+
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
+
+export interface ErrorBody {
+  readonly code: ErrorCode;
+  readonly message: string;
+}
+
+// ---- client → server -------------------------------------------------------
+
+export interface SubscribeFrame {
+  readonly type: "subscribe";
+  readonly id: number;
+  readonly channel: string;
+}
+
+export interface UnsubscribeFrame {
+  readonly type: "unsubscribe";
+  readonly id: number;
+  readonly channel: string;
+}
+
+export interface RefreshFrame {
+  readonly type: "refresh";
+  readonly id: number;
+  readonly token: string;
+}
+
+export interface PingFrame {
+  readonly type: "ping";
+  readonly id: number;
+}
+
+export type ClientFrame = SubscribeFrame | UnsubscribeFrame | RefreshFrame | PingFrame;
+export type ClientFrameType = ClientFrame["type"];
+
+// ---- server → client -------------------------------------------------------
+
+export interface WelcomeFrame {
+  readonly type: "welcome";
+  /** The node serving this socket (NODE_ID). */
+  readonly node: string;
+  /** The token's `sub`. */
+  readonly user: string;
+  /** Server wall clock, ms since the epoch: lets screens estimate clock skew. */
+  readonly serverTime: number;
+  /** Channels the server subscribed on the client's behalf (`user:<sub>`). */
+  readonly channels: readonly string[];
+  /** Token expiry, ms since the epoch, or null when the token has no `exp`. */
+  readonly expiresAt: number | null;
+}
+
+export interface SubscribeResult {
+  readonly channel: string;
+}
+
+export interface UnsubscribeResult {
+  readonly channel: string;
+}
+
+export interface RefreshResult {
+  readonly expiresAt: number | null;
+  /** Channels dropped because the new token no longer grants them. */
+  readonly unsubscribed: readonly string[];
+}
+
+export interface PingResult {
+  readonly serverTime: number;
+}
+
+export type OkReplyFrame<Result extends object = object> = {
+  readonly type: "reply";
+  readonly id: number;
+  readonly ok: true;
+} & Result;
+
+export interface ErrorReplyFrame {
+  readonly type: "reply";
+  readonly id: number;
+  readonly ok: false;
+  readonly error: ErrorBody;
+}
+
+export type ReplyFrame =
+  | OkReplyFrame<SubscribeResult>
+  | OkReplyFrame<UnsubscribeResult>
+  | OkReplyFrame<RefreshResult>
+  | OkReplyFrame<PingResult>
+  | ErrorReplyFrame;
+
+/** For a frame the server cannot attribute to a request id. */
+export interface ErrorFrame {
+  readonly type: "error";
+  readonly error: ErrorBody;
+}
+
+/**
+ * A delivery. `offset` grows by exactly one per channel per publish; `epoch`
+ * changes only when the channel's offset sequence was reset, so a client that
+ * sees a new epoch knows its stored offset means nothing any more.
+ */
+export interface MessageFrame<Data extends JsonValue = JsonValue> {
+  readonly type: "message";
+  readonly channel: string;
+  readonly event: string;
+  readonly data: Data;
+  readonly offset: number;
+  readonly epoch: string;
+  /** Publish time at the accepting node, ms since the epoch. */
+  readonly ts: number;
+}
+
+export type ServerFrame = WelcomeFrame | ReplyFrame | ErrorFrame | MessageFrame;
+
+// ---- publish API (POST /v1/publish) -----------------------------------------
+
+export interface PublishRequest {
+  readonly channel: string;
+  readonly event: string;
+  readonly data: JsonValue;
+}
+
+export interface PublishBatchRequest {
+  readonly messages: readonly PublishRequest[];
+}
+
+export interface PublishResult {
+  readonly offset: number;
+  readonly epoch: string;
+}
+
+export interface PublishBatchResult {
+  readonly results: readonly PublishResult[];
+}
+
+export const MAX_EVENT_NAME_LENGTH = 64;
+const EVENT_PATTERN = /^[A-Za-z0-9_\-.:]+$/;
+
+export function isValidEventName(name: string): boolean {
+  return name.length > 0 && name.length <= MAX_EVENT_NAME_LENGTH && EVENT_PATTERN.test(name);
+}
