@@ -16,6 +16,8 @@ import { GatewayMetrics } from "./metrics/gateway-metrics.js";
 import { assertNativeUws, attachRoutes, closeListenSocket, createApp, listen, listeningPort } from "./server.js";
 import { WsTransport } from "./transport/ws-transport.js";
 
+const SLOW_CONSUMER_SWEEP_MS = 250;
+
 function configOrExit(): GatewayConfig {
   try {
     return loadConfig(process.env);
@@ -78,6 +80,8 @@ async function main(): Promise<void> {
     publish: { publisher: new Publisher(broker, metrics), metrics, log, refusal: notReadyReason },
   });
 
+  const slowConsumerSweep = setInterval(() => ws.sweepSlowConsumers(), SLOW_CONSUMER_SWEEP_MS);
+
   const listenSocket = await listen(app, config.host, config.port);
   log.info({ host: config.host, port: listeningPort(listenSocket), env: config.env }, "listening");
 
@@ -91,6 +95,7 @@ async function main(): Promise<void> {
         },
       },
       { name: "stop listening", run: () => closeListenSocket(listenSocket) },
+      { name: "stop sweeps", run: () => clearInterval(slowConsumerSweep) },
       { name: "drain sockets", run: () => ws.drain(config.drainWindowMs) },
       { name: "close broker", run: () => broker.close() },
       { name: "stop metrics", run: () => metrics.stop() },

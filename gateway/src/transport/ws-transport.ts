@@ -78,8 +78,10 @@ export class WsTransport {
       maxPayloadLength: this.options.maxFrameBytes,
       idleTimeout: this.options.idleTimeoutSeconds,
       sendPingsAutomatically: true,
-      maxBackpressure: this.options.maxBackpressureBytes,
-      // A slow receiver must not hold the node's memory hostage: uWS closes it.
+      // Hard cap: past it uWS closes the socket abruptly on the next publish.
+      // The sweep below normally closes slow consumers first, at the soft
+      // limit, so they are counted as such (uWS does not say why it closed).
+      maxBackpressure: this.options.maxBackpressureBytes * 4,
       closeOnBackpressureLimit: 1,
       upgrade: (res, req, context) => this.upgrade(res, req, context),
       open: (ws) => this.open(ws),
@@ -90,6 +92,25 @@ export class WsTransport {
 
   connectionCount(): number {
     return this.sockets.size;
+  }
+
+  /**
+   * Closes sockets whose send buffer passed MAX_BACKPRESSURE_BYTES. Abrupt
+   * close: a close frame would queue behind the very backlog that is the
+   * problem. The client's resume (offset/epoch) recovers what it missed.
+   */
+  sweepSlowConsumers(): number {
+    let closed = 0;
+    for (const ws of this.sockets) {
+      if (ws.getBufferedAmount() <= this.options.maxBackpressureBytes) continue;
+      const state = ws.getUserData();
+      if (!state.open) continue;
+      state.closeReason = "slow_consumer";
+      this.deps.metrics.sendDropped("slow_consumer_close");
+      ws.close();
+      closed++;
+    }
+    return closed;
   }
 
   /**
@@ -314,6 +335,7 @@ export class WsTransport {
     state.channels.clear();
     const reason = state.closeReason ?? CLOSE_REASON_BY_CODE.get(code) ?? "other";
     this.deps.metrics.connectionClosed("ws", reason);
+    this.deps.log.debug({ code, reason }, "socket closed");
   }
 
   private armExpiry(ws: Socket): void {
