@@ -75,7 +75,9 @@ export class WsTransport {
 
   attach(app: TemplatedApp): void {
     app.ws<SocketState>("/ws", {
-      maxPayloadLength: this.options.maxFrameBytes,
+      // uWS cuts a frame past maxPayloadLength with no close frame at all, so
+      // it gets a hard cap well above ours and we answer 1009 ourselves.
+      maxPayloadLength: Math.max(this.options.maxFrameBytes * 4, 64 * 1024),
       idleTimeout: this.options.idleTimeoutSeconds,
       sendPingsAutomatically: true,
       // Hard cap: past it uWS closes the socket abruptly on the next publish.
@@ -193,6 +195,11 @@ export class WsTransport {
   }
 
   private message(ws: Socket, message: ArrayBuffer, isBinary: boolean): void {
+    if (message.byteLength > this.options.maxFrameBytes) {
+      this.deps.metrics.frameReceived("ws", "oversized");
+      this.end(ws, CloseCodes.messageTooBig, "message_too_big");
+      return;
+    }
     if (isBinary) {
       this.deps.metrics.frameReceived("ws", "binary");
       this.sendError(ws, null, { code: ErrorCodes.badRequest.code, message: "binary frames are not accepted; send JSON text" });
