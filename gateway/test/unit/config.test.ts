@@ -1,0 +1,65 @@
+import { generateKeyPairSync } from "node:crypto";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { CONFIG_VARIABLES, ConfigError, loadConfig } from "../../src/config.js";
+import { repoRoot } from "../../../scripts/lib/paths.js";
+
+const base = { JWT_SECRET: "0123456789abcdef", PUBLISH_KEY: "publish-key-0123456789" };
+
+function failure(env: Record<string, string>): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigError) return err;
+    throw err;
+  }
+  throw new Error("expected a ConfigError");
+}
+
+describe("loadConfig", () => {
+  it("applies defaults", () => {
+    const config = loadConfig(base);
+    expect(config).toMatchObject({ port: 9001, redisPrefix: "gw", maxFrameBytes: 16384, idleTimeoutSeconds: 60, env: "production" });
+    expect(config.jwt.algorithms).toEqual(["HS256"]);
+  });
+
+  const bad: Array<[string, Record<string, string>]> = [
+    ["PUBLISH_KEY", { JWT_SECRET: base.JWT_SECRET }],
+    ["PUBLISH_KEY", { ...base, PUBLISH_KEY: "short" }],
+    ["JWT_SECRET", { PUBLISH_KEY: base.PUBLISH_KEY }],
+    ["JWT_SECRET", { ...base, JWT_SECRET: "short" }],
+    ["JWT_SECRET", { ...base, JWT_PUBLIC_KEY_FILE: "/etc/hostname" }],
+    ["JWT_PUBLIC_KEY_FILE", { PUBLISH_KEY: base.PUBLISH_KEY, JWT_PUBLIC_KEY_FILE: "/nonexistent/key.pem" }],
+    ["JWT_ALGORITHMS", { ...base, JWT_ALGORITHMS: "none" }],
+    ["JWT_ALGORITHMS", { ...base, JWT_ALGORITHMS: "RS256" }],
+    ["PORT", { ...base, PORT: "http" }],
+    ["PORT", { ...base, PORT: "70000" }],
+    ["IDLE_TIMEOUT_S", { ...base, IDLE_TIMEOUT_S: "5" }],
+    ["REDIS_URL", { ...base, REDIS_URL: "http://localhost" }],
+    ["REDIS_PREFIX", { ...base, REDIS_PREFIX: "has space" }],
+    ["LOG_LEVEL", { ...base, LOG_LEVEL: "loud" }],
+    ["GATEWAY_ENV", { ...base, GATEWAY_ENV: "staging" }],
+    ["NODE_ID", { ...base, NODE_ID: "node/1" }],
+  ];
+  for (const [variable, env] of bad) {
+    it(`names ${variable} when it is wrong (${JSON.stringify(env).slice(0, 60)})`, () => {
+      expect(failure(env).variable).toBe(variable);
+    });
+  }
+
+  it("derives the algorithm from a public key and refuses HMAC algorithms with it", () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "gw-config-"));
+    const file = path.join(dir, "ec.pem");
+    const { publicKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
+    writeFileSync(file, publicKey.export({ type: "spki", format: "pem" }));
+    expect(loadConfig({ PUBLISH_KEY: base.PUBLISH_KEY, JWT_PUBLIC_KEY_FILE: file }).jwt.algorithms).toEqual(["ES256"]);
+    expect(failure({ PUBLISH_KEY: base.PUBLISH_KEY, JWT_PUBLIC_KEY_FILE: file, JWT_ALGORITHMS: "HS256" }).variable).toBe("JWT_ALGORITHMS");
+  });
+
+  it("is documented variable by variable in the README", () => {
+    const readme = readFileSync(path.join(repoRoot(), "README.md"), "utf8");
+    for (const variable of CONFIG_VARIABLES) expect(readme).toContain(`\`${variable.name}\``);
+  });
+});
