@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs, from Debian's archive, the system services the local cluster runs without Docker,
+# but only those that are missing, so repeated runs cost nothing and need no network.
+#   bash scripts/ensure-system.sh              # redis-server, nginx, postgresql
+#   bash scripts/ensure-system.sh prometheus   # ... and prometheus (with promtool)
+set -euo pipefail
+
+want_prometheus=0
+for arg in "$@"; do
+  [[ "$arg" == "prometheus" ]] && want_prometheus=1
+done
+
+has() { command -v "$1" >/dev/null 2>&1; }
+
+missing=()
+has redis-server || missing+=(redis-server)
+# nginx lives in /usr/sbin, which a non-root PATH may lack.
+has nginx || [[ -x /usr/sbin/nginx ]] || missing+=(nginx)
+# The server binaries are not on PATH on Debian; any major version will do.
+compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || missing+=(postgresql)
+if (( want_prometheus )); then
+  { has prometheus && has promtool; } || missing+=(prometheus)
+fi
+
+if (( ${#missing[@]} == 0 )); then
+  exit 0
+fi
+
+if [[ "$(id -u)" == "0" ]]; then
+  as_root=()
+elif has sudo; then
+  as_root=(sudo)
+else
+  echo "ensure-system: missing system packages: ${missing[*]}" >&2
+  echo "ensure-system: not root and sudo is not available; install them with:" >&2
+  echo "  apt-get update && apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi
+
+echo "ensure-system: installing ${missing[*]}" >&2
+# One index refresh, only now that something has to be installed.
+"${as_root[@]}" apt-get update
+"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+echo "ensure-system: installed ${missing[*]}" >&2

@@ -1,0 +1,69 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { freePort } from "./ports.js";
+import { startProcess, type ManagedProcess } from "./process.js";
+
+export interface StartRedisOptions {
+  /** Fixed port; default: a free port (retried if another process grabs it first). */
+  port?: number;
+  /** Working directory for redis; default: a fresh temp dir, removed on stop(). */
+  dir?: string;
+  echo?: boolean;
+  timeoutMs?: number;
+}
+
+export interface RedisHandle {
+  url: string;
+  port: number;
+  proc: ManagedProcess;
+  stop(): Promise<void>;
+}
+
+const BIND_RETRIES = 3;
+
+export async function startRedis(options: StartRedisOptions = {}): Promise<RedisHandle> {
+  const ownDir = options.dir === undefined;
+  const dir = options.dir ?? (await mkdtemp(path.join(os.tmpdir(), "gw-redis-")));
+  try {
+    // freePort() cannot reserve the port, so on a busy machine another process can take it
+    // between probe and bind; retry with a new port only when we picked it ourselves.
+    for (let attempt = 1; ; attempt++) {
+      const port = options.port ?? (await freePort());
+      try {
+        const proc = await startProcess({
+          name: "redis",
+          command: "redis-server",
+          args: [
+            "--port", String(port),
+            "--bind", "127.0.0.1",
+            // Pub/sub fan-out and presence are ephemeral: persistence only costs fsyncs.
+            "--save", "",
+            "--appendonly", "no",
+            "--dir", dir,
+            "--daemonize", "no",
+            "--logfile", "",
+          ],
+          readyLine: /Ready to accept connections/,
+          timeoutMs: options.timeoutMs ?? 10_000,
+          echo: options.echo ?? false,
+        });
+        return {
+          url: `redis://127.0.0.1:${port}`,
+          port,
+          proc,
+          stop: async () => {
+            await proc.stop("SIGTERM", 5000);
+            if (ownDir) await rm(dir, { recursive: true, force: true });
+          },
+        };
+      } catch (err) {
+        const inUse = err instanceof Error && /Address already in use/i.test(err.message);
+        if (!inUse || options.port !== undefined || attempt >= BIND_RETRIES) throw err;
+      }
+    }
+  } catch (err) {
+    if (ownDir) await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
+}
