@@ -15,12 +15,11 @@ export interface CloseCodeSpec {
 }
 
 export const CloseCodes = {
-  /** Sent by uWebSockets.js itself when a frame exceeds maxPayloadLength. */
   messageTooBig: {
     code: 1009,
     reason: "message too big",
     reconnect: true,
-    meaning: "A client frame was larger than the node's MAX_FRAME_BYTES; uWebSockets.js closes at once.",
+    meaning: "A client frame was larger than MAX_FRAME_BYTES. Past 4x that (at least 64 KiB) the TCP connection is cut without a close frame (1006 at the client).",
   },
   serverRestart: {
     code: 1012,
@@ -33,12 +32,6 @@ export const CloseCodes = {
     reason: "token expired",
     reconnect: true,
     meaning: "The JWT expired and no refresh arrived in time. Reconnect with a fresh token.",
-  },
-  slowConsumer: {
-    code: 4008,
-    reason: "slow consumer",
-    reconnect: true,
-    meaning: "The socket's send buffer passed MAX_BACKPRESSURE_BYTES; messages would have been dropped.",
   },
   unavailable: {
     code: 1013,
