@@ -22,6 +22,27 @@ export interface JwtConfig {
   readonly clockToleranceSeconds: number;
 }
 
+export interface PostgresConfig {
+  readonly url: string;
+  /** Every table lives in this schema; tests use one schema each. */
+  readonly schema: string;
+  readonly poolMax: number;
+  readonly poolMin: number;
+  readonly idleTimeoutMs: number;
+  readonly connectTimeoutMs: number;
+  readonly statementTimeoutMs: number;
+}
+
+export interface ClockConfig {
+  readonly waitMs: number;
+  readonly raceMs: number;
+  readonly finishMs: number;
+  readonly timerUpdateIntervalMs: number;
+  readonly raceSyncIntervalMs: number;
+  readonly leaseTtlMs: number;
+  readonly runners: number;
+}
+
 export interface GatewayConfig {
   readonly nodeId: string;
   readonly env: GatewayEnv;
@@ -41,6 +62,16 @@ export interface GatewayConfig {
   readonly channelStateTtlSeconds: number;
   readonly unsubscribeDelayMs: number;
   readonly drainWindowMs: number;
+  /** Null when DATABASE_URL is unset: then the node runs no round clock. */
+  readonly postgres: PostgresConfig | null;
+  /** Null when CLOCK_ENABLED=false. */
+  readonly clock: ClockConfig | null;
+  readonly ingest: IngestConfig | null;
+}
+
+export interface IngestConfig {
+  readonly batch: number;
+  readonly claimIdleMs: number;
 }
 
 export class ConfigError extends Error {
@@ -84,6 +115,24 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
   { name: "CHANNEL_STATE_TTL_S", default: "86400", description: "A channel's offset/epoch expire after this long without publishes (a new epoch follows)." },
   { name: "UNSUBSCRIBE_DELAY_MS", default: "1000", description: "Keep a Redis subscription this long after the last local subscriber leaves." },
   { name: "DRAIN_WINDOW_MS", default: "10000", description: "On SIGTERM, close sockets with 1012 spread over this window." },
+  { name: "DATABASE_URL", default: undefined, description: "Postgres for round records (postgres://user:pass@host:port/db). Required while the round clock is enabled." },
+  { name: "PG_SCHEMA", default: "public", description: "Schema holding the gateway's tables; created by the migrations." },
+  { name: "PG_POOL_MAX", default: "10", description: "Most pooled Postgres connections per node." },
+  { name: "PG_POOL_MIN", default: "0", description: "Pooled connections kept open when idle." },
+  { name: "PG_IDLE_TIMEOUT_MS", default: "30000", description: "Close pooled connections idle this long (above PG_POOL_MIN)." },
+  { name: "PG_CONNECT_TIMEOUT_MS", default: "5000", description: "Give up connecting to Postgres after this long." },
+  { name: "PG_STATEMENT_TIMEOUT_MS", default: "10000", description: "Server-side statement_timeout for every pooled connection." },
+  { name: "CLOCK_ENABLED", default: "true", description: "Take part in the cluster's round clock (lease election). Needs DATABASE_URL." },
+  { name: "ROUND_WAIT_MS", default: "60000", description: "Waiting phase (`game_screen`, bets open) of each round." },
+  { name: "ROUND_RACE_MS", default: "20000", description: "Race phase (`movie_screen`)." },
+  { name: "ROUND_FINISH_MS", default: "5000", description: "Results phase (`finish_screen`) before the next round." },
+  { name: "TIMER_UPDATE_INTERVAL_MS", default: "500", description: "Cadence of `timer_update` while a round waits." },
+  { name: "RACE_SYNC_INTERVAL_MS", default: "2000", description: "Cadence of `race_sync` while the race and results show." },
+  { name: "CLOCK_LEASE_TTL_MS", default: "3000", description: "Round authority lease; another node takes over within about this long after the holder dies." },
+  { name: "RACE_RUNNERS", default: "8", description: "Runners per race; the result is a ranking of 1..N." },
+  { name: "INGEST_ENABLED", default: "true", description: "Consume the `<REDIS_PREFIX>:ingest` stream (feeds from backends over Redis)." },
+  { name: "INGEST_BATCH", default: "100", description: "Most stream entries read and published at once." },
+  { name: "INGEST_CLAIM_IDLE_MS", default: "30000", description: "Take over stream entries left pending this long by a dead node." },
 ];
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -210,6 +259,59 @@ function idleTimeout(env: Env): number {
   return value;
 }
 
+function flag(env: Env, name: string, fallback: boolean): boolean {
+  return oneOf(env, name, ["true", "false"], fallback ? "true" : "false") === "true";
+}
+
+function postgresConfig(env: Env): PostgresConfig | null {
+  const url = read(env, "DATABASE_URL");
+  if (url === undefined) return null;
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new ConfigError("DATABASE_URL", "not a URL");
+  }
+  if (parsed.protocol !== "postgres:" && parsed.protocol !== "postgresql:") {
+    throw new ConfigError("DATABASE_URL", `expected postgres:// or postgresql://, got "${parsed.protocol}"`);
+  }
+  const schema = read(env, "PG_SCHEMA") ?? "public";
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) throw new ConfigError("PG_SCHEMA", "lower-case identifier of at most 63 characters");
+  const poolMax = integer(env, "PG_POOL_MAX", 10, 1, 1000);
+  return {
+    url,
+    schema,
+    poolMax,
+    poolMin: integer(env, "PG_POOL_MIN", 0, 0, poolMax),
+    idleTimeoutMs: integer(env, "PG_IDLE_TIMEOUT_MS", 30_000, 0, 3_600_000),
+    connectTimeoutMs: integer(env, "PG_CONNECT_TIMEOUT_MS", 5000, 100, 120_000),
+    statementTimeoutMs: integer(env, "PG_STATEMENT_TIMEOUT_MS", 10_000, 100, 3_600_000),
+  };
+}
+
+function clockConfig(env: Env, postgres: PostgresConfig | null): ClockConfig | null {
+  if (!flag(env, "CLOCK_ENABLED", true)) return null;
+  if (postgres === null) throw new ConfigError("DATABASE_URL", "required while CLOCK_ENABLED=true (rounds are recorded in Postgres)");
+  const leaseTtlMs = integer(env, "CLOCK_LEASE_TTL_MS", 3000, 500, 60_000);
+  return {
+    waitMs: integer(env, "ROUND_WAIT_MS", 60_000, 100, 86_400_000),
+    raceMs: integer(env, "ROUND_RACE_MS", 20_000, 100, 86_400_000),
+    finishMs: integer(env, "ROUND_FINISH_MS", 5000, 100, 86_400_000),
+    timerUpdateIntervalMs: integer(env, "TIMER_UPDATE_INTERVAL_MS", 500, 20, 60_000),
+    raceSyncIntervalMs: integer(env, "RACE_SYNC_INTERVAL_MS", 2000, 20, 60_000),
+    leaseTtlMs,
+    runners: integer(env, "RACE_RUNNERS", 8, 2, 64),
+  };
+}
+
+function ingestConfig(env: Env): IngestConfig | null {
+  if (!flag(env, "INGEST_ENABLED", true)) return null;
+  return {
+    batch: integer(env, "INGEST_BATCH", 100, 1, 10_000),
+    claimIdleMs: integer(env, "INGEST_CLAIM_IDLE_MS", 30_000, 1000, 3_600_000),
+  };
+}
+
 /** Parses and validates; throws ConfigError naming the first bad variable. */
 export function loadConfig(env: Env): GatewayConfig {
   const publishKey = read(env, "PUBLISH_KEY");
@@ -225,6 +327,7 @@ export function loadConfig(env: Env): GatewayConfig {
     throw new ConfigError("NODE_ID", "1-64 characters of A-Z a-z 0-9 _ - .");
   }
 
+  const postgres = postgresConfig(env);
   return {
     nodeId,
     env: oneOf(env, "GATEWAY_ENV", ["development", "production"], "production"),
@@ -244,5 +347,8 @@ export function loadConfig(env: Env): GatewayConfig {
     channelStateTtlSeconds: integer(env, "CHANNEL_STATE_TTL_S", 86_400, 0, 365 * 86_400),
     unsubscribeDelayMs: integer(env, "UNSUBSCRIBE_DELAY_MS", 1000, 0, 600_000),
     drainWindowMs: integer(env, "DRAIN_WINDOW_MS", 10_000, 0, 600_000),
+    postgres,
+    clock: clockConfig(env, postgres),
+    ingest: ingestConfig(env),
   };
 }

@@ -15,6 +15,13 @@ import { Shutdown } from "./lifecycle/shutdown.js";
 import { GatewayMetrics } from "./metrics/gateway-metrics.js";
 import { assertNativeUws, attachRoutes, closeListenSocket, createApp, listen, listeningPort } from "./server.js";
 import { WsTransport } from "./transport/ws-transport.js";
+import { RACE_CHANNEL, RoundAuthority } from "./clock/round-authority.js";
+import { RoundLedger } from "./clock/round-ledger.js";
+import { RoundRecorder } from "./clock/round-recorder.js";
+import { RoundView } from "./clock/round-view.js";
+import { migrateWhenReachable } from "./store/migrations.js";
+import { createPool } from "./store/pg-pool.js";
+import { PgRoundStore } from "./store/round-store.js";
 
 const SLOW_CONSUMER_SWEEP_MS = 250;
 
@@ -61,6 +68,23 @@ async function main(): Promise<void> {
     return null;
   };
 
+  // Every node can answer `race` snapshots; only CLOCK_ENABLED nodes compete to drive rounds.
+  const ledger = new RoundLedger({ url: config.redisUrl, prefix: config.redisPrefix, channelStateTtlSeconds: config.channelStateTtlSeconds, log });
+  const roundView = new RoundView(ledger);
+  let stopping = false;
+  const pool = config.postgres === null ? null : createPool(config.postgres, log);
+  let authority: RoundAuthority | null = null;
+  let recorder: RoundRecorder | null = null;
+  if (config.clock !== null && config.postgres !== null && pool !== null) {
+    const store = new PgRoundStore(pool);
+    recorder = new RoundRecorder(store, config.nodeId, log);
+    const clockAuthority = new RoundAuthority({ nodeId: config.nodeId, config: config.clock, ledger, store, recorder, metrics, log });
+    authority = clockAuthority;
+    void migrateWhenReachable(pool, config.postgres.schema, log, () => stopping).then((migrated) => {
+      if (migrated && !stopping) clockAuthority.start();
+    });
+  }
+
   const hub = new ChannelHub(broker, config.unsubscribeDelayMs);
   const ws = new WsTransport(
     {
@@ -71,7 +95,14 @@ async function main(): Promise<void> {
       maxBackpressureBytes: config.maxBackpressureBytes,
       clockToleranceSeconds: config.jwt.clockToleranceSeconds,
     },
-    { verifier: new JwtVerifier(config.jwt), hub, metrics, log, refusal: notReadyReason },
+    {
+      verifier: new JwtVerifier(config.jwt),
+      hub,
+      metrics,
+      log,
+      refusal: notReadyReason,
+      snapshotFor: (channel) => (channel === RACE_CHANNEL ? roundView.snapshot() : null),
+    },
   );
   attachRoutes(app, {
     ws,
@@ -96,8 +127,19 @@ async function main(): Promise<void> {
       },
       { name: "stop listening", run: () => closeListenSocket(listenSocket) },
       { name: "stop sweeps", run: () => clearInterval(slowConsumerSweep) },
+      {
+        // Early, so another node takes the round over while this one drains.
+        name: "hand over the round clock",
+        run: async () => {
+          stopping = true;
+          await authority?.stop();
+        },
+      },
       { name: "drain sockets", run: () => ws.drain(config.drainWindowMs) },
+      { name: "record pending rounds", run: () => recorder?.stop(2000) },
+      { name: "close clock ledger", run: () => ledger.close() },
       { name: "close broker", run: () => broker.close() },
+      { name: "close postgres pool", run: () => pool?.end() },
       { name: "stop metrics", run: () => metrics.stop() },
     ],
     log,

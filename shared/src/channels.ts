@@ -12,6 +12,9 @@ const CHANNEL_PATTERN = /^[A-Za-z0-9_\-.:@|=+/]+$/;
 /** Channels every authenticated user may subscribe to. */
 export const PUBLIC_CHANNELS: ReadonlySet<string> = new Set(["race", "forecasts"]);
 
+/** Prefixes of public channel families: `forecasts:<asset>`. */
+export const PUBLIC_CHANNEL_PREFIXES: readonly string[] = ["forecasts:"];
+
 /** Namespace of a channel prefix for personal channels: `user:<sub>`. */
 export const USER_CHANNEL_PREFIX = "user:";
 
@@ -53,6 +56,7 @@ export interface ChannelGrantee {
  */
 export function maySubscribe(who: ChannelGrantee, channel: string): boolean {
   if (PUBLIC_CHANNELS.has(channel)) return true;
+  if (PUBLIC_CHANNEL_PREFIXES.some((prefix) => channel.startsWith(prefix))) return true;
   if (channel === userChannel(who.sub)) return true;
   return who.channels.some((pattern) => grantMatches(pattern, channel));
 }

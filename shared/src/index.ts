@@ -1,3 +1,4 @@
 export * from "./codes.js";
 export * from "./channels.js";
 export * from "./protocol.js";
+export * from "./race-events.js";

@@ -4,6 +4,7 @@
  */
 
 import type { ErrorCode } from "./codes.js";
+import type { RaceSnapshot } from "./race-events.js";
 
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
 
@@ -58,6 +59,8 @@ export interface WelcomeFrame {
 
 export interface SubscribeResult {
   readonly channel: string;
+  /** For `race`: the round as it stands, so a screen need not wait for the next tick. */
+  readonly snapshot?: RaceSnapshot;
 }
 
 export interface UnsubscribeResult {

@@ -22,7 +22,8 @@ describe("channel rules", () => {
     expect(maySubscribe(alice, "user:alice")).toBe(true);
     expect(maySubscribe(alice, "user:bob")).toBe(true);
     expect(maySubscribe(alice, "user:carol")).toBe(false);
-    expect(maySubscribe(alice, "forecasts:BTC")).toBe(false);
+    expect(maySubscribe(alice, "forecasts:BTC")).toBe(true);
+    expect(maySubscribe(alice, "odds:1")).toBe(false);
   });
 
   it("labels metrics by namespace only", () => {

@@ -5,11 +5,12 @@
  * order cannot disagree.
  */
 
-import { randomBytes } from "node:crypto";
 import { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { Broker, BrokerHandler, Publication, PublishOutcome } from "./broker.js";
 import { readFrameTs } from "../fanout/message-frame.js";
+import { parsePublishReply, PUBLISH_ALL_LUA, publishScriptArgs } from "./publish-script.js";
+import { messageChannelPrefix } from "./redis-keys.js";
 
 export interface BrokerMetrics {
   redisConnectionChanged(role: "publisher" | "subscriber", up: boolean): void;
@@ -28,44 +29,13 @@ export interface RedisBrokerOptions {
   readonly log: Logger;
 }
 
-/*
- * KEYS[i]      channel state hash (offset, epoch) of publication i
- * ARGV[1]      state TTL in seconds (0 = none)
- * ARGV[2]      epoch for a channel that has none yet
- * ARGV[3]      publish time, ms
- * ARGV[2i+2]   pub/sub channel of publication i
- * ARGV[2i+3]   frame head of publication i
- * Returns offset, epoch pairs. The tail must match encodeFrameTail().
- */
-const PUBLISH_SCRIPT = `
-local ttl = tonumber(ARGV[1])
-local out = {}
-for i = 1, #KEYS do
-  local key = KEYS[i]
-  local offset = redis.call('HINCRBY', key, 'offset', 1)
-  local epoch = redis.call('HGET', key, 'epoch')
-  if not epoch then
-    epoch = ARGV[2]
-    redis.call('HSET', key, 'epoch', epoch)
-  end
-  if ttl > 0 then redis.call('EXPIRE', key, ttl) end
-  redis.call('PUBLISH', ARGV[2 * i + 2], ARGV[2 * i + 3] .. offset .. ',"epoch":"' .. epoch .. '","ts":' .. ARGV[3] .. '}')
-  out[2 * i - 1] = offset
-  out[2 * i] = epoch
-end
-return out
-`;
+const PUBLISH_SCRIPT = `${PUBLISH_ALL_LUA}\nreturn publish_all(1, 1)`;
 
 const RESUBSCRIBE_CHUNK = 1000;
 
 type ScriptedRedis = Redis & {
   gatewayPublish(numKeys: number, ...args: Array<string | number>): Promise<Array<string | number>>;
 };
-
-function newEpoch(): string {
-  // base64url has no quote or backslash, so the script can splice it into JSON.
-  return randomBytes(6).toString("base64url");
-}
 
 export class RedisBroker implements Broker {
   private readonly publisher: ScriptedRedis;
@@ -78,7 +48,7 @@ export class RedisBroker implements Broker {
 
   private constructor(private readonly options: RedisBrokerOptions) {
     const { url, log } = options;
-    this.messagePrefix = `${options.prefix}:msg:`;
+    this.messagePrefix = messageChannelPrefix(options.prefix);
     // No offline queue: a publish while Redis is away must fail fast (503), not
     // pile up in memory and go out late.
     this.publisher = new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true }) as ScriptedRedis;
@@ -127,13 +97,7 @@ export class RedisBroker implements Broker {
 
   async publish(publications: readonly Publication[]): Promise<PublishOutcome[]> {
     if (publications.length === 0) return [];
-    const ts = publications[0]?.ts ?? Date.now();
-    const keys: string[] = [];
-    const args: Array<string | number> = [this.options.channelStateTtlSeconds, newEpoch(), ts];
-    for (const publication of publications) {
-      keys.push(this.stateKey(publication.channel));
-      args.push(this.messagePrefix + publication.channel, publication.frameHead);
-    }
+    const { keys, args } = publishScriptArgs(this.options.prefix, this.options.channelStateTtlSeconds, publications);
     let reply: Array<string | number>;
     try {
       reply = await this.publisher.gatewayPublish(keys.length, ...keys, ...args);
@@ -141,11 +105,7 @@ export class RedisBroker implements Broker {
       this.options.metrics.redisCommandFailed("publish");
       throw err;
     }
-    const outcomes: PublishOutcome[] = [];
-    for (let i = 0; i < publications.length; i++) {
-      outcomes.push({ offset: Number(reply[2 * i]), epoch: String(reply[2 * i + 1]) });
-    }
-    return outcomes;
+    return parsePublishReply(reply, publications.length);
   }
 
   async subscribe(channel: string): Promise<void> {
@@ -178,11 +138,6 @@ export class RedisBroker implements Broker {
     await Promise.allSettled([this.publisher.quit(), this.subscriber.quit()]);
     this.publisher.disconnect();
     this.subscriber.disconnect();
-  }
-
-  private stateKey(channel: string): string {
-    // The hash tag keeps a channel's keys in one slot should Redis Cluster come.
-    return `${this.options.prefix}:ch:{${channel}}`;
   }
 
   private async resubscribeAll(): Promise<void> {

@@ -8,6 +8,7 @@
 import { monitorEventLoopDelay, type IntervalHistogram } from "node:perf_hooks";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { BrokerMetrics } from "../broker/redis-broker.js";
+import type { ClockMetrics } from "../clock/round-authority.js";
 
 export type Transport = "ws";
 
@@ -16,7 +17,7 @@ export const FANOUT_LATENCY_BUCKETS = [
   0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1,
 ];
 
-export class GatewayMetrics implements BrokerMetrics {
+export class GatewayMetrics implements BrokerMetrics, ClockMetrics {
   readonly registry = new Registry();
 
   private readonly connections: Gauge<"transport">;
@@ -41,6 +42,9 @@ export class GatewayMetrics implements BrokerMetrics {
   private readonly redisErrors: Counter<"command">;
   private readonly redisResubscribes: Counter;
   private readonly ready: Gauge;
+  private readonly clockLeader: Gauge;
+  private readonly clockEvents: Counter<"event">;
+  private readonly clockRoundId: Gauge;
   private readonly eventLoopDelay: IntervalHistogram;
 
   constructor(nodeId: string) {
@@ -81,6 +85,11 @@ export class GatewayMetrics implements BrokerMetrics {
     this.redisErrors = new Counter({ name: "gateway_redis_command_errors_total", help: "Failed Redis commands by command.", labelNames: ["command"], registers });
     this.redisResubscribes = new Counter({ name: "gateway_redis_resubscribed_channels_total", help: "Channels resubscribed after a Redis reconnect.", registers });
     this.ready = new Gauge({ name: "gateway_ready", help: "1 while the node reports ready.", registers });
+
+    this.clockLeader = new Gauge({ name: "gateway_clock_leader", help: "1 while this node is the round authority.", registers });
+    this.clockEvents = new Counter({ name: "gateway_clock_events_total", help: "Race events broadcast by this node as round authority.", labelNames: ["event"], registers });
+    this.clockRoundId = new Gauge({ name: "gateway_clock_round_id", help: "Id of the last round this node started as authority.", registers });
+    this.clockLeader.set(0);
 
     this.eventLoopDelay = monitorEventLoopDelay({ resolution: 10 });
     this.eventLoopDelay.enable();
@@ -177,6 +186,18 @@ export class GatewayMetrics implements BrokerMetrics {
 
   redisResubscribed(channels: number): void {
     this.redisResubscribes.inc(channels);
+  }
+
+  clockLeadership(held: boolean): void {
+    this.clockLeader.set(held ? 1 : 0);
+  }
+
+  clockEventPublished(event: string): void {
+    this.clockEvents.inc({ event });
+  }
+
+  clockRound(id: number): void {
+    this.clockRoundId.set(id);
   }
 
   stop(): void {

@@ -10,6 +10,7 @@ import type { Logger } from "pino";
 import { channelNamespace, isValidChannelName, maySubscribe, userChannel } from "../../../shared/src/channels.js";
 import { CloseCodes, ErrorCodes, type CloseCodeSpec } from "../../../shared/src/codes.js";
 import type { ClientFrame, ErrorBody, ServerFrame, WelcomeFrame } from "../../../shared/src/protocol.js";
+import type { RaceSnapshot } from "../../../shared/src/race-events.js";
 import { tokenFrom, type JwtVerifier, type Principal } from "../auth/verifier.js";
 import type { ChannelHub } from "../hub/channel-hub.js";
 import type { GatewayMetrics } from "../metrics/gateway-metrics.js";
@@ -31,6 +32,8 @@ export interface WsTransportDeps {
   readonly log: Logger;
   /** Why the node takes no new sockets right now, or null when it does. */
   readonly refusal: () => string | null;
+  /** State to hand a new subscriber of `channel` with its reply, when the channel has one. */
+  readonly snapshotFor?: (channel: string) => Promise<RaceSnapshot | null> | null;
 }
 
 /** One channel of one socket; `live` once uWS delivers its topic to the socket. */
@@ -269,13 +272,36 @@ export class WsTransport {
           return;
         }
         this.goLive(ws, channel, membership);
-        this.send(ws, { type: "reply", id, ok: true, channel });
+        this.replySubscribed(ws, id, channel);
       },
       (err: unknown) => {
         this.deps.log.error({ err: (err as Error).message, namespace: channelNamespace(channel) }, "broker subscribe failed");
         if (!state.open) return;
         if (state.channels.get(channel) === membership) this.leave(ws, channel);
         refuse({ code: ErrorCodes.unavailable.code, message: "subscription backend unavailable, retry" });
+      },
+    );
+  }
+
+  /**
+   * The snapshot is read after the socket joined the topic, so it is never
+   * older than what the socket can miss; a tick may still arrive before the
+   * reply, and screens keep whichever carries the later serverTime.
+   */
+  private replySubscribed(ws: Socket, id: number, channel: string): void {
+    const pending = this.deps.snapshotFor?.(channel) ?? null;
+    if (pending === null) {
+      this.send(ws, { type: "reply", id, ok: true, channel });
+      return;
+    }
+    const state = ws.getUserData();
+    pending.then(
+      (snapshot) => {
+        if (state.open) this.send(ws, snapshot === null ? { type: "reply", id, ok: true, channel } : { type: "reply", id, ok: true, channel, snapshot });
+      },
+      (err: unknown) => {
+        this.deps.log.warn({ err: (err as Error).message, channel }, "snapshot unavailable");
+        if (state.open) this.send(ws, { type: "reply", id, ok: true, channel });
       },
     );
   }

@@ -6,7 +6,7 @@ import { describe, expect, it } from "vitest";
 import { CONFIG_VARIABLES, ConfigError, loadConfig } from "../../src/config.js";
 import { repoRoot } from "../../../scripts/lib/paths.js";
 
-const base = { JWT_SECRET: "0123456789abcdef", PUBLISH_KEY: "publish-key-0123456789" };
+const base = { JWT_SECRET: "0123456789abcdef", PUBLISH_KEY: "publish-key-0123456789", CLOCK_ENABLED: "false" };
 
 function failure(env: Record<string, string>): ConfigError {
   try {
@@ -31,7 +31,12 @@ describe("loadConfig", () => {
     ["JWT_SECRET", { PUBLISH_KEY: base.PUBLISH_KEY }],
     ["JWT_SECRET", { ...base, JWT_SECRET: "short" }],
     ["JWT_SECRET", { ...base, JWT_PUBLIC_KEY_FILE: "/etc/hostname" }],
-    ["JWT_PUBLIC_KEY_FILE", { PUBLISH_KEY: base.PUBLISH_KEY, JWT_PUBLIC_KEY_FILE: "/nonexistent/key.pem" }],
+    ["JWT_PUBLIC_KEY_FILE", { PUBLISH_KEY: base.PUBLISH_KEY, CLOCK_ENABLED: "false", JWT_PUBLIC_KEY_FILE: "/nonexistent/key.pem" }],
+    ["DATABASE_URL", { ...base, CLOCK_ENABLED: "true" }],
+    ["DATABASE_URL", { ...base, DATABASE_URL: "mysql://x" }],
+    ["CLOCK_ENABLED", { ...base, CLOCK_ENABLED: "yes" }],
+    ["PG_SCHEMA", { ...base, DATABASE_URL: "postgres://h/db", PG_SCHEMA: "Bad-Name" }],
+    ["ROUND_WAIT_MS", { ...base, DATABASE_URL: "postgres://h/db", CLOCK_ENABLED: "true", ROUND_WAIT_MS: "0" }],
     ["JWT_ALGORITHMS", { ...base, JWT_ALGORITHMS: "none" }],
     ["JWT_ALGORITHMS", { ...base, JWT_ALGORITHMS: "RS256" }],
     ["PORT", { ...base, PORT: "http" }],
@@ -54,8 +59,9 @@ describe("loadConfig", () => {
     const file = path.join(dir, "ec.pem");
     const { publicKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
     writeFileSync(file, publicKey.export({ type: "spki", format: "pem" }));
-    expect(loadConfig({ PUBLISH_KEY: base.PUBLISH_KEY, JWT_PUBLIC_KEY_FILE: file }).jwt.algorithms).toEqual(["ES256"]);
-    expect(failure({ PUBLISH_KEY: base.PUBLISH_KEY, JWT_PUBLIC_KEY_FILE: file, JWT_ALGORITHMS: "HS256" }).variable).toBe("JWT_ALGORITHMS");
+    const keyOnly = { PUBLISH_KEY: base.PUBLISH_KEY, CLOCK_ENABLED: "false", JWT_PUBLIC_KEY_FILE: file };
+    expect(loadConfig(keyOnly).jwt.algorithms).toEqual(["ES256"]);
+    expect(failure({ ...keyOnly, JWT_ALGORITHMS: "HS256" }).variable).toBe("JWT_ALGORITHMS");
   });
 
   it("is documented variable by variable in the README", () => {

@@ -1,0 +1,274 @@
+/**
+ * The cluster's single round authority. Every node runs one; only the holder
+ * of the Redis lease drives rounds. One timer drives everything the authority
+ * does: it wakes at the next due instant (a transition, a timer_update or a
+ * race_sync), acts, and re-arms from absolute times, so cadences never drift
+ * apart and a late wake-up does not accumulate.
+ *
+ * Exactly-once announcements come from the ledger: a transition and its
+ * broadcast are one fenced compare-and-set in Redis. A node that takes over
+ * continues from the stored round, so no round id is skipped or repeated and
+ * no lifecycle event is lost or doubled.
+ */
+
+import type { Logger } from "pino";
+import type { RaceEventName } from "../../../shared/src/race-events.js";
+import { RaceEvents } from "../../../shared/src/race-events.js";
+import type { Publication } from "../broker/broker.js";
+import type { ClockConfig } from "../config.js";
+import type { Clock } from "../fanout/local-fanout.js";
+import { encodeFrameHead } from "../fanout/message-frame.js";
+import type { RoundStore } from "../store/round-store.js";
+import { FencedError, RoundConflictError, type RoundLedger } from "./round-ledger.js";
+import type { RoundRecorder } from "./round-recorder.js";
+import { drawRanking, endDue, finishDue, planRound, raceSync, timerUpdate, toRecord, type RoundState } from "./round-schedule.js";
+
+export const RACE_CHANNEL = "race";
+
+export interface ClockMetrics {
+  clockLeadership(held: boolean): void;
+  clockEventPublished(event: RaceEventName): void;
+  clockRound(id: number): void;
+  frameEncoded(): void;
+}
+
+export interface RoundAuthorityDeps {
+  readonly nodeId: string;
+  readonly config: ClockConfig;
+  readonly ledger: RoundLedger;
+  readonly store: RoundStore;
+  readonly recorder: RoundRecorder;
+  readonly metrics: ClockMetrics;
+  readonly log: Logger;
+  readonly clock?: Clock;
+}
+
+/** After a failed step (Redis away), try again this soon. */
+const RETRY_MS = 250;
+
+/** The first grid point anchor + k·interval strictly after `now`. */
+function nextGridPoint(anchor: number, interval: number, now: number): number {
+  return anchor + (Math.floor((now - anchor) / interval) + 1) * interval;
+}
+
+export class RoundAuthority {
+  private readonly clock: Clock;
+  private lease: string | null = null;
+  private state: RoundState | null = null;
+  /** Round ids never go below this: the highest id Redis or Postgres has seen. */
+  private floorId = 0;
+  private nextPeriodicAt = 0;
+  private electionTimer: NodeJS.Timeout | null = null;
+  private tickTimer: NodeJS.Timeout | null = null;
+  private stepping: Promise<void> | null = null;
+  private stopped = false;
+
+  constructor(private readonly deps: RoundAuthorityDeps) {
+    this.clock = deps.clock ?? Date;
+  }
+
+  /** Starts competing for the lease; renews it every third of its TTL. */
+  start(): void {
+    const every = Math.max(100, Math.floor(this.deps.config.leaseTtlMs / 3));
+    const elect = (): void => {
+      if (this.stopped) return;
+      void this.elect().finally(() => {
+        if (!this.stopped) this.electionTimer = setTimeout(elect, every);
+      });
+    };
+    elect();
+  }
+
+  isLeader(): boolean {
+    return this.lease !== null;
+  }
+
+  /** Stops ticking and hands the lease back so another node takes over at once. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.electionTimer !== null) clearTimeout(this.electionTimer);
+    if (this.tickTimer !== null) clearTimeout(this.tickTimer);
+    await this.stepping;
+    const lease = this.lease;
+    this.resign("shutdown");
+    if (lease !== null) {
+      await this.deps.ledger.release(lease).catch((err: Error) => this.deps.log.warn({ err: err.message }, "releasing the clock lease failed; it expires by itself"));
+    }
+  }
+
+  private async elect(): Promise<void> {
+    const { ledger, config, nodeId, log } = this.deps;
+    try {
+      if (this.lease !== null) {
+        if (!(await ledger.renew(this.lease, config.leaseTtlMs))) this.resign("lease lost");
+        return;
+      }
+      const lease = await ledger.acquire(nodeId, config.leaseTtlMs);
+      if (lease !== null) await this.takeOver(lease);
+    } catch (err) {
+      // Redis unreachable: the fenced scripts keep a stale holder harmless,
+      // and the lease expires by itself if this node cannot renew it.
+      log.warn({ err: (err as Error).message }, "clock election step failed");
+    }
+  }
+
+  private async takeOver(lease: string): Promise<void> {
+    const { ledger, store, recorder, log } = this.deps;
+    const state = await ledger.read();
+    let recorded = 0;
+    try {
+      recorded = await store.maxRoundId();
+    } catch (err) {
+      // Without Redis state the next id would be a guess: give the lease back.
+      if (state === null) {
+        await ledger.release(lease);
+        throw err;
+      }
+      log.warn({ err: (err as Error).message }, "postgres unavailable at takeover; numbering continues from redis");
+    }
+    this.lease = lease;
+    this.state = state;
+    this.floorId = Math.max(recorded, state?.id ?? 0);
+    this.nextPeriodicAt = 0;
+    this.deps.metrics.clockLeadership(true);
+    log.info({ lease, roundId: state?.id ?? null, phase: state?.phase ?? null, recordedMax: recorded }, "became round authority");
+    // Whatever the previous authority may not have written yet.
+    if (state?.previous) recorder.record(state.previous);
+    if (state !== null) recorder.record(toRecord(state));
+    this.schedule(0);
+  }
+
+  private resign(reason: string): void {
+    if (this.lease === null) return;
+    this.deps.log.warn({ reason, roundId: this.state?.id ?? null }, "no longer round authority");
+    this.lease = null;
+    this.state = null;
+    if (this.tickTimer !== null) clearTimeout(this.tickTimer);
+    this.tickTimer = null;
+    this.deps.metrics.clockLeadership(false);
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.stopped || this.lease === null) return;
+    if (this.tickTimer !== null) clearTimeout(this.tickTimer);
+    this.tickTimer = setTimeout(() => {
+      this.tickTimer = null;
+      this.stepping = this.step().finally(() => {
+        this.stepping = null;
+      });
+    }, Math.max(0, delayMs));
+  }
+
+  private async step(): Promise<void> {
+    const lease = this.lease;
+    if (lease === null) return;
+    let nextDelay: number;
+    try {
+      nextDelay = await this.advance(lease);
+    } catch (err) {
+      if (err instanceof FencedError) {
+        this.resign("fenced");
+        return;
+      }
+      if (err instanceof RoundConflictError) {
+        this.deps.log.error({ roundId: this.state?.id ?? null }, "round changed underneath the authority; reloading");
+        this.state = await this.deps.ledger.read().catch(() => this.state);
+      } else {
+        this.deps.log.warn({ err: (err as Error).message }, "clock step failed");
+      }
+      nextDelay = RETRY_MS;
+    }
+    this.schedule(nextDelay);
+  }
+
+  /** Performs whatever is due now; returns ms until the next due instant. */
+  private async advance(lease: string): Promise<number> {
+    const now = this.clock.now();
+    const { config } = this.deps;
+    // Catching up after a takeover may need several transitions in one go;
+    // each is its own atomic announcement, none is skipped.
+    for (let i = 0; i < 3; i++) {
+      const state = this.state;
+      if (state === null || (state.phase === "finished" && now >= endDue(state))) await this.startRound(lease, state, now);
+      else if (state.phase === "waiting" && now >= state.raceStartAt) await this.startRace(lease, state, now);
+      else if (state.phase === "racing" && now >= finishDue(state)) await this.finishRace(lease, state, now);
+      else break;
+    }
+    const state = this.state;
+    if (state === null) return RETRY_MS;
+
+    const waiting = state.phase === "waiting";
+    const interval = waiting ? config.timerUpdateIntervalMs : config.raceSyncIntervalMs;
+    const anchor = waiting ? state.startedAt : (state.raceStartedAt ?? state.raceStartAt);
+    if (now >= this.nextPeriodicAt) {
+      if (this.nextPeriodicAt !== 0) {
+        if (waiting) await this.announce(lease, [[RaceEvents.timerUpdate, timerUpdate(state, now)]]);
+        else await this.announce(lease, [[RaceEvents.raceSync, raceSync(state, now)]]);
+      }
+      this.nextPeriodicAt = nextGridPoint(anchor, interval, now);
+    }
+    const transitionAt = waiting ? state.raceStartAt : state.phase === "racing" ? finishDue(state) : endDue(state);
+    return Math.min(transitionAt, this.nextPeriodicAt) - this.clock.now();
+  }
+
+  private async startRound(lease: string, previous: RoundState | null, now: number): Promise<void> {
+    const { config, ledger, recorder } = this.deps;
+    const id = Math.max(this.floorId, previous?.id ?? 0) + 1;
+    const next = planRound(id, now, { waitMs: config.waitMs, raceMs: config.raceMs, finishMs: config.finishMs }, drawRanking(config.runners), previous === null ? null : toRecord(previous));
+    await ledger.transition(lease, previous === null ? null : { id: previous.id, phase: previous.phase }, next, this.publications([
+      [RaceEvents.roundStarted, { roundId: id, startedAt: now, raceStartTime: next.raceStartAt, durations: { waitMs: config.waitMs, raceMs: config.raceMs, finishMs: config.finishMs }, runners: config.runners, serverTime: now }],
+      [RaceEvents.timerUpdate, timerUpdate(next, now)],
+    ]));
+    this.countEvents([RaceEvents.roundStarted, RaceEvents.timerUpdate]);
+    this.state = next;
+    this.floorId = id;
+    this.nextPeriodicAt = nextGridPoint(next.startedAt, config.timerUpdateIntervalMs, now);
+    this.deps.metrics.clockRound(id);
+    recorder.record(toRecord(next));
+    this.deps.log.info({ roundId: id }, "round started");
+  }
+
+  private async startRace(lease: string, state: RoundState, now: number): Promise<void> {
+    const { config, ledger, recorder } = this.deps;
+    const next: RoundState = { ...state, phase: "racing", raceStartedAt: now };
+    await ledger.transition(lease, { id: state.id, phase: state.phase }, next, this.publications([
+      [RaceEvents.raceStarted, { roundId: state.id, raceStartTime: now, raceDuration: state.finishAt - state.raceStartAt, serverTime: now }],
+      [RaceEvents.raceSync, raceSync(next, now)],
+    ]));
+    this.countEvents([RaceEvents.raceStarted, RaceEvents.raceSync]);
+    this.state = next;
+    this.nextPeriodicAt = nextGridPoint(now, config.raceSyncIntervalMs, now);
+    recorder.record(toRecord(next));
+  }
+
+  private async finishRace(lease: string, state: RoundState, now: number): Promise<void> {
+    const { ledger, recorder } = this.deps;
+    const next: RoundState = { ...state, phase: "finished", finishedAt: now };
+    const winner = state.ranking[0] ?? 0;
+    await ledger.transition(lease, { id: state.id, phase: state.phase }, next, this.publications([
+      [RaceEvents.roundFinished, { roundId: state.id, result: { ranking: state.ranking, winner }, finishedAt: now, nextRoundAt: endDue(next), serverTime: now }],
+      [RaceEvents.raceSync, raceSync(next, now)],
+    ]));
+    this.countEvents([RaceEvents.roundFinished, RaceEvents.raceSync]);
+    this.state = next;
+    recorder.record(toRecord(next));
+    this.deps.log.info({ roundId: state.id, winner }, "round finished");
+  }
+
+  private async announce(lease: string, events: ReadonlyArray<readonly [RaceEventName, unknown]>): Promise<void> {
+    await this.deps.ledger.publish(lease, this.publications(events));
+    this.countEvents(events.map(([event]) => event));
+  }
+
+  private publications(events: ReadonlyArray<readonly [RaceEventName, unknown]>): Publication[] {
+    const ts = this.clock.now();
+    return events.map(([event, data]) => {
+      this.deps.metrics.frameEncoded();
+      return { channel: RACE_CHANNEL, ts, frameHead: encodeFrameHead(RACE_CHANNEL, event, JSON.stringify(data)) };
+    });
+  }
+
+  private countEvents(events: readonly RaceEventName[]): void {
+    for (const event of events) this.deps.metrics.clockEventPublished(event);
+  }
+}

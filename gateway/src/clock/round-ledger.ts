@@ -1,0 +1,166 @@
+/**
+ * The round clock's state in Redis: the authority lease with its fencing
+ * token, the current round, and the fenced scripts that change the round and
+ * announce the change in one atomic step. A node that lost the lease (paused,
+ * partitioned, slow) cannot write or broadcast anything: Redis checks the
+ * lease value inside the same script that publishes.
+ */
+
+import { Redis } from "ioredis";
+import type { Logger } from "pino";
+import type { Publication, PublishOutcome } from "../broker/broker.js";
+import { parsePublishReply, PUBLISH_ALL_LUA, publishScriptArgs } from "../broker/publish-script.js";
+import { decodeState, encodeState, type RoundPhase, type RoundState } from "./round-schedule.js";
+
+/** The lease moved to another node: stop acting as the authority at once. */
+export class FencedError extends Error {
+  constructor() {
+    super("round clock lease lost");
+    this.name = "FencedError";
+  }
+}
+
+/** The stored round is not the one the caller expected to change. */
+export class RoundConflictError extends Error {
+  constructor() {
+    super("round state changed underneath");
+    this.name = "RoundConflictError";
+  }
+}
+
+const ACQUIRE_LUA = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return false end
+local token = redis.call('INCR', KEYS[2])
+local value = ARGV[1] .. ':' .. token
+redis.call('SET', KEYS[1], value, 'PX', ARGV[2])
+return value
+`;
+
+const RENEW_LUA = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+`;
+
+const RELEASE_LUA = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`;
+
+/*
+ * KEYS[1] lease, KEYS[2] round hash, KEYS[3..] channel state keys
+ * ARGV[1] lease value
+ * ARGV[2] '1' to compare-and-set the round, '0' to publish only
+ * ARGV[3] expected round id ('' = none), ARGV[4] expected phase ('' = none)
+ * ARGV[5] number of field/value pairs n, then the pairs, then publish_all's arguments
+ */
+const FENCED_LUA = `${PUBLISH_ALL_LUA}
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return redis.error_reply('FENCED') end
+local n = tonumber(ARGV[5])
+if ARGV[2] == '1' then
+  local id = redis.call('HGET', KEYS[2], 'id') or ''
+  local phase = redis.call('HGET', KEYS[2], 'phase') or ''
+  if id ~= ARGV[3] or phase ~= ARGV[4] then return redis.error_reply('CONFLICT') end
+  local fields = {}
+  for i = 1, n * 2 do fields[i] = ARGV[5 + i] end
+  redis.call('DEL', KEYS[2])
+  redis.call('HSET', KEYS[2], unpack(fields))
+end
+return publish_all(3, 6 + n * 2)
+`;
+
+type LedgerRedis = Redis & {
+  clockAcquire(lease: string, fence: string, node: string, ttlMs: number): Promise<string | null>;
+  clockRenew(lease: string, value: string, ttlMs: number): Promise<number>;
+  clockRelease(lease: string, value: string): Promise<number>;
+  clockFenced(numKeys: number, ...args: Array<string | number>): Promise<Array<string | number>>;
+};
+
+export interface RoundLedgerOptions {
+  readonly url: string;
+  readonly prefix: string;
+  readonly channelStateTtlSeconds: number;
+  readonly log: Logger;
+}
+
+export interface ExpectedRound {
+  readonly id: number;
+  readonly phase: RoundPhase;
+}
+
+export class RoundLedger {
+  private readonly redis: LedgerRedis;
+  private readonly leaseKey: string;
+  private readonly fenceKey: string;
+  private readonly roundKey: string;
+
+  constructor(private readonly options: RoundLedgerOptions) {
+    this.leaseKey = `${options.prefix}:clock:lease`;
+    this.fenceKey = `${options.prefix}:clock:fence`;
+    this.roundKey = `${options.prefix}:clock:round`;
+    // Fail fast while Redis is away: the clock retries on its own schedule,
+    // and a queued command could run after the lease has moved on.
+    this.redis = new Redis(options.url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true }) as LedgerRedis;
+    this.redis.defineCommand("clockAcquire", { numberOfKeys: 2, lua: ACQUIRE_LUA });
+    this.redis.defineCommand("clockRenew", { numberOfKeys: 1, lua: RENEW_LUA });
+    this.redis.defineCommand("clockRelease", { numberOfKeys: 1, lua: RELEASE_LUA });
+    this.redis.defineCommand("clockFenced", { lua: FENCED_LUA });
+    this.redis.on("error", (err: Error) => options.log.warn({ err: err.message, role: "clock" }, "redis connection error"));
+    this.redis.connect().catch((err: Error) => options.log.warn({ err: err.message, role: "clock" }, "redis not reachable yet, retrying"));
+  }
+
+  /** The lease value ("node:fence") when this node became the authority, else null. */
+  async acquire(nodeId: string, ttlMs: number): Promise<string | null> {
+    return this.redis.clockAcquire(this.leaseKey, this.fenceKey, nodeId, ttlMs);
+  }
+
+  async renew(lease: string, ttlMs: number): Promise<boolean> {
+    return (await this.redis.clockRenew(this.leaseKey, lease, ttlMs)) === 1;
+  }
+
+  async release(lease: string): Promise<void> {
+    await this.redis.clockRelease(this.leaseKey, lease);
+  }
+
+  async holder(): Promise<string | null> {
+    return this.redis.get(this.leaseKey);
+  }
+
+  async read(): Promise<RoundState | null> {
+    return decodeState(await this.redis.hgetall(this.roundKey));
+  }
+
+  /**
+   * Replaces the round with `next` if the stored one is still `expected`, and
+   * publishes in the same atomic step. Throws FencedError or RoundConflictError.
+   */
+  async transition(lease: string, expected: ExpectedRound | null, next: RoundState, publications: readonly Publication[]): Promise<PublishOutcome[]> {
+    const fields = Object.entries(encodeState(next)).flat();
+    return this.fenced(lease, ["1", expected === null ? "" : String(expected.id), expected?.phase ?? "", fields.length / 2, ...fields], publications);
+  }
+
+  /** Publishes only while `lease` is still the current lease. */
+  async publish(lease: string, publications: readonly Publication[]): Promise<PublishOutcome[]> {
+    return this.fenced(lease, ["0", "", "", 0], publications);
+  }
+
+  async close(): Promise<void> {
+    await this.redis.quit().catch((err: Error) => this.options.log.debug({ err: err.message }, "clock redis quit failed"));
+    this.redis.disconnect();
+  }
+
+  private async fenced(lease: string, head: Array<string | number>, publications: readonly Publication[]): Promise<PublishOutcome[]> {
+    const { keys, args } = publishScriptArgs(this.options.prefix, this.options.channelStateTtlSeconds, publications);
+    try {
+      const reply = await this.redis.clockFenced(2 + keys.length, this.leaseKey, this.roundKey, ...keys, lease, ...head, ...args);
+      return parsePublishReply(reply, publications.length);
+    } catch (err) {
+      const message = (err as Error).message;
+      if (message.startsWith("FENCED")) throw new FencedError();
+      if (message.startsWith("CONFLICT")) throw new RoundConflictError();
+      throw err;
+    }
+  }
+}

@@ -1,0 +1,88 @@
+/**
+ * Records rounds in the store without ever stalling the clock: screens must
+ * keep ticking while Postgres restarts. Records wait in a small map (one
+ * entry per round, merged) and are retried with capped backoff until written.
+ */
+
+import type { Logger } from "pino";
+import type { RoundRecord, RoundStore } from "../store/round-store.js";
+
+const MIN_BACKOFF_MS = 100;
+const MAX_BACKOFF_MS = 5000;
+/** More unrecorded rounds than this means Postgres has been gone for a long time; keep the newest. */
+const MAX_PENDING = 1000;
+
+function merge(older: RoundRecord | undefined, newer: RoundRecord): RoundRecord {
+  if (older === undefined) return newer;
+  return {
+    id: newer.id,
+    startedAt: older.startedAt,
+    raceStartedAt: newer.raceStartedAt ?? older.raceStartedAt,
+    finishedAt: newer.finishedAt ?? older.finishedAt,
+    result: newer.result ?? older.result,
+  };
+}
+
+export class RoundRecorder {
+  private readonly pending = new Map<number, RoundRecord>();
+  private backoffMs = MIN_BACKOFF_MS;
+  private timer: NodeJS.Timeout | null = null;
+  private flushing: Promise<void> | null = null;
+
+  constructor(
+    private readonly store: RoundStore,
+    private readonly recordedBy: string,
+    private readonly log: Logger,
+  ) {}
+
+  record(round: RoundRecord): void {
+    this.pending.set(round.id, merge(this.pending.get(round.id), round));
+    if (this.pending.size > MAX_PENDING) {
+      const oldest = Math.min(...this.pending.keys());
+      this.pending.delete(oldest);
+      this.log.error({ roundId: oldest }, "round dropped from the record queue: postgres unavailable too long");
+    }
+    this.schedule(0);
+  }
+
+  pendingCount(): number {
+    return this.pending.size;
+  }
+
+  /** One last attempt to write what is pending, bounded by `timeoutMs`. */
+  async stop(timeoutMs: number): Promise<void> {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    const attempt = this.flushing ?? this.flush();
+    await Promise.race([attempt, new Promise((resolve) => setTimeout(resolve, timeoutMs).unref())]);
+    if (this.pending.size > 0) this.log.warn({ rounds: [...this.pending.keys()] }, "rounds left unrecorded at shutdown; the next authority records them");
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.timer !== null || this.flushing !== null) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.flushing = this.flush().finally(() => {
+        this.flushing = null;
+        if (this.pending.size > 0) this.schedule(this.backoffMs);
+      });
+    }, delayMs);
+  }
+
+  private async flush(): Promise<void> {
+    for (const id of [...this.pending.keys()].sort((a, b) => a - b)) {
+      const round = this.pending.get(id);
+      if (round === undefined) continue;
+      try {
+        await this.store.record(round, this.recordedBy);
+      } catch (err) {
+        this.backoffMs = Math.min(MAX_BACKOFF_MS, this.backoffMs * 2);
+        this.log.warn({ err: (err as Error).message, roundId: id, retryInMs: this.backoffMs }, "recording round failed");
+        return;
+      }
+      // A newer state may have arrived while writing; keep it for the next pass.
+      if (this.pending.get(id) === round) this.pending.delete(id);
+      this.backoffMs = MIN_BACKOFF_MS;
+    }
+  }
+}

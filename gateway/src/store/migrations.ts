@@ -1,0 +1,89 @@
+/**
+ * Versioned schema migrations, applied at start-up. Several nodes starting at
+ * once serialize on a transaction-scoped advisory lock, so each migration runs
+ * exactly once and a node never sees a half-migrated schema.
+ */
+
+import type pg from "pg";
+import type { Logger } from "pino";
+
+export interface Migration {
+  readonly version: number;
+  readonly name: string;
+  readonly sql: string;
+}
+
+/** Append only: never edit a migration that has shipped. */
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: "rounds",
+    sql: `
+      CREATE TABLE rounds (
+        id               bigint PRIMARY KEY CHECK (id > 0),
+        started_at       timestamptz NOT NULL,
+        race_started_at  timestamptz,
+        finished_at      timestamptz,
+        result           jsonb,
+        recorded_by      text NOT NULL,
+        updated_at       timestamptz NOT NULL DEFAULT now()
+      );
+    `,
+  },
+];
+
+// Any fixed number; it only has to be the same on every node.
+const MIGRATION_LOCK_KEY = 7_340_021;
+
+export async function migrate(pool: pg.Pool, schema: string, migrations: readonly Migration[] = MIGRATIONS): Promise<number[]> {
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  try {
+    await client.query("BEGIN");
+    await client.query("SELECT pg_advisory_xact_lock($1)", [MIGRATION_LOCK_KEY]);
+    await client.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
+    await client.query(`SET LOCAL search_path TO ${schema}`);
+    await client.query(
+      "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())",
+    );
+    const applied = new Set((await client.query<{ version: number }>("SELECT version FROM schema_migrations")).rows.map((row) => row.version));
+    const ran: number[] = [];
+    for (const migration of migrations) {
+      if (applied.has(migration.version)) continue;
+      await client.query(migration.sql);
+      await client.query("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", [migration.version, migration.name]);
+      ran.push(migration.version);
+    }
+    await client.query("COMMIT");
+    return ran;
+  } catch (err) {
+    // A failed ROLLBACK means the connection itself is gone: destroy it
+    // rather than return it to the pool.
+    await client.query("ROLLBACK").catch((rollbackError: Error) => {
+      broken = rollbackError;
+    });
+    throw err;
+  } finally {
+    client.release(broken);
+  }
+}
+
+/**
+ * Retries migrate() with capped backoff until it succeeds or `isStopped`
+ * says to give up: a node may start before Postgres does.
+ */
+export async function migrateWhenReachable(pool: pg.Pool, schema: string, log: Logger, isStopped: () => boolean): Promise<boolean> {
+  let backoffMs = 200;
+  while (!isStopped()) {
+    try {
+      const ran = await migrate(pool, schema);
+      log.info({ schema, applied: ran }, ran.length > 0 ? "migrations applied" : "schema up to date");
+      return true;
+    } catch (err) {
+      log.warn({ err: (err as Error).message, retryInMs: backoffMs }, "migrations failed; retrying");
+      await new Promise((resolve) => setTimeout(resolve, backoffMs));
+      backoffMs = Math.min(5000, backoffMs * 2);
+    }
+  }
+  return false;
+}
