@@ -156,7 +156,7 @@ async function main(): Promise<void> {
     `  WebSocket:        ws://${base}/ws?token=$TOKEN`,
     `  Publish:          curl -sS -X POST http://${base}/v1/publish \\`,
     `                      -H 'Authorization: Bearer ${publishKey}' -H 'Content-Type: application/json' \\`,
-    `                      -d '{"channel":"race","event":"update","data":{"lap":1}}'`,
+    `                      -d '{"channel":"user:alice","event":"portfolio_update","data":{"cash":100}}'`,
     `  NGINX health:     http://${base}/healthz`,
     ...NODES.map((n) => `  ${n.name}:           http://127.0.0.1:${n.port}  (readyz: /readyz, metrics: http://127.0.0.1:${n.port}/metrics, via nginx: http://${base}/node/${n.name}/readyz)`),
     `  Redis:            ${cluster.redis.url}`,

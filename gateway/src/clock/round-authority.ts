@@ -131,6 +131,7 @@ export class RoundAuthority {
     this.floorId = Math.max(recorded, state?.id ?? 0);
     this.nextPeriodicAt = 0;
     this.deps.metrics.clockLeadership(true);
+    if (state !== null) this.deps.metrics.clockRound(state.id);
     log.info({ lease, roundId: state?.id ?? null, phase: state?.phase ?? null, recordedMax: recorded }, "became round authority");
     // Whatever the previous authority may not have written yet.
     if (state?.previous) recorder.record(state.previous);

@@ -88,7 +88,7 @@ export class GatewayMetrics implements BrokerMetrics, ClockMetrics {
 
     this.clockLeader = new Gauge({ name: "gateway_clock_leader", help: "1 while this node is the round authority.", registers });
     this.clockEvents = new Counter({ name: "gateway_clock_events_total", help: "Race events broadcast by this node as round authority.", labelNames: ["event"], registers });
-    this.clockRoundId = new Gauge({ name: "gateway_clock_round_id", help: "Id of the last round this node started as authority.", registers });
+    this.clockRoundId = new Gauge({ name: "gateway_clock_round_id", help: "Id of the current round while this node is the authority (last seen otherwise).", registers });
     this.clockLeader.set(0);
 
     this.eventLoopDelay = monitorEventLoopDelay({ resolution: 10 });
