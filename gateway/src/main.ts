@@ -21,9 +21,12 @@ import { RoundRecorder } from "./clock/round-recorder.js";
 import { RoundView } from "./clock/round-view.js";
 import { migrateWhenReachable } from "./store/migrations.js";
 import { createPool } from "./store/pg-pool.js";
+import { RedisStreamIngest } from "./ingest/redis-stream-ingest.js";
 import { PgRoundStore } from "./store/round-store.js";
 
 const SLOW_CONSUMER_SWEEP_MS = 250;
+/** How long one ingest read blocks; bounds how late a stop or a takeover check runs. */
+const INGEST_BLOCK_MS = 1000;
 
 function configOrExit(): GatewayConfig {
   try {
@@ -86,6 +89,7 @@ async function main(): Promise<void> {
   }
 
   const hub = new ChannelHub(broker, config.unsubscribeDelayMs);
+  const publisher = new Publisher(broker, metrics);
   const ws = new WsTransport(
     {
       nodeId: config.nodeId,
@@ -108,8 +112,24 @@ async function main(): Promise<void> {
     ws,
     probes: { nodeId: config.nodeId, notReadyReason, registry: metrics.registry, log },
     publishOptions: { publishKey: config.publishKey, maxBodyBytes: config.publishMaxBodyBytes, maxBatch: config.publishMaxBatch },
-    publish: { publisher: new Publisher(broker, metrics), metrics, log, refusal: notReadyReason },
+    publish: { publisher, metrics, log, refusal: notReadyReason },
   });
+
+  const ingest =
+    config.ingest === null
+      ? null
+      : RedisStreamIngest.start({
+          url: config.redisUrl,
+          prefix: config.redisPrefix,
+          consumer: config.nodeId,
+          publisher,
+          maxBatch: config.ingest.batch,
+          blockMs: INGEST_BLOCK_MS,
+          claimIdleMs: config.ingest.claimIdleMs,
+          maxDataBytes: config.publishMaxBodyBytes,
+          metrics,
+          log,
+        });
 
   const slowConsumerSweep = setInterval(() => ws.sweepSlowConsumers(), SLOW_CONSUMER_SWEEP_MS);
 
@@ -127,6 +147,8 @@ async function main(): Promise<void> {
       },
       { name: "stop listening", run: () => closeListenSocket(listenSocket) },
       { name: "stop sweeps", run: () => clearInterval(slowConsumerSweep) },
+      // Before the broker closes: a batch in flight is published and acknowledged, not repeated.
+      { name: "stop ingest", run: () => ingest?.stop() },
       {
         // Early, so another node takes the round over while this one drains.
         name: "hand over the round clock",

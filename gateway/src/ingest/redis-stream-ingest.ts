@@ -10,13 +10,13 @@
  *   publish succeeded. A node that dies (or stalls for more than
  *   `claimIdleMs`) between publish and XACK leaves the entry pending; another
  *   node takes it over and publishes it again. Exactly once otherwise.
- *   A repeat gets a new offset, so a consumer can tell it from a gap, never
- *   mistake it for one.
+ *   A repeat is a new message with the next offset (offsets stay gapless), so
+ *   only an id or version inside `data` lets a subscriber recognise it.
  * - Stream order: a node publishes an entry only once every older entry of
  *   the stream is acknowledged (published or rejected) or pending on itself,
  *   so the competing consumers never overtake each other. A takeover keeps
- *   this: the entries of a dead node are older than anything pending after
- *   them, and every later batch waits for them.
+ *   this: a dead node's entries are older than anything read after them, so
+ *   later batches wait for them (up to `claimIdleMs`), and they go out first.
  * - Entries that are not valid publishes are acknowledged, never published,
  *   and copied with a `reason` to `<prefix>:ingest:rejected`.
  */
@@ -177,6 +177,12 @@ export class RedisStreamIngest {
 
   private async run(): Promise<void> {
     while (!this.stopping) {
+      if (this.redis.status !== "ready") {
+        // Commands would only fail fast; the connection's error events say why.
+        await this.readyOrPause(MAX_BACKOFF_MS);
+        this.readPending = true;
+        continue;
+      }
       try {
         await this.iterate();
         this.backoffMs = MIN_BACKOFF_MS;
@@ -377,6 +383,14 @@ export class RedisStreamIngest {
       const forgotten = await this.redis.forgetIdleConsumers(1, this.key, INGEST_GROUP, claimIdleMs * 10, consumer);
       if (forgotten > 0) this.options.log.info({ consumers: forgotten }, "removed idle ingest consumers that held nothing");
     }
+  }
+
+  /** Resolves when the connection is ready, after `ms`, or on stop(). */
+  private readyOrPause(ms: number): Promise<void> {
+    if (this.stopping) return Promise.resolve();
+    const onReady = (): void => this.wake?.();
+    this.redis.once("ready", onReady);
+    return this.pause(ms).finally(() => this.redis.off("ready", onReady));
   }
 
   private pause(ms: number): Promise<void> {

@@ -9,6 +9,7 @@ import { monitorEventLoopDelay, type IntervalHistogram } from "node:perf_hooks";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { BrokerMetrics } from "../broker/redis-broker.js";
 import type { ClockMetrics } from "../clock/round-authority.js";
+import type { IngestMetrics, IngestRejectReason } from "../ingest/redis-stream-ingest.js";
 
 export type Transport = "ws";
 
@@ -17,7 +18,7 @@ export const FANOUT_LATENCY_BUCKETS = [
   0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1,
 ];
 
-export class GatewayMetrics implements BrokerMetrics, ClockMetrics {
+export class GatewayMetrics implements BrokerMetrics, ClockMetrics, IngestMetrics {
   readonly registry = new Registry();
 
   private readonly connections: Gauge<"transport">;
@@ -45,6 +46,10 @@ export class GatewayMetrics implements BrokerMetrics, ClockMetrics {
   private readonly clockLeader: Gauge;
   private readonly clockEvents: Counter<"event">;
   private readonly clockRoundId: Gauge;
+  private readonly ingestPublished: Counter;
+  private readonly ingestRejections: Counter<"reason">;
+  private readonly ingestFailures: Counter;
+  private readonly ingestClaims: Counter;
   private readonly eventLoopDelay: IntervalHistogram;
 
   constructor(nodeId: string) {
@@ -90,6 +95,10 @@ export class GatewayMetrics implements BrokerMetrics, ClockMetrics {
     this.clockEvents = new Counter({ name: "gateway_clock_events_total", help: "Race events broadcast by this node as round authority.", labelNames: ["event"], registers });
     this.clockRoundId = new Gauge({ name: "gateway_clock_round_id", help: "Id of the current round while this node is the authority (last seen otherwise).", registers });
     this.clockLeader.set(0);
+    this.ingestPublished = new Counter({ name: "gateway_ingest_published_total", help: "Redis ingest stream entries published by this node.", registers });
+    this.ingestRejections = new Counter({ name: "gateway_ingest_rejected_total", help: "Redis ingest stream entries refused, by reason (copied to <prefix>:ingest:rejected).", labelNames: ["reason"], registers });
+    this.ingestFailures = new Counter({ name: "gateway_ingest_failures_total", help: "Ingest loop iterations that failed and were retried.", registers });
+    this.ingestClaims = new Counter({ name: "gateway_ingest_claimed_total", help: "Ingest entries taken over from a consumer that stopped answering.", registers });
 
     this.eventLoopDelay = monitorEventLoopDelay({ resolution: 10 });
     this.eventLoopDelay.enable();
@@ -198,6 +207,22 @@ export class GatewayMetrics implements BrokerMetrics, ClockMetrics {
 
   clockRound(id: number): void {
     this.clockRoundId.set(id);
+  }
+
+  ingested(count: number): void {
+    this.ingestPublished.inc(count);
+  }
+
+  ingestRejected(reason: IngestRejectReason): void {
+    this.ingestRejections.inc({ reason });
+  }
+
+  ingestFailed(): void {
+    this.ingestFailures.inc();
+  }
+
+  ingestClaimed(count: number): void {
+    this.ingestClaims.inc(count);
   }
 
   stop(): void {
