@@ -99,6 +99,20 @@ describe("cross-node fan-out", () => {
     for (const s of subscribers) expect(s.rawMessages.filter((raw) => raw.includes('"channel":"forecasts"'))).toEqual(reference);
   });
 
+  it("delivers a forecast_update for one asset over HTTP to that asset's subscribers on other nodes only", async () => {
+    const btc = await client(nodeAt(1), "btc-watcher");
+    const eth = await client(nodeAt(2), "eth-watcher");
+    await btc.subscribe("forecasts:BTC");
+    await eth.subscribe("forecasts:ETH");
+    const res = await publish(nodeAt(0).httpUrl, TEST_PUBLISH_KEY, { channel: "forecasts:BTC", event: "forecast_update", data: { asset: "BTC", p50: 101.5 } });
+    expect(res.status).toBe(200);
+    await publish(nodeAt(0).httpUrl, TEST_PUBLISH_KEY, { channel: "forecasts:ETH", event: "forecast_update", data: { asset: "ETH", p50: 3.2 } });
+    expect((await btc.waitForMessage((m) => m.event === "forecast_update")).data).toEqual({ asset: "BTC", p50: 101.5 });
+    await eth.waitForMessage((m) => m.event === "forecast_update");
+    expect(eth.messages("forecasts:BTC")).toHaveLength(0);
+    expect(btc.messages("forecasts:ETH")).toHaveLength(0);
+  });
+
   it("keeps offsets gapless per channel across publishers on different nodes", async () => {
     const watcher = await client(nodeAt(2), "offset-watcher", ["scores:*"]);
     await watcher.subscribe("scores:1");
