@@ -62,6 +62,8 @@ export interface GatewayConfig {
   readonly channelStateTtlSeconds: number;
   readonly unsubscribeDelayMs: number;
   readonly drainWindowMs: number;
+  /** Null: take the cgroup limit or physical memory. */
+  readonly memoryLimitMb: number | null;
   /** Null when DATABASE_URL is unset: then the node runs no round clock. */
   readonly postgres: PostgresConfig | null;
   /** Null when CLOCK_ENABLED=false. */
@@ -115,6 +117,7 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
   { name: "CHANNEL_STATE_TTL_S", default: "86400", description: "A channel's offset/epoch expire after this long without publishes (a new epoch follows)." },
   { name: "UNSUBSCRIBE_DELAY_MS", default: "1000", description: "Keep a Redis subscription this long after the last local subscriber leaves." },
   { name: "DRAIN_WINDOW_MS", default: "10000", description: "On SIGTERM, close sockets with 1012 spread over this window." },
+  { name: "MEMORY_LIMIT_MB", default: "cgroup limit, else physical memory", description: "Memory budget that `gateway_memory_limit_bytes` reports for the memory alert." },
   { name: "DATABASE_URL", default: undefined, description: "Postgres for round records (postgres://user:pass@host:port/db). Required while the round clock is enabled." },
   { name: "PG_SCHEMA", default: "public", description: "Schema holding the gateway's tables; created by the migrations." },
   { name: "PG_POOL_MAX", default: "10", description: "Most pooled Postgres connections per node." },
@@ -347,6 +350,7 @@ export function loadConfig(env: Env): GatewayConfig {
     channelStateTtlSeconds: integer(env, "CHANNEL_STATE_TTL_S", 86_400, 0, 365 * 86_400),
     unsubscribeDelayMs: integer(env, "UNSUBSCRIBE_DELAY_MS", 1000, 0, 600_000),
     drainWindowMs: integer(env, "DRAIN_WINDOW_MS", 10_000, 0, 600_000),
+    memoryLimitMb: read(env, "MEMORY_LIMIT_MB") === undefined ? null : integer(env, "MEMORY_LIMIT_MB", 0, 16, 16 * 1024 * 1024),
     postgres,
     clock: clockConfig(env, postgres),
     ingest: ingestConfig(env),

@@ -13,6 +13,7 @@ import { Publisher } from "./fanout/publisher.js";
 import { ChannelHub } from "./hub/channel-hub.js";
 import { Shutdown } from "./lifecycle/shutdown.js";
 import { GatewayMetrics } from "./metrics/gateway-metrics.js";
+import { memoryLimitBytes } from "./metrics/memory-limit.js";
 import { assertNativeUws, attachRoutes, closeListenSocket, createApp, listen, listeningPort } from "./server.js";
 import { WsTransport } from "./transport/ws-transport.js";
 import { RACE_CHANNEL, RoundAuthority } from "./clock/round-authority.js";
@@ -45,7 +46,7 @@ async function main(): Promise<void> {
   const log = pino({ level: config.logLevel, base: { node: config.nodeId } });
   assertNativeUws();
 
-  const metrics = new GatewayMetrics(config.nodeId);
+  const metrics = new GatewayMetrics(config.nodeId, memoryLimitBytes(config.memoryLimitMb));
   const app = createApp();
   const fanout = new LocalFanout(app, metrics);
   let draining = false;
@@ -76,6 +77,7 @@ async function main(): Promise<void> {
   const roundView = new RoundView(ledger);
   let stopping = false;
   const pool = config.postgres === null ? null : createPool(config.postgres, log);
+  if (pool !== null && config.postgres !== null) metrics.watchPgPool(pool, config.postgres.poolMax);
   let authority: RoundAuthority | null = null;
   let recorder: RoundRecorder | null = null;
   if (config.clock !== null && config.postgres !== null && pool !== null) {

@@ -40,6 +40,7 @@ export function attachPublishApi(app: TemplatedApp, options: PublishApiOptions, 
 
   const refuse = (res: HttpResponse, state: ResponseGuard, status: string, reason: string, code: (typeof ErrorCodes)[keyof typeof ErrorCodes]["code"], message: string, close = false): void => {
     deps.metrics.publishFailed(reason);
+    deps.metrics.httpRequest("publish", Number(status.slice(0, 3)));
     sendError(res, state, status, { code, message }, close);
   };
 
@@ -81,7 +82,10 @@ export function attachPublishApi(app: TemplatedApp, options: PublishApiOptions, 
         return;
       }
       deps.publisher.publish(validated.requests).then(
-        (results) => sendJson(res, state, "200 OK", validated.batch ? { results } : results[0]),
+        (results) => {
+          deps.metrics.httpRequest("publish", 200);
+          sendJson(res, state, "200 OK", validated.batch ? { results } : results[0]);
+        },
         (err: unknown) => {
           deps.log.error({ err: (err as Error).message, messages: validated.requests.length }, "publish failed");
           refuse(res, state, "503 Service Unavailable", "broker", ErrorCodes.unavailable.code, "message bus unavailable, nothing was published; retry");

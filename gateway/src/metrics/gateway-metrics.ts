@@ -18,8 +18,15 @@ export const FANOUT_LATENCY_BUCKETS = [
   0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1,
 ];
 
+export interface PoolState {
+  readonly totalCount: number;
+  readonly idleCount: number;
+  readonly waitingCount: number;
+}
+
 export class GatewayMetrics implements BrokerMetrics, ClockMetrics, IngestMetrics {
   readonly registry = new Registry();
+  private readonly poolSource: { current: PoolState | null } = { current: null };
 
   private readonly connections: Gauge<"transport">;
   private readonly connects: Counter<"transport">;
@@ -46,13 +53,24 @@ export class GatewayMetrics implements BrokerMetrics, ClockMetrics, IngestMetric
   private readonly clockLeader: Gauge;
   private readonly clockEvents: Counter<"event">;
   private readonly clockRoundId: Gauge;
+  private readonly httpRequests: Counter<"route" | "status">;
+  private readonly pgPoolConnections: Gauge<"state">;
+  private readonly pgPoolMax: Gauge;
+  private readonly pgQueryDuration: Histogram<"operation">;
+  private readonly writerQueueDepth: Gauge;
+  private readonly writerQueueCapacity: Gauge;
+  private readonly writerBatchSize: Histogram;
+  private readonly writerFlushDuration: Histogram;
+  private readonly writerFailures: Counter;
+  private readonly writerRows: Counter;
+  private readonly writerRejected: Counter<"reason">;
   private readonly ingestPublished: Counter;
   private readonly ingestRejections: Counter<"reason">;
   private readonly ingestFailures: Counter;
   private readonly ingestClaims: Counter;
   private readonly eventLoopDelay: IntervalHistogram;
 
-  constructor(nodeId: string) {
+  constructor(nodeId: string, memoryLimitBytes: number) {
     const registers = [this.registry];
     this.registry.setDefaultLabels({ node: nodeId });
     collectDefaultMetrics({ register: this.registry });
@@ -95,6 +113,36 @@ export class GatewayMetrics implements BrokerMetrics, ClockMetrics, IngestMetric
     this.clockEvents = new Counter({ name: "gateway_clock_events_total", help: "Race events broadcast by this node as round authority.", labelNames: ["event"], registers });
     this.clockRoundId = new Gauge({ name: "gateway_clock_round_id", help: "Id of the current round while this node is the authority (last seen otherwise).", registers });
     this.clockLeader.set(0);
+    this.httpRequests = new Counter({ name: "gateway_http_requests_total", help: "HTTP API requests by route and status code.", labelNames: ["route", "status"], registers });
+    const poolSource = this.poolSource;
+    this.pgPoolConnections = new Gauge({
+      name: "gateway_pg_pool_connections",
+      help: "Postgres pool clients by state: total, idle, waiting (callers queued for a client).",
+      labelNames: ["state"],
+      registers,
+      collect() {
+        const pool = poolSource.current;
+        this.set({ state: "total" }, pool?.totalCount ?? 0);
+        this.set({ state: "idle" }, pool?.idleCount ?? 0);
+        this.set({ state: "waiting" }, pool?.waitingCount ?? 0);
+      },
+    });
+    new Gauge({ name: "gateway_memory_limit_bytes", help: "Memory this process may use (MEMORY_LIMIT_MB, else the cgroup limit, else physical memory).", registers }).set(memoryLimitBytes);
+    this.pgPoolMax = new Gauge({ name: "gateway_pg_pool_max", help: "Configured PG_POOL_MAX.", registers });
+    this.pgQueryDuration = new Histogram({
+      name: "gateway_pg_query_duration_seconds",
+      help: "Postgres statements issued by the gateway, by operation.",
+      labelNames: ["operation"],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    });
+    this.writerQueueDepth = new Gauge({ name: "gateway_writer_queue_depth", help: "Commands waiting in the batching writer.", registers });
+    this.writerQueueCapacity = new Gauge({ name: "gateway_writer_queue_capacity", help: "Configured bound of the batching writer's queue.", registers });
+    this.writerBatchSize = new Histogram({ name: "gateway_writer_batch_size", help: "Rows per committed batch.", buckets: [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500], registers });
+    this.writerFlushDuration = new Histogram({ name: "gateway_writer_flush_duration_seconds", help: "Time to write and commit one batch.", buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers });
+    this.writerFailures = new Counter({ name: "gateway_writer_failures_total", help: "Batch attempts that failed and were retried.", registers });
+    this.writerRows = new Counter({ name: "gateway_writer_rows_total", help: "Rows committed by the batching writer.", registers });
+    this.writerRejected = new Counter({ name: "gateway_writer_rejected_total", help: "Commands refused before queueing, by reason.", labelNames: ["reason"], registers });
     this.ingestPublished = new Counter({ name: "gateway_ingest_published_total", help: "Redis ingest stream entries published by this node.", registers });
     this.ingestRejections = new Counter({ name: "gateway_ingest_rejected_total", help: "Redis ingest stream entries refused, by reason (copied to <prefix>:ingest:rejected).", labelNames: ["reason"], registers });
     this.ingestFailures = new Counter({ name: "gateway_ingest_failures_total", help: "Ingest loop iterations that failed and were retried.", registers });
@@ -207,6 +255,42 @@ export class GatewayMetrics implements BrokerMetrics, ClockMetrics, IngestMetric
 
   clockRound(id: number): void {
     this.clockRoundId.set(id);
+  }
+
+  httpRequest(route: string, status: number): void {
+    this.httpRequests.inc({ route, status: String(status) });
+  }
+
+  /** Exposes the pool's state, read at every scrape. */
+  watchPgPool(pool: PoolState, max: number): void {
+    this.pgPoolMax.set(max);
+    this.poolSource.current = pool;
+  }
+
+  pgQuery(operation: string, seconds: number): void {
+    this.pgQueryDuration.observe({ operation }, seconds);
+  }
+
+  writerCapacity(capacity: number): void {
+    this.writerQueueCapacity.set(capacity);
+  }
+
+  writerQueued(depth: number): void {
+    this.writerQueueDepth.set(depth);
+  }
+
+  writerFlushed(rows: number, seconds: number): void {
+    this.writerBatchSize.observe(rows);
+    this.writerFlushDuration.observe(seconds);
+    this.writerRows.inc(rows);
+  }
+
+  writerFailed(): void {
+    this.writerFailures.inc();
+  }
+
+  writerRejectedCommand(reason: string): void {
+    this.writerRejected.inc({ reason });
   }
 
   ingested(count: number): void {
