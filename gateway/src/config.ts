@@ -69,6 +69,15 @@ export interface GatewayConfig {
   /** Null when CLOCK_ENABLED=false. */
   readonly clock: ClockConfig | null;
   readonly ingest: IngestConfig | null;
+  readonly writer: WriterConfig;
+}
+
+export interface WriterConfig {
+  readonly maxBatch: number;
+  readonly flushMs: number;
+  readonly queueMax: number;
+  readonly minBetAmount: number;
+  readonly maxBetAmount: number;
 }
 
 export interface IngestConfig {
@@ -133,6 +142,11 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
   { name: "RACE_SYNC_INTERVAL_MS", default: "2000", description: "Cadence of `race_sync` while the race and results show." },
   { name: "CLOCK_LEASE_TTL_MS", default: "3000", description: "Round authority lease; another node takes over within about this long after the holder dies." },
   { name: "RACE_RUNNERS", default: "8", description: "Runners per race; the result is a ranking of 1..N." },
+  { name: "WRITER_BATCH_MAX", default: "500", description: "Most bets written in one transaction." },
+  { name: "WRITER_FLUSH_MS", default: "20", description: "Write a partial batch this long after its first command arrived." },
+  { name: "WRITER_QUEUE_MAX", default: "10000", description: "Commands waiting for the database; past it, new ones get `overloaded`." },
+  { name: "BET_MIN_AMOUNT", default: "1", description: "Smallest bet, in minor currency units." },
+  { name: "BET_MAX_AMOUNT", default: "1000000", description: "Largest bet, in minor currency units." },
   { name: "INGEST_ENABLED", default: "true", description: "Consume the `<REDIS_PREFIX>:ingest` stream (feeds from backends over Redis)." },
   { name: "INGEST_BATCH", default: "100", description: "Most stream entries read and published at once." },
   { name: "INGEST_CLAIM_IDLE_MS", default: "30000", description: "Take over stream entries left pending this long by a dead node." },
@@ -315,6 +329,17 @@ function ingestConfig(env: Env): IngestConfig | null {
   };
 }
 
+function writerConfig(env: Env): WriterConfig {
+  const minBetAmount = integer(env, "BET_MIN_AMOUNT", 1, 1, Number.MAX_SAFE_INTEGER);
+  return {
+    maxBatch: integer(env, "WRITER_BATCH_MAX", 500, 1, 10_000),
+    flushMs: integer(env, "WRITER_FLUSH_MS", 20, 1, 10_000),
+    queueMax: integer(env, "WRITER_QUEUE_MAX", 10_000, 1, 10_000_000),
+    minBetAmount,
+    maxBetAmount: integer(env, "BET_MAX_AMOUNT", 1_000_000, minBetAmount, Number.MAX_SAFE_INTEGER),
+  };
+}
+
 /** Parses and validates; throws ConfigError naming the first bad variable. */
 export function loadConfig(env: Env): GatewayConfig {
   const publishKey = read(env, "PUBLISH_KEY");
@@ -354,5 +379,6 @@ export function loadConfig(env: Env): GatewayConfig {
     postgres,
     clock: clockConfig(env, postgres),
     ingest: ingestConfig(env),
+    writer: writerConfig(env),
   };
 }

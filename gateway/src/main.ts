@@ -4,7 +4,15 @@
  * environment.
  */
 
-import { pino } from "pino";
+import type pg from "pg";
+import { pino, type Logger } from "pino";
+import { CommandNames } from "../../shared/src/commands.js";
+import { CommandRouter } from "./commands/command-router.js";
+import { PlaceBetHandler } from "./commands/place-bet.js";
+import { BatchingWriter } from "./store/batching-writer.js";
+import { PgBetStore, type BetCommand, type BetOutcome } from "./store/bet-store.js";
+import { isRetryablePgError } from "./store/pg-errors.js";
+import { PgHealth } from "./store/pg-health.js";
 import { JwtVerifier } from "./auth/verifier.js";
 import { RedisBroker } from "./broker/redis-broker.js";
 import { ConfigError, loadConfig, type GatewayConfig } from "./config.js";
@@ -26,6 +34,9 @@ import { RedisStreamIngest } from "./ingest/redis-stream-ingest.js";
 import { PgRoundStore } from "./store/round-store.js";
 
 const SLOW_CONSUMER_SWEEP_MS = 250;
+const PG_PROBE_MS = 2000;
+/** SIGTERM waits this long for queued bets; later ones are answered "unavailable" (never acknowledged). */
+const WRITER_STOP_TIMEOUT_MS = 5000;
 /** How long one ingest read blocks; bounds how late a stop or a takeover check runs. */
 const INGEST_BLOCK_MS = 1000;
 
@@ -39,6 +50,81 @@ function configOrExit(): GatewayConfig {
     }
     throw err;
   }
+}
+
+interface Database {
+  readonly pool: pg.Pool;
+  readonly health: PgHealth;
+  readonly writer: BatchingWriter<BetCommand, BetOutcome>;
+  readonly commands: CommandRouter;
+  readonly authority: RoundAuthority | null;
+  readonly recorder: RoundRecorder | null;
+  notReadyReason(): string | null;
+}
+
+/**
+ * Everything that needs Postgres: migrations (retried until reachable), the
+ * bet writer and its commands, and the round clock when enabled.
+ */
+function startDatabase(config: GatewayConfig, log: Logger, metrics: GatewayMetrics, ledger: RoundLedger, roundView: RoundView, isStopping: () => boolean): Database | null {
+  const postgres = config.postgres;
+  if (postgres === null) return null;
+  const pool = createPool(postgres, log);
+  metrics.watchPgPool(pool, postgres.poolMax);
+  const health = new PgHealth(pool, PG_PROBE_MS, log, (up) => metrics.pgUp(up));
+  health.start();
+
+  const betStore = new PgBetStore(pool, config.nodeId, metrics);
+  const writer = new BatchingWriter<BetCommand, BetOutcome>({
+    maxBatch: config.writer.maxBatch,
+    maxDelayMs: config.writer.flushMs,
+    capacity: config.writer.queueMax,
+    write: (items) => betStore.insertBatch(items),
+    isRetryable: isRetryablePgError,
+    metrics,
+    onError: (err, attempt, items) => log.warn({ err: (err as Error).message, attempt, items }, "bet batch failed"),
+  });
+  let migrated = false;
+  const commands = new CommandRouter(
+    new Map([
+      [
+        CommandNames.placeBet,
+        new PlaceBetHandler({
+          writer,
+          currentRound: () => roundView.current(),
+          ready: () => migrated,
+          limits: { minAmount: config.writer.minBetAmount, maxAmount: config.writer.maxBetAmount },
+        }),
+      ],
+    ]),
+  );
+
+  let authority: RoundAuthority | null = null;
+  let recorder: RoundRecorder | null = null;
+  if (config.clock !== null) {
+    const store = new PgRoundStore(pool);
+    recorder = new RoundRecorder(store, config.nodeId, log);
+    authority = new RoundAuthority({ nodeId: config.nodeId, config: config.clock, ledger, store, recorder, metrics, log });
+  }
+  const clock = authority;
+  void migrateWhenReachable(pool, postgres.schema, log, isStopping).then((done) => {
+    migrated = done;
+    if (done && !isStopping()) clock?.start();
+  });
+
+  return {
+    pool,
+    health,
+    writer,
+    commands,
+    authority,
+    recorder,
+    notReadyReason: () => {
+      if (!migrated) return "postgres schema not migrated yet";
+      if (!health.isUp() || !writer.healthy()) return "postgres unavailable";
+      return null;
+    },
+  };
 }
 
 async function main(): Promise<void> {
@@ -66,29 +152,20 @@ async function main(): Promise<void> {
     },
   });
 
-  const notReadyReason = (): string | null => {
+  // New sockets and publishes need Redis only; readiness also reports a
+  // database outage, so operators see that bets cannot be written.
+  const refusal = (): string | null => {
     if (draining) return "draining";
     if (!broker.isReady()) return "redis unavailable";
     return null;
   };
+  const notReadyReason = (): string | null => refusal() ?? database?.notReadyReason() ?? null;
 
   // Every node can answer `race` snapshots; only CLOCK_ENABLED nodes compete to drive rounds.
   const ledger = new RoundLedger({ url: config.redisUrl, prefix: config.redisPrefix, channelStateTtlSeconds: config.channelStateTtlSeconds, log });
   const roundView = new RoundView(ledger);
   let stopping = false;
-  const pool = config.postgres === null ? null : createPool(config.postgres, log);
-  if (pool !== null && config.postgres !== null) metrics.watchPgPool(pool, config.postgres.poolMax);
-  let authority: RoundAuthority | null = null;
-  let recorder: RoundRecorder | null = null;
-  if (config.clock !== null && config.postgres !== null && pool !== null) {
-    const store = new PgRoundStore(pool);
-    recorder = new RoundRecorder(store, config.nodeId, log);
-    const clockAuthority = new RoundAuthority({ nodeId: config.nodeId, config: config.clock, ledger, store, recorder, metrics, log });
-    authority = clockAuthority;
-    void migrateWhenReachable(pool, config.postgres.schema, log, () => stopping).then((migrated) => {
-      if (migrated && !stopping) clockAuthority.start();
-    });
-  }
+  const database = config.postgres === null ? null : startDatabase(config, log, metrics, ledger, roundView, () => stopping);
 
   const hub = new ChannelHub(broker, config.unsubscribeDelayMs);
   const publisher = new Publisher(broker, metrics);
@@ -106,7 +183,8 @@ async function main(): Promise<void> {
       hub,
       metrics,
       log,
-      refusal: notReadyReason,
+      refusal,
+      commands: database?.commands,
       snapshotFor: (channel) => (channel === RACE_CHANNEL ? roundView.snapshot() : null),
     },
   );
@@ -114,7 +192,7 @@ async function main(): Promise<void> {
     ws,
     probes: { nodeId: config.nodeId, notReadyReason, registry: metrics.registry, log },
     publishOptions: { publishKey: config.publishKey, maxBodyBytes: config.publishMaxBodyBytes, maxBatch: config.publishMaxBatch },
-    publish: { publisher, metrics, log, refusal: notReadyReason },
+    publish: { publisher, metrics, log, refusal },
   });
 
   const ingest =
@@ -156,14 +234,17 @@ async function main(): Promise<void> {
         name: "hand over the round clock",
         run: async () => {
           stopping = true;
-          await authority?.stop();
+          await database?.authority?.stop();
         },
       },
+      // Before the sockets close, so queued bets are committed and acknowledged.
+      { name: "flush bet writer", run: () => database?.writer.stop(WRITER_STOP_TIMEOUT_MS) },
       { name: "drain sockets", run: () => ws.drain(config.drainWindowMs) },
-      { name: "record pending rounds", run: () => recorder?.stop(2000) },
+      { name: "record pending rounds", run: () => database?.recorder?.stop(2000) },
+      { name: "stop postgres probe", run: () => database?.health.stop() },
       { name: "close clock ledger", run: () => ledger.close() },
       { name: "close broker", run: () => broker.close() },
-      { name: "close postgres pool", run: () => pool?.end() },
+      { name: "close postgres pool", run: () => database?.pool.end() },
       { name: "stop metrics", run: () => metrics.stop() },
     ],
     log,

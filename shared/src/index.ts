@@ -2,3 +2,4 @@ export * from "./codes.js";
 export * from "./channels.js";
 export * from "./protocol.js";
 export * from "./race-events.js";
+export * from "./commands.js";

@@ -4,6 +4,7 @@
  */
 
 import type { ErrorCode } from "./codes.js";
+import type { PlaceBetResult } from "./commands.js";
 import type { RaceSnapshot } from "./race-events.js";
 
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
@@ -38,7 +39,14 @@ export interface PingFrame {
   readonly id: number;
 }
 
-export type ClientFrame = SubscribeFrame | UnsubscribeFrame | RefreshFrame | PingFrame;
+export interface CommandFrame {
+  readonly type: "command";
+  readonly id: number;
+  readonly name: string;
+  readonly data: JsonValue;
+}
+
+export type ClientFrame = SubscribeFrame | UnsubscribeFrame | RefreshFrame | PingFrame | CommandFrame;
 export type ClientFrameType = ClientFrame["type"];
 
 // ---- server → client -------------------------------------------------------
@@ -95,7 +103,13 @@ export type ReplyFrame =
   | OkReplyFrame<UnsubscribeResult>
   | OkReplyFrame<RefreshResult>
   | OkReplyFrame<PingResult>
+  | OkReplyFrame<CommandResult>
   | ErrorReplyFrame;
+
+/** The `ok` reply to a command carries its result, e.g. PlaceBetResult. */
+export interface CommandResult {
+  readonly result: PlaceBetResult;
+}
 
 /** For a frame the server cannot attribute to a request id. */
 export interface ErrorFrame {

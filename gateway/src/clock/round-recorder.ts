@@ -17,6 +17,8 @@ function merge(older: RoundRecord | undefined, newer: RoundRecord): RoundRecord 
   return {
     id: newer.id,
     startedAt: older.startedAt,
+    bettingClosesAt: older.bettingClosesAt,
+    runners: older.runners,
     raceStartedAt: newer.raceStartedAt ?? older.raceStartedAt,
     finishedAt: newer.finishedAt ?? older.finishedAt,
     result: newer.result ?? older.result,

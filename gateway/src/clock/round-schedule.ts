@@ -96,6 +96,8 @@ export function toRecord(state: RoundState): RoundRecord {
   return {
     id: state.id,
     startedAt: state.startedAt,
+    bettingClosesAt: state.raceStartAt,
+    runners: state.runners,
     raceStartedAt: state.raceStartedAt,
     finishedAt: state.finishedAt,
     result: state.phase === "finished" ? state.ranking : null,

@@ -26,6 +26,11 @@ export class RoundView {
     return state === null ? null : snapshot(state, this.clock.now());
   }
 
+  /** The stored round (cached briefly). Rejects when Redis cannot be read. */
+  current(): Promise<RoundState | null> {
+    return this.state();
+  }
+
   private async state(): Promise<RoundState | null> {
     const now = this.clock.now();
     if (this.cached !== null && now - this.cached.at < this.cacheMs) return this.cached.state;

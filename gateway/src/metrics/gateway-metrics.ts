@@ -56,6 +56,7 @@ export class GatewayMetrics implements BrokerMetrics, ClockMetrics, IngestMetric
   private readonly httpRequests: Counter<"route" | "status">;
   private readonly pgPoolConnections: Gauge<"state">;
   private readonly pgPoolMax: Gauge;
+  private readonly pgUpGauge: Gauge;
   private readonly pgQueryDuration: Histogram<"operation">;
   private readonly writerQueueDepth: Gauge;
   private readonly writerQueueCapacity: Gauge;
@@ -129,6 +130,7 @@ export class GatewayMetrics implements BrokerMetrics, ClockMetrics, IngestMetric
     });
     new Gauge({ name: "gateway_memory_limit_bytes", help: "Memory this process may use (MEMORY_LIMIT_MB, else the cgroup limit, else physical memory).", registers }).set(memoryLimitBytes);
     this.pgPoolMax = new Gauge({ name: "gateway_pg_pool_max", help: "Configured PG_POOL_MAX.", registers });
+    this.pgUpGauge = new Gauge({ name: "gateway_pg_up", help: "1 while Postgres answers this node's health probe.", registers });
     this.pgQueryDuration = new Histogram({
       name: "gateway_pg_query_duration_seconds",
       help: "Postgres statements issued by the gateway, by operation.",
@@ -265,6 +267,10 @@ export class GatewayMetrics implements BrokerMetrics, ClockMetrics, IngestMetric
   watchPgPool(pool: PoolState, max: number): void {
     this.pgPoolMax.set(max);
     this.poolSource.current = pool;
+  }
+
+  pgUp(up: boolean): void {
+    this.pgUpGauge.set(up ? 1 : 0);
   }
 
   pgQuery(operation: string, seconds: number): void {

@@ -30,6 +30,35 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    name: "bets",
+    sql: `
+      -- Bets are accepted while placed_at < betting_closes_at (the planned race
+      -- start) and the round is not settled; settled_at is set once, together
+      -- with the set-based settlement of the round's bets.
+      ALTER TABLE rounds
+        ADD COLUMN betting_closes_at timestamptz,
+        ADD COLUMN runners           integer CHECK (runners > 1),
+        ADD COLUMN settled_at        timestamptz;
+
+      CREATE TABLE bets (
+        id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        user_id          text NOT NULL,
+        round_id         bigint NOT NULL REFERENCES rounds (id),
+        selection        integer NOT NULL CHECK (selection > 0),
+        amount           bigint NOT NULL CHECK (amount > 0),
+        idempotency_key  text NOT NULL,
+        placed_at        timestamptz NOT NULL,
+        node             text NOT NULL,
+        status           text NOT NULL DEFAULT 'accepted' CHECK (status IN ('accepted', 'won', 'lost')),
+        payout           bigint,
+        settled_at       timestamptz,
+        UNIQUE (user_id, idempotency_key)
+      );
+      CREATE INDEX bets_unsettled_by_round ON bets (round_id) WHERE status = 'accepted';
+    `,
+  },
 ];
 
 // Any fixed number; it only has to be the same on every node.

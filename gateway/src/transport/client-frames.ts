@@ -5,7 +5,7 @@
  */
 
 import { ErrorCodes } from "../../../shared/src/codes.js";
-import type { ClientFrame, ErrorBody } from "../../../shared/src/protocol.js";
+import type { ClientFrame, ErrorBody, JsonValue } from "../../../shared/src/protocol.js";
 
 export type ParsedFrame =
   | { readonly ok: true; readonly frame: ClientFrame }
@@ -50,6 +50,12 @@ export function parseClientFrame(text: string): ParsedFrame {
     }
     case "ping":
       return { ok: true, frame: { type, id } };
+    case "command": {
+      const name = value["name"];
+      if (typeof name !== "string" || name.length === 0 || name.length > 64) return refuse(id, ErrorCodes.badRequest.code, "command needs a name");
+      if (!("data" in value)) return refuse(id, ErrorCodes.badRequest.code, "command needs data");
+      return { ok: true, frame: { type, id, name, data: value["data"] as JsonValue } };
+    }
     default:
       return refuse(id, ErrorCodes.unknownType.code, `unknown frame type "${type.slice(0, 32)}"`);
   }

@@ -9,7 +9,8 @@ import type { HttpRequest, HttpResponse, TemplatedApp, us_socket_context_t, WebS
 import type { Logger } from "pino";
 import { channelNamespace, isValidChannelName, maySubscribe, userChannel } from "../../../shared/src/channels.js";
 import { CloseCodes, ErrorCodes, type CloseCodeSpec } from "../../../shared/src/codes.js";
-import type { ClientFrame, ErrorBody, ServerFrame, WelcomeFrame } from "../../../shared/src/protocol.js";
+import type { ClientFrame, ErrorBody, JsonValue, ServerFrame, WelcomeFrame } from "../../../shared/src/protocol.js";
+import type { CommandRouter } from "../commands/command-router.js";
 import type { RaceSnapshot } from "../../../shared/src/race-events.js";
 import { tokenFrom, type JwtVerifier, type Principal } from "../auth/verifier.js";
 import type { ChannelHub } from "../hub/channel-hub.js";
@@ -32,6 +33,8 @@ export interface WsTransportDeps {
   readonly log: Logger;
   /** Why the node takes no new sockets right now, or null when it does. */
   readonly refusal: () => string | null;
+  /** Client commands (place_bet…); absent on nodes without a database. */
+  readonly commands?: CommandRouter;
   /** State to hand a new subscriber of `channel` with its reply, when the channel has one. */
   readonly snapshotFor?: (channel: string) => Promise<RaceSnapshot | null> | null;
 }
@@ -234,7 +237,32 @@ export class WsTransport {
       case "ping":
         this.send(ws, { type: "reply", id: frame.id, ok: true, serverTime: Date.now() });
         return;
+      case "command":
+        this.command(ws, frame.id, frame.name, frame.data);
+        return;
     }
+  }
+
+  private command(ws: Socket, id: number, name: string, data: JsonValue): void {
+    const router = this.deps.commands;
+    if (router === undefined) {
+      this.sendError(ws, id, { code: ErrorCodes.unavailable.code, message: "this node takes no commands (no database configured)" });
+      return;
+    }
+    const state = ws.getUserData();
+    router.handle({ userId: state.principal.sub }, name, data).then(
+      (reply) => {
+        // The effect is committed even if the socket went away meanwhile; a
+        // reconnecting client learns it by retrying with the same key.
+        if (!state.open) return;
+        if (reply.ok) this.send(ws, { type: "reply", id, ok: true, result: reply.result });
+        else this.sendError(ws, id, reply.error);
+      },
+      (err: unknown) => {
+        this.deps.log.error({ err: (err as Error).message, command: name }, "command failed");
+        if (state.open) this.sendError(ws, id, { code: ErrorCodes.internal.code, message: "command failed; retry with the same idempotency key" });
+      },
+    );
   }
 
   private subscribe(ws: Socket, id: number, channel: string): void {

@@ -1,0 +1,163 @@
+/**
+ * A bounded queue in front of a batch write. Items wait in memory and go out
+ * as one batch when `maxBatch` have gathered or `maxDelayMs` after the first
+ * arrived. Each caller's promise settles only after its batch committed (or
+ * was refused as a whole), so an acknowledgement is never ahead of the data.
+ *
+ * - Bounded: past `capacity` queued items, submit() answers "overloaded" at once.
+ * - Retried: a batch that fails with a retryable error is written again, whole,
+ *   after a capped backoff; the store writes it in one transaction, so a
+ *   failed attempt leaves nothing behind. Items keep their place in line.
+ * - Unhealthy: after consecutive failures new items are refused ("unavailable")
+ *   instead of piling up behind a store that is down; queued ones keep waiting.
+ * - stop() refuses new items and flushes everything queued, within a deadline.
+ */
+
+export type Submitted<R> =
+  | { readonly ok: true; readonly value: R }
+  | { readonly ok: false; readonly code: "overloaded" | "unavailable" | "internal"; readonly message: string };
+
+export interface BatchingWriterOptions<T, R> {
+  readonly maxBatch: number;
+  readonly maxDelayMs: number;
+  readonly capacity: number;
+  /** Writes one batch; results in input order. Must be all-or-nothing. */
+  readonly write: (items: readonly T[]) => Promise<R[]>;
+  /** Whether a failed write may be attempted again (connection loss, serialization) or is final. */
+  readonly isRetryable: (err: unknown) => boolean;
+  readonly metrics: WriterMetrics;
+  readonly onError: (err: unknown, attempt: number, items: number) => void;
+  /** Consecutive failed attempts after which new items are refused. */
+  readonly unhealthyAfter?: number;
+  readonly minBackoffMs?: number;
+  readonly maxBackoffMs?: number;
+}
+
+export interface WriterMetrics {
+  writerCapacity(capacity: number): void;
+  writerQueued(depth: number): void;
+  writerFlushed(items: number, seconds: number): void;
+  writerFailed(): void;
+  writerRejectedCommand(reason: string): void;
+}
+
+interface Pending<T, R> {
+  readonly item: T;
+  readonly resolve: (outcome: Submitted<R>) => void;
+}
+
+export class BatchingWriter<T, R> {
+  private queue: Array<Pending<T, R>> = [];
+  private timer: NodeJS.Timeout | null = null;
+  private inFlight: Promise<void> | null = null;
+  private consecutiveFailures = 0;
+  private stopping = false;
+  /** Past the stop deadline: retries end, the process is about to exit. */
+  private abandoned = false;
+  private readonly unhealthyAfter: number;
+  private readonly minBackoffMs: number;
+  private readonly maxBackoffMs: number;
+
+  constructor(private readonly options: BatchingWriterOptions<T, R>) {
+    this.unhealthyAfter = options.unhealthyAfter ?? 2;
+    this.minBackoffMs = options.minBackoffMs ?? 50;
+    this.maxBackoffMs = options.maxBackoffMs ?? 2000;
+    options.metrics.writerCapacity(options.capacity);
+    options.metrics.writerQueued(0);
+  }
+
+  /** Items waiting or being written. */
+  depth(): number {
+    return this.queue.length;
+  }
+
+  healthy(): boolean {
+    return this.consecutiveFailures < this.unhealthyAfter;
+  }
+
+  submit(item: T): Promise<Submitted<R>> {
+    if (this.stopping) return Promise.resolve(this.refuse("unavailable", "node is shutting down; retry on another node with the same idempotency key"));
+    if (!this.healthy()) return Promise.resolve(this.refuse("unavailable", "database unavailable; retry later with the same idempotency key"));
+    if (this.queue.length >= this.options.capacity) return Promise.resolve(this.refuse("overloaded", "write queue full; retry later with the same idempotency key"));
+    return new Promise((resolve) => {
+      this.queue.push({ item, resolve });
+      this.options.metrics.writerQueued(this.queue.length);
+      this.schedule();
+    });
+  }
+
+  /** Refuses new items and writes every queued one; gives up at the deadline. */
+  async stop(timeoutMs: number): Promise<void> {
+    this.stopping = true;
+    const deadline = Date.now() + timeoutMs;
+    while ((this.queue.length > 0 || this.inFlight !== null) && Date.now() < deadline) {
+      if (this.inFlight === null) this.flushNow();
+      await Promise.race([this.inFlight, new Promise((resolve) => setTimeout(resolve, Math.max(1, deadline - Date.now())))]);
+    }
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.abandoned = true;
+    // Still queued at the deadline: never acknowledged, so the outcome is
+    // unknown to the client, which retries elsewhere with the same key and
+    // learns it (the key makes the retry a no-op if this write landed).
+    this.settle([...this.queue], () => ({ ok: false, code: "unavailable", message: "node shut down before the write was confirmed; retry with the same idempotency key" }));
+  }
+
+  private refuse(code: "overloaded" | "unavailable", message: string): Submitted<R> {
+    this.options.metrics.writerRejectedCommand(code);
+    return { ok: false, code, message };
+  }
+
+  private schedule(): void {
+    if (this.inFlight !== null) return;
+    if (this.queue.length >= this.options.maxBatch) {
+      this.flushNow();
+      return;
+    }
+    this.timer ??= setTimeout(() => this.flushNow(), this.options.maxDelayMs);
+  }
+
+  private flushNow(): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    if (this.inFlight !== null || this.queue.length === 0) return;
+    const batch = this.queue.slice(0, this.options.maxBatch);
+    this.inFlight = this.writeWithRetry(batch).finally(() => {
+      this.inFlight = null;
+      if (this.queue.length > 0) this.schedule();
+    });
+  }
+
+  private async writeWithRetry(batch: Array<Pending<T, R>>): Promise<void> {
+    const items = batch.map((pending) => pending.item);
+    for (let attempt = 1; ; attempt++) {
+      const started = process.hrtime.bigint();
+      let results: R[];
+      try {
+        results = await this.options.write(items);
+      } catch (err) {
+        this.consecutiveFailures++;
+        this.options.metrics.writerFailed();
+        this.options.onError(err, attempt, items.length);
+        if (this.abandoned) return;
+        if (!this.options.isRetryable(err)) {
+          this.settle(batch, () => ({ ok: false, code: "internal", message: "the write failed and was not applied; retry with the same idempotency key" }));
+          return;
+        }
+        const backoff = Math.min(this.maxBackoffMs, this.minBackoffMs * 2 ** (attempt - 1));
+        await new Promise((resolve) => setTimeout(resolve, backoff));
+        continue;
+      }
+      this.consecutiveFailures = 0;
+      this.options.metrics.writerFlushed(items.length, Number(process.hrtime.bigint() - started) / 1e9);
+      this.settle(batch, (i) => ({ ok: true, value: results[i] as R }));
+      return;
+    }
+  }
+
+  private settle(batch: ReadonlyArray<Pending<T, R>>, outcome: (index: number) => Submitted<R>): void {
+    const done = new Set(batch);
+    this.queue = this.queue.filter((pending) => !done.has(pending));
+    this.options.metrics.writerQueued(this.queue.length);
+    batch.forEach((pending, i) => pending.resolve(outcome(i)));
+  }
+}
