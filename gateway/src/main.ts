@@ -71,7 +71,11 @@ function startDatabase(config: GatewayConfig, log: Logger, metrics: GatewayMetri
   if (postgres === null) return null;
   const pool = createPool(postgres, log);
   metrics.watchPgPool(pool, postgres.poolMax);
-  const health = new PgHealth(pool, PG_PROBE_MS, log, (up) => metrics.pgUp(up));
+  let writerRef: BatchingWriter<BetCommand, BetOutcome> | null = null;
+  const health = new PgHealth(pool, PG_PROBE_MS, log, (up) => {
+    metrics.pgUp(up);
+    if (up) writerRef?.storeIsUp();
+  });
   health.start();
 
   const betStore = new PgBetStore(pool, config.nodeId, metrics);
@@ -84,6 +88,7 @@ function startDatabase(config: GatewayConfig, log: Logger, metrics: GatewayMetri
     metrics,
     onError: (err, attempt, items) => log.warn({ err: (err as Error).message, attempt, items }, "bet batch failed"),
   });
+  writerRef = writer;
   let migrated = false;
   const commands = new CommandRouter(
     new Map([

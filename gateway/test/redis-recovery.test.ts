@@ -8,6 +8,7 @@ import { execFileSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startRedis, type RedisHandle } from "../../scripts/lib/redis.js";
 import { startGatewayNode, TEST_PUBLISH_KEY, uniquePrefix, type GatewayNode } from "./support/gateway-node.js";
+import { eventually } from "./support/eventually.js";
 import { metricValue } from "./support/metrics.js";
 import { token } from "./support/tokens.js";
 import { connect, publish, tryConnect, type TestClient } from "./support/ws-client.js";
@@ -15,15 +16,6 @@ import { connect, publish, tryConnect, type TestClient } from "./support/ws-clie
 let redis: RedisHandle;
 let node: GatewayNode;
 let client: TestClient;
-
-/** Polls `probe` every 50 ms until it holds, for at most `timeoutMs`. */
-async function eventually(probe: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await probe().catch(() => false))) {
-    if (Date.now() > deadline) throw new Error("condition not reached in time");
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 const readyStatus = async (): Promise<number> => (await fetch(`${node.httpUrl}/readyz`)).status;
 
@@ -44,7 +36,7 @@ describe("Redis recovery", () => {
   it("resubscribes after its pub/sub connection is killed", async () => {
     const before = await metricValue(node.httpUrl, "gateway_redis_resubscribed_channels_total");
     execFileSync("redis-cli", ["-p", String(redis.port), "CLIENT", "KILL", "TYPE", "pubsub"]);
-    await eventually(async () => (await metricValue(node.httpUrl, "gateway_redis_resubscribed_channels_total")) >= before + 2);
+    await eventually(() => metricValue(node.httpUrl, "gateway_redis_resubscribed_channels_total"), (n) => n >= before + 2);
     expect((await publish(node.httpUrl, TEST_PUBLISH_KEY, { channel: "race", event: "after_kill", data: null })).status).toBe(200);
     await client.waitForMessage((m) => m.event === "after_kill");
     await publish(node.httpUrl, TEST_PUBLISH_KEY, { channel: "user:rita", event: "personal_after_kill", data: null });
@@ -54,7 +46,7 @@ describe("Redis recovery", () => {
   it("reports not ready and refuses work while Redis is down, then recovers by itself", async () => {
     const port = redis.port;
     await redis.stop();
-    await eventually(async () => (await readyStatus()) === 503);
+    await eventually(readyStatus, (status) => status === 503);
     const readiness = await (await fetch(`${node.httpUrl}/readyz`)).json();
     expect(readiness).toMatchObject({ status: "not_ready", reason: "redis unavailable" });
     expect((await publish(node.httpUrl, TEST_PUBLISH_KEY, { channel: "race", event: "lost", data: null })).status).toBe(503);
@@ -62,7 +54,7 @@ describe("Redis recovery", () => {
     expect(await metricValue(node.httpUrl, "gateway_redis_up", { role: "subscriber" })).toBe(0);
 
     redis = await startRedis({ port });
-    await eventually(async () => (await readyStatus()) === 200, 15_000);
+    await eventually(readyStatus, (status) => status === 200, 15_000);
     expect((await publish(node.httpUrl, TEST_PUBLISH_KEY, { channel: "race", event: "back", data: null })).status).toBe(200);
     const back = await client.waitForMessage((m) => m.event === "back");
     // A fresh Redis lost the channel state: the epoch changes, telling clients so.

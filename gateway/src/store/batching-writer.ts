@@ -75,6 +75,15 @@ export class BatchingWriter<T, R> {
     return this.consecutiveFailures < this.unhealthyAfter;
   }
 
+  /**
+   * An outside probe saw the store answer again. Without it, a writer that
+   * turned unhealthy with an empty queue would refuse every item forever,
+   * since only a successful write clears the failure count.
+   */
+  storeIsUp(): void {
+    if (this.inFlight === null) this.consecutiveFailures = 0;
+  }
+
   submit(item: T): Promise<Submitted<R>> {
     if (this.stopping) return Promise.resolve(this.refuse("unavailable", "node is shutting down; retry on another node with the same idempotency key"));
     if (!this.healthy()) return Promise.resolve(this.refuse("unavailable", "database unavailable; retry later with the same idempotency key"));
@@ -140,6 +149,8 @@ export class BatchingWriter<T, R> {
         this.options.onError(err, attempt, items.length);
         if (this.abandoned) return;
         if (!this.options.isRetryable(err)) {
+          // The store answered: it is up, this batch is just unwritable.
+          this.consecutiveFailures = 0;
           this.settle(batch, () => ({ ok: false, code: "internal", message: "the write failed and was not applied; retry with the same idempotency key" }));
           return;
         }

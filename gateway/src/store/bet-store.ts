@@ -14,6 +14,7 @@
  */
 
 import type pg from "pg";
+import { withTransaction } from "./transaction.js";
 
 export interface BetCommand {
   readonly userId: string;
@@ -98,66 +99,57 @@ export class PgBetStore implements BetStore {
   ) {}
 
   async insertBatch(commands: readonly BetCommand[]): Promise<BetOutcome[]> {
-    const client = await this.pool.connect();
-    let broken: Error | undefined;
     const started = process.hrtime.bigint();
-    try {
-      await client.query("BEGIN");
-      const roundIds = [...new Set(commands.map((c) => c.roundId))];
-      const open = await client.query<OpenRound>(
-        "SELECT id::text, betting_closes_at AS closes FROM rounds WHERE id = ANY($1::bigint[]) AND settled_at IS NULL FOR SHARE",
-        [roundIds],
-      );
-      const closesAt = new Map(open.rows.map((row) => [Number(row.id), row.closes?.getTime() ?? 0]));
+    const placed = await withTransaction(this.pool, (client) => this.write(client, commands));
+    this.timer.pgQuery("bet_batch", Number(process.hrtime.bigint() - started) / 1e9);
 
-      const accepted: BetCommand[] = [];
-      for (const command of commands) {
-        const closes = closesAt.get(command.roundId);
-        if (closes !== undefined && command.placedAt < closes) accepted.push(command);
-      }
+    // Within one batch, the first command with a key owns the new row; later ones are duplicates.
+    const answered = new Set<string>();
+    return commands.map((command): BetOutcome => {
+      const key = keyOf(command.userId, command.idempotencyKey);
+      const bet = placed.get(key);
+      if (bet === undefined) return { ok: false, code: "round_closed", message: `betting on round ${command.roundId} is closed` };
+      const duplicate = bet.duplicate || answered.has(key);
+      answered.add(key);
+      return { ok: true, bet: duplicate ? { ...bet, duplicate: true } : bet };
+    });
+  }
 
-      const placed = new Map<string, PlacedBet>();
-      if (accepted.length > 0) {
-        const inserted = await client.query<StoredBet>(INSERT_SQL, [
-          accepted.map((c) => c.userId),
-          accepted.map((c) => c.roundId),
-          accepted.map((c) => c.selection),
-          accepted.map((c) => c.amount),
-          accepted.map((c) => c.idempotencyKey),
-          accepted.map((c) => new Date(c.placedAt)),
-          accepted.map(() => this.node),
-        ]);
-        for (const row of inserted.rows) placed.set(keyOf(row.user_id, row.idempotency_key), toPlaced(row, false));
-      }
-      // Commands whose key was already stored (earlier, or twice in this batch).
-      const missing = commands.filter((c) => !placed.has(keyOf(c.userId, c.idempotencyKey)));
-      if (missing.length > 0) {
-        const existing = await client.query<StoredBet>(EXISTING_SQL, [missing.map((c) => c.userId), missing.map((c) => c.idempotencyKey)]);
-        for (const row of existing.rows) {
-          const key = keyOf(row.user_id, row.idempotency_key);
-          if (!placed.has(key)) placed.set(key, toPlaced(row, true));
-        }
-      }
-      await client.query("COMMIT");
-      this.timer.pgQuery("bet_batch", Number(process.hrtime.bigint() - started) / 1e9);
+  /** The bets now stored for the batch's keys, by user/key. */
+  private async write(client: pg.PoolClient, commands: readonly BetCommand[]): Promise<Map<string, PlacedBet>> {
+    const roundIds = [...new Set(commands.map((c) => c.roundId))];
+    const open = await client.query<OpenRound>(
+      "SELECT id::text, betting_closes_at AS closes FROM rounds WHERE id = ANY($1::bigint[]) AND settled_at IS NULL FOR SHARE",
+      [roundIds],
+    );
+    const closesAt = new Map(open.rows.map((row) => [Number(row.id), row.closes?.getTime() ?? 0]));
+    const accepted = commands.filter((command) => {
+      const closes = closesAt.get(command.roundId);
+      return closes !== undefined && command.placedAt < closes;
+    });
 
-      // Within one batch, the first command with a key owns the new row; later ones are duplicates.
-      const answered = new Set<string>();
-      return commands.map((command): BetOutcome => {
-        const key = keyOf(command.userId, command.idempotencyKey);
-        const bet = placed.get(key);
-        if (bet === undefined) return { ok: false, code: "round_closed", message: `betting on round ${command.roundId} is closed` };
-        const duplicate = bet.duplicate || answered.has(key);
-        answered.add(key);
-        return { ok: true, bet: duplicate ? { ...bet, duplicate: true } : bet };
-      });
-    } catch (err) {
-      await client.query("ROLLBACK").catch((rollbackError: Error) => {
-        broken = rollbackError;
-      });
-      throw err;
-    } finally {
-      client.release(broken);
+    const placed = new Map<string, PlacedBet>();
+    if (accepted.length > 0) {
+      const inserted = await client.query<StoredBet>(INSERT_SQL, [
+        accepted.map((c) => c.userId),
+        accepted.map((c) => c.roundId),
+        accepted.map((c) => c.selection),
+        accepted.map((c) => c.amount),
+        accepted.map((c) => c.idempotencyKey),
+        accepted.map((c) => new Date(c.placedAt)),
+        accepted.map(() => this.node),
+      ]);
+      for (const row of inserted.rows) placed.set(keyOf(row.user_id, row.idempotency_key), toPlaced(row, false));
     }
+    // Commands whose key was already stored (earlier, or twice in this batch).
+    const missing = commands.filter((c) => !placed.has(keyOf(c.userId, c.idempotencyKey)));
+    if (missing.length > 0) {
+      const existing = await client.query<StoredBet>(EXISTING_SQL, [missing.map((c) => c.userId), missing.map((c) => c.idempotencyKey)]);
+      for (const row of existing.rows) {
+        const key = keyOf(row.user_id, row.idempotency_key);
+        if (!placed.has(key)) placed.set(key, toPlaced(row, true));
+      }
+    }
+    return placed;
   }
 }

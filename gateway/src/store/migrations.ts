@@ -6,6 +6,7 @@
 
 import type pg from "pg";
 import type { Logger } from "pino";
+import { withTransaction } from "./transaction.js";
 
 export interface Migration {
   readonly version: number;
@@ -65,10 +66,7 @@ export const MIGRATIONS: readonly Migration[] = [
 const MIGRATION_LOCK_KEY = 7_340_021;
 
 export async function migrate(pool: pg.Pool, schema: string, migrations: readonly Migration[] = MIGRATIONS): Promise<number[]> {
-  const client = await pool.connect();
-  let broken: Error | undefined;
-  try {
-    await client.query("BEGIN");
+  return withTransaction(pool, async (client) => {
     await client.query("SELECT pg_advisory_xact_lock($1)", [MIGRATION_LOCK_KEY]);
     await client.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
     await client.query(`SET LOCAL search_path TO ${schema}`);
@@ -83,18 +81,8 @@ export async function migrate(pool: pg.Pool, schema: string, migrations: readonl
       await client.query("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", [migration.version, migration.name]);
       ran.push(migration.version);
     }
-    await client.query("COMMIT");
     return ran;
-  } catch (err) {
-    // A failed ROLLBACK means the connection itself is gone: destroy it
-    // rather than return it to the pool.
-    await client.query("ROLLBACK").catch((rollbackError: Error) => {
-      broken = rollbackError;
-    });
-    throw err;
-  } finally {
-    client.release(broken);
-  }
+  });
 }
 
 /**

@@ -14,7 +14,8 @@ export class PgHealth {
     private readonly pool: pg.Pool,
     private readonly intervalMs: number,
     private readonly log: Logger,
-    private readonly onChange: (up: boolean) => void,
+    /** Called after every probe, not only on changes: see BatchingWriter.storeIsUp(). */
+    private readonly onProbe: (up: boolean) => void,
   ) {}
 
   start(): void {
@@ -42,9 +43,8 @@ export class PgHealth {
   }
 
   private set(up: boolean): void {
-    if (up === this.up) return;
+    if (up !== this.up && up) this.log.info("postgres reachable");
     this.up = up;
-    if (up) this.log.info("postgres reachable");
-    this.onChange(up);
+    this.onProbe(up);
   }
 }

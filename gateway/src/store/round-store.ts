@@ -6,6 +6,7 @@
  */
 
 import type pg from "pg";
+import { withTransaction } from "./transaction.js";
 
 export interface RoundRecord {
   readonly id: number;
@@ -46,10 +47,7 @@ export class PgRoundStore implements RoundStore {
 
   async record(round: RoundRecord, recordedBy: string): Promise<void> {
     const at = (ms: number | null): Date | null => (ms === null ? null : new Date(ms));
-    const client = await this.pool.connect();
-    let broken: Error | undefined;
-    try {
-      await client.query("BEGIN");
+    await withTransaction(this.pool, async (client) => {
       // The upsert takes the round's row lock: bet batches hold FOR SHARE on
       // it, so settlement waits for them and sees every committed bet.
       await client.query(
@@ -70,14 +68,6 @@ export class PgRoundStore implements RoundStore {
         const settled = await client.query("UPDATE rounds SET settled_at = now() WHERE id = $1 AND settled_at IS NULL RETURNING id", [round.id]);
         if (settled.rowCount === 1) await client.query(SETTLE_ROUND_SQL, [round.id, winner, round.runners]);
       }
-      await client.query("COMMIT");
-    } catch (err) {
-      await client.query("ROLLBACK").catch((rollbackError: Error) => {
-        broken = rollbackError;
-      });
-      throw err;
-    } finally {
-      client.release(broken);
-    }
+    });
   }
 }
