@@ -44,6 +44,8 @@ export interface WriterMetrics {
 interface Pending<T, R> {
   readonly item: T;
   readonly resolve: (outcome: Submitted<R>) => void;
+  /** The time limit counts from here, not from when the previous batch finished. */
+  readonly queuedAt: number;
 }
 
 export class BatchingWriter<T, R> {
@@ -89,7 +91,7 @@ export class BatchingWriter<T, R> {
     if (!this.healthy()) return Promise.resolve(this.refuse("unavailable", "database unavailable; retry later with the same idempotency key"));
     if (this.queue.length >= this.options.capacity) return Promise.resolve(this.refuse("overloaded", "write queue full; retry later with the same idempotency key"));
     return new Promise((resolve) => {
-      this.queue.push({ item, resolve });
+      this.queue.push({ item, resolve, queuedAt: Date.now() });
       this.options.metrics.writerQueued(this.queue.length);
       this.schedule();
     });
@@ -122,7 +124,9 @@ export class BatchingWriter<T, R> {
       this.flushNow();
       return;
     }
-    this.timer ??= setTimeout(() => this.flushNow(), this.options.maxDelayMs);
+    const oldest = this.queue[0];
+    if (oldest === undefined) return;
+    this.timer ??= setTimeout(() => this.flushNow(), Math.max(0, oldest.queuedAt + this.options.maxDelayMs - Date.now()));
   }
 
   private flushNow(): void {
