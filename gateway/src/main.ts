@@ -16,7 +16,7 @@ import { PgHealth } from "./store/pg-health.js";
 import { JwtVerifier } from "./auth/verifier.js";
 import { RedisBroker } from "./broker/redis-broker.js";
 import { ConfigError, loadConfig, type GatewayConfig } from "./config.js";
-import { LocalFanout } from "./fanout/local-fanout.js";
+import { LocalFanout, UwsTopicSink } from "./fanout/local-fanout.js";
 import { Publisher } from "./fanout/publisher.js";
 import { ChannelHub } from "./hub/channel-hub.js";
 import { Shutdown } from "./lifecycle/shutdown.js";
@@ -139,7 +139,8 @@ async function main(): Promise<void> {
 
   const metrics = new GatewayMetrics(config.nodeId, memoryLimitBytes(config.memoryLimitMb));
   const app = createApp();
-  const fanout = new LocalFanout(app, metrics);
+  const fanout = new LocalFanout(metrics);
+  fanout.addSink(new UwsTopicSink(app));
   let draining = false;
 
   const broker = RedisBroker.start({
@@ -173,25 +174,21 @@ async function main(): Promise<void> {
   const database = config.postgres === null ? null : startDatabase(config, log, metrics, ledger, roundView, () => stopping);
 
   const hub = new ChannelHub(broker, config.unsubscribeDelayMs);
+  const verifier = new JwtVerifier(config.jwt);
   const publisher = new Publisher(broker, metrics);
+  const sessionDeps = {
+    verifier,
+    hub,
+    metrics,
+    log,
+    maxSubscriptions: config.maxSubscriptions,
+    clockToleranceSeconds: config.jwt.clockToleranceSeconds,
+    ...(database === null ? {} : { commands: database.commands }),
+    snapshotFor: (channel: string) => (channel === RACE_CHANNEL ? roundView.snapshot() : null),
+  };
   const ws = new WsTransport(
-    {
-      nodeId: config.nodeId,
-      maxFrameBytes: config.maxFrameBytes,
-      maxSubscriptions: config.maxSubscriptions,
-      idleTimeoutSeconds: config.idleTimeoutSeconds,
-      maxBackpressureBytes: config.maxBackpressureBytes,
-      clockToleranceSeconds: config.jwt.clockToleranceSeconds,
-    },
-    {
-      verifier: new JwtVerifier(config.jwt),
-      hub,
-      metrics,
-      log,
-      refusal,
-      commands: database?.commands,
-      snapshotFor: (channel) => (channel === RACE_CHANNEL ? roundView.snapshot() : null),
-    },
+    { nodeId: config.nodeId, maxFrameBytes: config.maxFrameBytes, idleTimeoutSeconds: config.idleTimeoutSeconds, maxBackpressureBytes: config.maxBackpressureBytes },
+    { verifier, metrics, log, refusal, session: sessionDeps },
   );
   attachRoutes(app, {
     ws,

@@ -11,7 +11,7 @@ import type { BrokerMetrics } from "../broker/redis-broker.js";
 import type { ClockMetrics } from "../clock/round-authority.js";
 import type { IngestMetrics, IngestRejectReason } from "../ingest/redis-stream-ingest.js";
 
-export type Transport = "ws";
+export type Transport = "ws" | "socketio";
 
 /** 1 ms … ~1 s, dense where fan-out latency normally lives. */
 export const FANOUT_LATENCY_BUCKETS = [

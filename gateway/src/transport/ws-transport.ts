@@ -1,63 +1,45 @@
 /**
  * The raw WebSocket endpoint `/ws`: authentication before the upgrade, the
- * JSON frame protocol, channel membership, token expiry and the SIGTERM drain.
- * No Redis and no SQL here: membership goes through the hub, deliveries come
- * from LocalFanout as uWebSockets.js topic publishes.
+ * JSON frame protocol, slow-consumer control and the SIGTERM drain. What a
+ * client may do lives in ClientSession; this file only speaks frames. No
+ * Redis and no SQL here: deliveries arrive as uWebSockets.js topic publishes.
  */
 
 import type { HttpRequest, HttpResponse, TemplatedApp, us_socket_context_t, WebSocket } from "uWebSockets.js";
 import type { Logger } from "pino";
-import { channelNamespace, isValidChannelName, maySubscribe, userChannel } from "../../../shared/src/channels.js";
 import { CloseCodes, ErrorCodes, type CloseCodeSpec } from "../../../shared/src/codes.js";
-import type { ClientFrame, ErrorBody, JsonValue, ServerFrame, WelcomeFrame } from "../../../shared/src/protocol.js";
-import type { CommandRouter } from "../commands/command-router.js";
-import type { RaceSnapshot } from "../../../shared/src/race-events.js";
+import type { ClientFrame, ErrorBody, OkReplyFrame, ServerFrame } from "../../../shared/src/protocol.js";
 import { tokenFrom, type JwtVerifier, type Principal } from "../auth/verifier.js";
-import type { ChannelHub } from "../hub/channel-hub.js";
 import type { GatewayMetrics } from "../metrics/gateway-metrics.js";
 import { parseClientFrame } from "./client-frames.js";
+import { ClientSession, type Answer, type SessionDeps } from "./client-session.js";
 
 export interface WsTransportOptions {
   readonly nodeId: string;
   readonly maxFrameBytes: number;
-  readonly maxSubscriptions: number;
   readonly idleTimeoutSeconds: number;
   readonly maxBackpressureBytes: number;
-  readonly clockToleranceSeconds: number;
 }
 
 export interface WsTransportDeps {
   readonly verifier: JwtVerifier;
-  readonly hub: ChannelHub;
   readonly metrics: GatewayMetrics;
   readonly log: Logger;
   /** Why the node takes no new sockets right now, or null when it does. */
   readonly refusal: () => string | null;
-  /** Client commands (place_bet…); absent on nodes without a database. */
-  readonly commands?: CommandRouter;
-  /** State to hand a new subscriber of `channel` with its reply, when the channel has one. */
-  readonly snapshotFor?: (channel: string) => Promise<RaceSnapshot | null> | null;
-}
-
-/** One channel of one socket; `live` once uWS delivers its topic to the socket. */
-interface Membership {
-  live: boolean;
+  /** Everything a session needs besides its connection. */
+  readonly session: Omit<SessionDeps, "transport">;
 }
 
 interface SocketState {
-  principal: Principal;
-  /** Identity matters: a subscribe completing late checks it still owns its entry. */
-  readonly channels: Map<string, Membership>;
+  readonly principal: Principal;
+  session: ClientSession | null;
   open: boolean;
-  expiryTimer: NodeJS.Timeout | null;
   /** Set just before the server ends the socket, for the disconnect metric. */
   closeReason: string | null;
 }
 
 type Socket = WebSocket<SocketState>;
-
-// setTimeout's ceiling; a later expiry re-arms the timer when it fires.
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 const CLOSE_REASON_BY_CODE: ReadonlyMap<number, string> = new Map([
   [1000, "normal"],
@@ -127,16 +109,7 @@ export class WsTransport {
    * or the window plus a grace second has passed.
    */
   async drain(windowMs: number): Promise<void> {
-    const sockets = [...this.sockets];
-    const steps = Math.max(1, Math.min(sockets.length, Math.floor(windowMs / 20)));
-    const perStep = Math.ceil(sockets.length / steps);
-    const interval = steps > 1 ? windowMs / steps : 0;
-    for (let step = 0; step < steps; step++) {
-      for (const ws of sockets.slice(step * perStep, (step + 1) * perStep)) {
-        this.end(ws, CloseCodes.serverRestart, "drain");
-      }
-      if (interval > 0 && step < steps - 1) await new Promise((resolve) => setTimeout(resolve, interval));
-    }
+    await spreadOver([...this.sockets], windowMs, (ws) => this.end(ws, CloseCodes.serverRestart, "drain"));
     const deadline = Date.now() + 1000;
     while (this.sockets.size > 0 && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 10));
@@ -162,7 +135,7 @@ export class WsTransport {
       writeError(res, "401 Unauthorized", { code: ErrorCodes.invalidToken.code, message: verdict.message });
       return;
     }
-    const state: SocketState = { principal: verdict.principal, channels: new Map(), open: true, expiryTimer: null, closeReason: null };
+    const state: SocketState = { principal: verdict.principal, session: null, open: true, closeReason: null };
     res.upgrade(state, secKey, protocol, extensions, context);
   }
 
@@ -170,34 +143,23 @@ export class WsTransport {
     const state = ws.getUserData();
     this.sockets.add(ws);
     this.deps.metrics.connectionOpened("ws");
-    this.armExpiry(ws);
-
-    // The welcome goes out only once the personal channel is live, so a client
-    // that sees it cannot miss a personal message published after.
-    const own = userChannel(state.principal.sub);
-    const membership: Membership = { live: false };
-    state.channels.set(own, membership);
-    this.deps.hub.acquire(own).then(
-      () => {
-        if (!state.open) return;
-        if (state.channels.get(own) === membership) this.goLive(ws, own, membership);
-        const welcome: WelcomeFrame = {
-          type: "welcome",
-          node: this.options.nodeId,
-          user: state.principal.sub,
-          serverTime: Date.now(),
-          channels: [own],
-          expiresAt: state.principal.expiresAt,
-        };
-        this.send(ws, welcome);
-      },
-      (err: unknown) => {
-        this.deps.log.error({ err: (err as Error).message, channel: "user:*" }, "personal channel subscribe failed");
-        if (!state.open) return;
-        if (state.channels.get(own) === membership) this.leave(ws, own);
-        this.end(ws, CloseCodes.unavailable, "unavailable");
-      },
-    );
+    const session = new ClientSession({ ...this.deps.session, transport: "ws" }, state.principal, {
+      join: (channel) => ws.subscribe(channel),
+      leave: (channel) => ws.unsubscribe(channel),
+      end: (close, reason) => this.end(ws, close, reason),
+    });
+    state.session = session;
+    void session.start().then((started) => {
+      if (started === null || !state.open) return;
+      this.send(ws, {
+        type: "welcome",
+        node: this.options.nodeId,
+        user: session.principal.sub,
+        serverTime: Date.now(),
+        channels: started.channels,
+        expiresAt: session.principal.expiresAt,
+      });
+    });
   }
 
   private message(ws: Socket, message: ArrayBuffer, isBinary: boolean): void {
@@ -224,194 +186,43 @@ export class WsTransport {
   }
 
   private dispatch(ws: Socket, frame: ClientFrame): void {
+    const session = ws.getUserData().session;
+    if (session === null) return;
     switch (frame.type) {
       case "subscribe":
-        this.subscribe(ws, frame.id, frame.channel);
+        void session.subscribe(frame.channel).then((answer) => this.reply(ws, frame.id, answer));
         return;
       case "unsubscribe":
-        this.unsubscribe(ws, frame.id, frame.channel);
+        this.reply(ws, frame.id, session.unsubscribe(frame.channel));
         return;
       case "refresh":
-        this.refresh(ws, frame.id, frame.token);
+        this.reply(ws, frame.id, session.refresh(frame.token));
         return;
       case "ping":
-        this.send(ws, { type: "reply", id: frame.id, ok: true, serverTime: Date.now() });
+        this.reply(ws, frame.id, session.ping());
         return;
       case "command":
-        this.command(ws, frame.id, frame.name, frame.data);
+        // The effect is committed even if the socket went away meanwhile; a
+        // reconnecting client learns it by retrying with the same key.
+        void session.command(frame.name, frame.data).then((answer) => this.reply(ws, frame.id, answer));
         return;
     }
   }
 
-  private command(ws: Socket, id: number, name: string, data: JsonValue): void {
-    const router = this.deps.commands;
-    if (router === undefined) {
-      this.sendError(ws, id, { code: ErrorCodes.unavailable.code, message: "this node takes no commands (no database configured)" });
-      return;
-    }
-    const state = ws.getUserData();
-    router.handle({ userId: state.principal.sub }, name, data).then(
-      (reply) => {
-        // The effect is committed even if the socket went away meanwhile; a
-        // reconnecting client learns it by retrying with the same key.
-        if (!state.open) return;
-        if (reply.ok) this.send(ws, { type: "reply", id, ok: true, result: reply.result });
-        else this.sendError(ws, id, reply.error);
-      },
-      (err: unknown) => {
-        this.deps.log.error({ err: (err as Error).message, command: name }, "command failed");
-        if (state.open) this.sendError(ws, id, { code: ErrorCodes.internal.code, message: "command failed; retry with the same idempotency key" });
-      },
-    );
-  }
-
-  private subscribe(ws: Socket, id: number, channel: string): void {
-    const state = ws.getUserData();
-    const refuse = (error: ErrorBody): void => {
-      this.deps.metrics.subscribeRefused(error.code);
-      this.sendError(ws, id, error);
-    };
-    if (!isValidChannelName(channel)) {
-      refuse({ code: ErrorCodes.invalidChannel.code, message: "channel name must be 1-128 characters of A-Z a-z 0-9 _ - . : @ | = + /" });
-      return;
-    }
-    if (!maySubscribe(state.principal, channel)) {
-      refuse({ code: ErrorCodes.forbidden.code, message: `not allowed to subscribe to ${channel}` });
-      return;
-    }
-    if (state.channels.has(channel)) {
-      refuse({ code: ErrorCodes.alreadySubscribed.code, message: `already subscribed to ${channel}` });
-      return;
-    }
-    if (state.channels.size >= this.options.maxSubscriptions) {
-      refuse({ code: ErrorCodes.limitExceeded.code, message: `at most ${this.options.maxSubscriptions} subscriptions per connection` });
-      return;
-    }
-
-    // The socket owns the hub reference from here; close() gives it back even
-    // if the socket goes away before the broker answers.
-    const membership: Membership = { live: false };
-    state.channels.set(channel, membership);
-    this.deps.hub.acquire(channel).then(
-      () => {
-        if (!state.open) return;
-        if (state.channels.get(channel) !== membership) {
-          refuse({ code: ErrorCodes.notSubscribed.code, message: `unsubscribed from ${channel} before the subscription completed` });
-          return;
-        }
-        this.goLive(ws, channel, membership);
-        this.replySubscribed(ws, id, channel);
-      },
-      (err: unknown) => {
-        this.deps.log.error({ err: (err as Error).message, namespace: channelNamespace(channel) }, "broker subscribe failed");
-        if (!state.open) return;
-        if (state.channels.get(channel) === membership) this.leave(ws, channel);
-        refuse({ code: ErrorCodes.unavailable.code, message: "subscription backend unavailable, retry" });
-      },
-    );
-  }
-
-  /**
-   * The snapshot is read after the socket joined the topic, so it is never
-   * older than what the socket can miss; a tick may still arrive before the
-   * reply, and screens keep whichever carries the later serverTime.
-   */
-  private replySubscribed(ws: Socket, id: number, channel: string): void {
-    const pending = this.deps.snapshotFor?.(channel) ?? null;
-    if (pending === null) {
-      this.send(ws, { type: "reply", id, ok: true, channel });
-      return;
-    }
-    const state = ws.getUserData();
-    pending.then(
-      (snapshot) => {
-        if (state.open) this.send(ws, snapshot === null ? { type: "reply", id, ok: true, channel } : { type: "reply", id, ok: true, channel, snapshot });
-      },
-      (err: unknown) => {
-        this.deps.log.warn({ err: (err as Error).message, channel }, "snapshot unavailable");
-        if (state.open) this.send(ws, { type: "reply", id, ok: true, channel });
-      },
-    );
-  }
-
-  private unsubscribe(ws: Socket, id: number, channel: string): void {
-    const state = ws.getUserData();
-    if (!state.channels.has(channel)) {
-      this.sendError(ws, id, { code: ErrorCodes.notSubscribed.code, message: `not subscribed to ${channel}` });
-      return;
-    }
-    this.leave(ws, channel);
-    this.send(ws, { type: "reply", id, ok: true, channel });
-  }
-
-  private refresh(ws: Socket, id: number, token: string): void {
-    const state = ws.getUserData();
-    const verdict = this.deps.verifier.verify(token);
-    if (!verdict.ok) {
-      this.deps.metrics.authFailed(verdict.reason);
-      this.sendError(ws, id, { code: ErrorCodes.invalidToken.code, message: verdict.message });
-      return;
-    }
-    if (verdict.principal.sub !== state.principal.sub) {
-      this.sendError(ws, id, { code: ErrorCodes.forbidden.code, message: "refresh token is for another user" });
-      return;
-    }
-    state.principal = verdict.principal;
-    this.armExpiry(ws);
-    // Grants may have shrunk: drop what the new token no longer allows.
-    const unsubscribed = [...state.channels.keys()].filter((channel) => !maySubscribe(state.principal, channel));
-    for (const channel of unsubscribed) this.leave(ws, channel);
-    this.send(ws, { type: "reply", id, ok: true, expiresAt: state.principal.expiresAt, unsubscribed });
-  }
-
-  private goLive(ws: Socket, channel: string, membership: Membership): void {
-    ws.subscribe(channel);
-    membership.live = true;
-    this.deps.metrics.subscribed(channelNamespace(channel));
-  }
-
-  /** Gives back the socket's hub reference; the only way a membership ends. */
-  private leave(ws: Socket, channel: string): void {
-    const state = ws.getUserData();
-    const membership = state.channels.get(channel);
-    if (membership === undefined) return;
-    state.channels.delete(channel);
-    if (membership.live) {
-      ws.unsubscribe(channel);
-      this.deps.metrics.unsubscribed(channelNamespace(channel));
-    }
-    this.deps.hub.release(channel);
+  private reply<Result extends object>(ws: Socket, id: number, answer: Answer<Result>): void {
+    if (!ws.getUserData().open) return;
+    if (answer.ok) this.send(ws, { type: "reply", id, ...answer });
+    else this.sendError(ws, id, answer.error);
   }
 
   private close(ws: Socket, code: number): void {
     const state = ws.getUserData();
     state.open = false;
     this.sockets.delete(ws);
-    if (state.expiryTimer !== null) clearTimeout(state.expiryTimer);
-    // uWS has already dropped the socket's topics; only our books are left.
-    for (const [channel, membership] of state.channels) {
-      if (membership.live) this.deps.metrics.unsubscribed(channelNamespace(channel));
-      this.deps.hub.release(channel);
-    }
-    state.channels.clear();
+    state.session?.closed();
     const reason = state.closeReason ?? CLOSE_REASON_BY_CODE.get(code) ?? "other";
     this.deps.metrics.connectionClosed("ws", reason);
     this.deps.log.debug({ code, reason }, "socket closed");
-  }
-
-  private armExpiry(ws: Socket): void {
-    const state = ws.getUserData();
-    if (state.expiryTimer !== null) clearTimeout(state.expiryTimer);
-    state.expiryTimer = null;
-    const expiresAt = state.principal.expiresAt;
-    if (expiresAt === null) return;
-    const due = expiresAt + this.options.clockToleranceSeconds * 1000 - Date.now();
-    state.expiryTimer = setTimeout(() => {
-      state.expiryTimer = null;
-      if (!state.open) return;
-      if (due > MAX_TIMER_MS) this.armExpiry(ws);
-      else this.end(ws, CloseCodes.tokenExpired, "token_expired");
-    }, Math.max(0, Math.min(due, MAX_TIMER_MS)));
   }
 
   private end(ws: Socket, close: CloseCodeSpec, reason: string): void {
@@ -421,7 +232,7 @@ export class WsTransport {
     ws.end(close.code, close.reason);
   }
 
-  private send(ws: Socket, frame: ServerFrame): void {
+  private send(ws: Socket, frame: ServerFrame | OkReplyFrame): void {
     if (ws.send(JSON.stringify(frame), false) === 2) this.deps.metrics.sendDropped("backpressure");
   }
 
@@ -429,5 +240,19 @@ export class WsTransport {
     this.deps.metrics.clientError(error.code);
     if (id === null) this.send(ws, { type: "error", error });
     else this.send(ws, { type: "reply", id, ok: false, error });
+  }
+}
+
+/**
+ * Calls `act` on every item, spread evenly over `windowMs` in steps of about
+ * 20 ms, so closing thousands of connections does not come back as a herd.
+ */
+export async function spreadOver<T>(items: readonly T[], windowMs: number, act: (item: T) => void): Promise<void> {
+  const steps = Math.max(1, Math.min(items.length, Math.floor(windowMs / 20)));
+  const perStep = Math.ceil(items.length / steps);
+  const interval = steps > 1 ? windowMs / steps : 0;
+  for (let step = 0; step < steps; step++) {
+    for (const item of items.slice(step * perStep, (step + 1) * perStep)) act(item);
+    if (interval > 0 && step < steps - 1) await new Promise((resolve) => setTimeout(resolve, interval));
   }
 }
