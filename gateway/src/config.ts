@@ -70,6 +70,8 @@ export interface GatewayConfig {
   readonly clock: ClockConfig | null;
   readonly ingest: IngestConfig | null;
   readonly writer: WriterConfig;
+  /** Origins allowed to open Socket.IO sessions from other sites; empty = same origin only. */
+  readonly socketIoCorsOrigins: readonly string[];
 }
 
 export interface WriterConfig {
@@ -142,6 +144,7 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
   { name: "RACE_SYNC_INTERVAL_MS", default: "2000", description: "Cadence of `race_sync` while the race and results show." },
   { name: "CLOCK_LEASE_TTL_MS", default: "3000", description: "Round authority lease; another node takes over within about this long after the holder dies." },
   { name: "RACE_RUNNERS", default: "8", description: "Runners per race; the result is a ranking of 1..N." },
+  { name: "SOCKETIO_CORS_ORIGINS", default: "(none: same origin only)", description: "Comma list of origins allowed to open Socket.IO sessions cross-site (e.g. `https://app.example.com`)." },
   { name: "WRITER_BATCH_MAX", default: "500", description: "Most bets written in one transaction." },
   { name: "WRITER_FLUSH_MS", default: "20", description: "Write a partial batch this long after its first command arrived." },
   { name: "WRITER_QUEUE_MAX", default: "10000", description: "Commands waiting for the database; past it, new ones get `overloaded`." },
@@ -340,6 +343,20 @@ function writerConfig(env: Env): WriterConfig {
   };
 }
 
+function corsOrigins(env: Env): string[] {
+  const origins = list(read(env, "SOCKETIO_CORS_ORIGINS")) ?? [];
+  for (const origin of origins) {
+    let url: URL;
+    try {
+      url = new URL(origin);
+    } catch {
+      throw new ConfigError("SOCKETIO_CORS_ORIGINS", `"${origin}" is not an origin like https://app.example.com`);
+    }
+    if (url.origin !== origin) throw new ConfigError("SOCKETIO_CORS_ORIGINS", `"${origin}" must be a bare origin (scheme://host[:port]), got more`);
+  }
+  return origins;
+}
+
 /** Parses and validates; throws ConfigError naming the first bad variable. */
 export function loadConfig(env: Env): GatewayConfig {
   const publishKey = read(env, "PUBLISH_KEY");
@@ -380,5 +397,6 @@ export function loadConfig(env: Env): GatewayConfig {
     clock: clockConfig(env, postgres),
     ingest: ingestConfig(env),
     writer: writerConfig(env),
+    socketIoCorsOrigins: corsOrigins(env),
   };
 }

@@ -24,6 +24,9 @@ import { GatewayMetrics } from "./metrics/gateway-metrics.js";
 import { memoryLimitBytes } from "./metrics/memory-limit.js";
 import { assertNativeUws, attachRoutes, closeListenSocket, createApp, listen, listeningPort } from "./server.js";
 import { WsTransport } from "./transport/ws-transport.js";
+import { SocketIoTransport } from "./transport/socketio-transport.js";
+import { createAdapter } from "@socket.io/redis-adapter";
+import { Redis } from "ioredis";
 import { RACE_CHANNEL, RoundAuthority } from "./clock/round-authority.js";
 import { RoundLedger } from "./clock/round-ledger.js";
 import { RoundRecorder } from "./clock/round-recorder.js";
@@ -190,8 +193,22 @@ async function main(): Promise<void> {
     { nodeId: config.nodeId, maxFrameBytes: config.maxFrameBytes, idleTimeoutSeconds: config.idleTimeoutSeconds, maxBackpressureBytes: config.maxBackpressureBytes },
     { verifier, metrics, log, refusal, session: sessionDeps },
   );
+  // Socket.IO's own cluster operations ride its Redis adapter on two more
+  // connections; gateway publishes never go through it.
+  const adapterPub = new Redis(config.redisUrl, { lazyConnect: false });
+  const adapterSub = adapterPub.duplicate();
+  for (const connection of [adapterPub, adapterSub]) {
+    connection.on("error", (err: Error) => log.warn({ err: err.message, role: "socketio-adapter" }, "redis connection error"));
+  }
+  const socketIo = new SocketIoTransport(
+    { nodeId: config.nodeId, maxFrameBytes: config.maxFrameBytes, corsOrigins: config.socketIoCorsOrigins },
+    { verifier, metrics, log, refusal, session: sessionDeps, adapter: createAdapter(adapterPub, adapterSub, { key: `${config.redisPrefix}:sio` }) },
+  );
+  fanout.addSink(socketIo.sink());
+
   attachRoutes(app, {
     ws,
+    socketIo,
     probes: { nodeId: config.nodeId, notReadyReason, registry: metrics.registry, log },
     publishOptions: { publishKey: config.publishKey, maxBodyBytes: config.publishMaxBodyBytes, maxBatch: config.publishMaxBatch },
     publish: { publisher, metrics, log, refusal },
@@ -241,11 +258,13 @@ async function main(): Promise<void> {
       },
       // Before the sockets close, so queued bets are committed and acknowledged.
       { name: "flush bet writer", run: () => database?.writer.stop(WRITER_STOP_TIMEOUT_MS) },
-      { name: "drain sockets", run: () => ws.drain(config.drainWindowMs) },
+      { name: "drain sockets", run: async () => void (await Promise.all([ws.drain(config.drainWindowMs), socketIo.drain(config.drainWindowMs)])) },
+      { name: "close socket.io", run: () => socketIo.close() },
       { name: "record pending rounds", run: () => database?.recorder?.stop(2000) },
       { name: "stop postgres probe", run: () => database?.health.stop() },
       { name: "close clock ledger", run: () => ledger.close() },
       { name: "close broker", run: () => broker.close() },
+      { name: "close socket.io adapter", run: async () => void (await Promise.allSettled([adapterPub.quit(), adapterSub.quit()])) },
       { name: "close postgres pool", run: () => database?.pool.end() },
       { name: "stop metrics", run: () => metrics.stop() },
     ],

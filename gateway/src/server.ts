@@ -8,6 +8,7 @@ import type { PublishApiDeps, PublishApiOptions } from "./http/publish-api.js";
 import { attachPublishApi } from "./http/publish-api.js";
 import { attachProbes, type ProbeDeps } from "./http/probes.js";
 import { guard, sendError } from "./http/responses.js";
+import type { SocketIoTransport } from "./transport/socketio-transport.js";
 import type { WsTransport } from "./transport/ws-transport.js";
 
 /**
@@ -22,6 +23,7 @@ export function assertNativeUws(): void {
 
 export interface ServerParts {
   readonly ws: WsTransport;
+  readonly socketIo: SocketIoTransport;
   readonly probes: ProbeDeps;
   readonly publishOptions: PublishApiOptions;
   readonly publish: PublishApiDeps;
@@ -33,6 +35,7 @@ export function createApp(): TemplatedApp {
 
 export function attachRoutes(app: TemplatedApp, parts: ServerParts): void {
   parts.ws.attach(app);
+  parts.socketIo.attach(app);
   attachProbes(app, parts.probes);
   attachPublishApi(app, parts.publishOptions, parts.publish);
   app.any("/*", (res) => {

@@ -40,7 +40,7 @@ export class GatewayMetrics implements BrokerMetrics, ClockMetrics, IngestMetric
   private readonly clientErrors: Counter<"code">;
   private readonly publishes: Counter<"namespace">;
   private readonly publishFailures: Counter<"reason">;
-  private readonly frameEncodes: Counter;
+  private readonly frameEncodes: Counter<"protocol">;
   private readonly broadcasts: Counter<"namespace">;
   private readonly fanoutLatency: Histogram<"namespace">;
   private readonly broadcastDuration: Histogram;
@@ -88,7 +88,12 @@ export class GatewayMetrics implements BrokerMetrics, ClockMetrics, IngestMetric
     this.clientErrors = new Counter({ name: "gateway_client_errors_total", help: "Error replies and error frames sent, by code.", labelNames: ["code"], registers });
     this.publishes = new Counter({ name: "gateway_publishes_total", help: "Messages accepted for publishing on this node.", labelNames: ["namespace"], registers });
     this.publishFailures = new Counter({ name: "gateway_publish_failures_total", help: "Publish requests refused or failed, by reason.", labelNames: ["reason"], registers });
-    this.frameEncodes = new Counter({ name: "gateway_broadcast_encodes_total", help: "Message frames serialized on this node (one per publish, never one per recipient).", registers });
+    this.frameEncodes = new Counter({
+      name: "gateway_broadcast_encodes_total",
+      help: "Message frames serialized on this node: one per publish for raw sockets, one per delivery for Socket.IO rooms, never one per recipient.",
+      labelNames: ["protocol"],
+      registers,
+    });
     this.broadcasts = new Counter({ name: "gateway_broadcasts_total", help: "Deliveries from the bus fanned out to local sockets.", labelNames: ["namespace"], registers });
     this.fanoutLatency = new Histogram({
       name: "gateway_fanout_latency_seconds",
@@ -201,8 +206,9 @@ export class GatewayMetrics implements BrokerMetrics, ClockMetrics, IngestMetric
     this.clientErrors.inc({ code });
   }
 
-  frameEncoded(): void {
-    this.frameEncodes.inc();
+  /** A frame serialized on this node: once per publish ("ws"), once per delivery for Socket.IO rooms ("socketio"). */
+  frameEncoded(protocol: "ws" | "socketio" = "ws"): void {
+    this.frameEncodes.inc({ protocol });
   }
 
   published(namespace: string): void {
