@@ -2,7 +2,8 @@
 # Installs, from Debian's archive, the system services the local cluster runs without Docker,
 # but only those that are missing, so repeated runs cost nothing and need no network.
 #   bash scripts/ensure-system.sh              # redis-server, nginx, postgresql
-#   bash scripts/ensure-system.sh prometheus   # ... and prometheus (with promtool)
+#   bash scripts/ensure-system.sh prometheus   # ... and prometheus (with promtool) and the
+#                                              # Redis and Postgres exporters
 set -euo pipefail
 
 want_prometheus=0
@@ -20,6 +21,8 @@ has nginx || [[ -x /usr/sbin/nginx ]] || missing+=(nginx)
 compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || missing+=(postgresql)
 if (( want_prometheus )); then
   { has prometheus && has promtool; } || missing+=(prometheus)
+  has prometheus-redis-exporter || missing+=(prometheus-redis-exporter)
+  has prometheus-postgres-exporter || missing+=(prometheus-postgres-exporter)
 fi
 
 if (( ${#missing[@]} == 0 )); then

@@ -1,5 +1,6 @@
-// npm start: Postgres, Redis, three gateway nodes and NGINX in front, all as local
-// processes (no Docker). Ctrl-C stops everything in dependency order.
+// npm start: Postgres, Redis, three gateway nodes and NGINX in front, plus Prometheus and
+// the Redis/Postgres exporters, all as local processes (no Docker). Ctrl-C stops
+// everything in dependency order.
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { DEV_JWT_SECRET, DEV_PUBLISH_KEY } from "./lib/dev-defaults.js";
@@ -8,6 +9,14 @@ import { repoRoot } from "./lib/paths.js";
 import { isPortFree, preferredOrFreePort } from "./lib/ports.js";
 import { startPostgres, type PostgresHandle } from "./lib/postgres.js";
 import { liveProcesses, startProcess, type ManagedProcess } from "./lib/process.js";
+import {
+  repoRuleFiles,
+  startPostgresExporter,
+  startPrometheus,
+  startRedisExporter,
+  type ExporterHandle,
+  type PrometheusHandle,
+} from "./lib/prometheus.js";
 import { startRedis, type RedisHandle } from "./lib/redis.js";
 
 const NODES = [
@@ -36,15 +45,20 @@ interface Cluster {
   redis?: RedisHandle;
   gateways: ManagedProcess[];
   nginx?: NginxHandle;
+  exporters: ExporterHandle[];
+  prometheus?: PrometheusHandle;
 }
 
-const cluster: Cluster = { gateways: [] };
+const cluster: Cluster = { gateways: [], exporters: [] };
 let shuttingDown = false;
 
 async function shutdown(exitCode: number): Promise<never> {
   if (shuttingDown) return process.exit(exitCode) as never;
   shuttingDown = true;
-  log("stopping: gateways (draining), nginx, redis, postgres ...");
+  log("stopping: prometheus, exporters, gateways (draining), nginx, redis, postgres ...");
+  // Monitoring first: it only watches, and would otherwise record the drain as an outage.
+  await cluster.prometheus?.stop();
+  await Promise.all(cluster.exporters.map((e) => e.stop()));
   // Gateways first and with SIGTERM so they drain their sockets while Redis/Postgres are
   // still there; their drain window is 10 s by default, hence the longer bound.
   await Promise.all(cluster.gateways.map((g) => g.stop("SIGTERM", 20_000)));
@@ -147,6 +161,27 @@ async function main(): Promise<void> {
   });
   watch(cluster.nginx.proc, false);
 
+  // Monitoring is not essential: the cluster keeps running if any of it dies. Exporters
+  // and Prometheus prefer their usual ports (what prometheus/prometheus.yml and Grafana
+  // expect) and move to free ones when those are taken.
+  const redisExporter = await startRedisExporter({ redisUrl: cluster.redis.url, port: await preferredOrFreePort(9121) });
+  cluster.exporters.push(redisExporter);
+  watch(redisExporter.proc, false);
+  const postgresExporter = await startPostgresExporter({ postgresUrl: cluster.postgres.url, port: await preferredOrFreePort(9187) });
+  cluster.exporters.push(postgresExporter);
+  watch(postgresExporter.proc, false);
+  const local = { deployment: "local" };
+  cluster.prometheus = await startPrometheus({
+    port: await preferredOrFreePort(envPort("PROMETHEUS_PORT", 9090)),
+    ruleFiles: repoRuleFiles(),
+    scrapeTargets: [
+      { job: "gateway", targets: NODES.map((n) => `127.0.0.1:${n.port}`), labels: local },
+      { job: "redis", targets: [redisExporter.target], labels: local },
+      { job: "postgres", targets: [postgresExporter.target], labels: local },
+    ],
+  });
+  watch(cluster.prometheus.proc, false);
+
   const base = `127.0.0.1:${nginxPort}`;
   const lines = [
     "",
@@ -162,6 +197,7 @@ async function main(): Promise<void> {
     `  Redis:            ${cluster.redis.url}`,
     `  Postgres:         ${cluster.postgres.url}`,
     `  NGINX logs:       ${cluster.nginx.dir}/access.log, error.log`,
+    `  Prometheus:       ${cluster.prometheus.url}  (alerts: ${cluster.prometheus.url}/alerts, targets: ${cluster.prometheus.url}/targets; rules from prometheus/rules)`,
     "",
   ];
   process.stdout.write(`${lines.join("\n")}\n`);

@@ -110,7 +110,7 @@ function startDatabase(config: GatewayConfig, log: Logger, metrics: GatewayMetri
   let authority: RoundAuthority | null = null;
   let recorder: RoundRecorder | null = null;
   if (config.clock !== null) {
-    const store = new PgRoundStore(pool);
+    const store = new PgRoundStore(pool, metrics);
     recorder = new RoundRecorder(store, config.nodeId, log);
     authority = new RoundAuthority({ nodeId: config.nodeId, config: config.clock, ledger, store, recorder, metrics, log });
   }
@@ -141,6 +141,7 @@ async function main(): Promise<void> {
   assertNativeUws();
 
   const metrics = new GatewayMetrics(config.nodeId, memoryLimitBytes(config.memoryLimitMb));
+  metrics.clockEnabled(config.clock !== null);
   const app = createApp();
   const fanout = new LocalFanout(metrics);
   fanout.addSink(new UwsTopicSink(app));

@@ -7,6 +7,7 @@
 
 import { monitorEventLoopDelay, type IntervalHistogram } from "node:perf_hooks";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import { AUTH_FAILURE_REASONS } from "../auth/verifier.js";
 import type { BrokerMetrics } from "../broker/redis-broker.js";
 import type { ClockMetrics } from "../clock/round-authority.js";
 import type { IngestMetrics, IngestRejectReason } from "../ingest/redis-stream-ingest.js";
@@ -51,6 +52,8 @@ export class GatewayMetrics implements BrokerMetrics, ClockMetrics, IngestMetric
   private readonly redisResubscribes: Counter;
   private readonly ready: Gauge;
   private readonly clockLeader: Gauge;
+  private readonly clockEnabledGauge: Gauge;
+  private readonly upgradeRefusals: Counter<"transport" | "reason">;
   private readonly clockEvents: Counter<"event">;
   private readonly clockRoundId: Gauge;
   private readonly httpRequests: Counter<"route" | "status">;
@@ -119,6 +122,9 @@ export class GatewayMetrics implements BrokerMetrics, ClockMetrics, IngestMetric
     this.clockEvents = new Counter({ name: "gateway_clock_events_total", help: "Race events broadcast by this node as round authority.", labelNames: ["event"], registers });
     this.clockRoundId = new Gauge({ name: "gateway_clock_round_id", help: "Id of the current round while this node is the authority (last seen otherwise).", registers });
     this.clockLeader.set(0);
+    this.clockEnabledGauge = new Gauge({ name: "gateway_clock_enabled", help: "1 when this node competes for the round clock (CLOCK_ENABLED=true).", registers });
+    this.clockEnabledGauge.set(0);
+    this.upgradeRefusals = new Counter({ name: "gateway_upgrade_refusals_total", help: "Connections refused before authentication because the node was not taking sockets, by reason.", labelNames: ["transport", "reason"], registers });
     this.httpRequests = new Counter({ name: "gateway_http_requests_total", help: "HTTP API requests by route and status code.", labelNames: ["route", "status"], registers });
     const poolSource = this.poolSource;
     this.pgPoolConnections = new Gauge({
@@ -154,6 +160,21 @@ export class GatewayMetrics implements BrokerMetrics, ClockMetrics, IngestMetric
     this.ingestRejections = new Counter({ name: "gateway_ingest_rejected_total", help: "Redis ingest stream entries refused, by reason (copied to <prefix>:ingest:rejected).", labelNames: ["reason"], registers });
     this.ingestFailures = new Counter({ name: "gateway_ingest_failures_total", help: "Ingest loop iterations that failed and were retried.", registers });
     this.ingestClaims = new Counter({ name: "gateway_ingest_claimed_total", help: "Ingest entries taken over from a consumer that stopped answering.", registers });
+
+    // Known label values start at zero, so rates and ratios read 0 on a quiet
+    // node instead of "no data", and alerts on them can evaluate at all.
+    for (const kind of ["backpressure", "slow_consumer_close"]) this.sendDrops.inc({ kind }, 0);
+    for (const command of ["publish", "subscribe", "unsubscribe", "resubscribe"]) this.redisErrors.inc({ command }, 0);
+    for (const reason of ["unauthorized", "too_large", "bad_request", "unavailable", "broker"]) this.publishFailures.inc({ reason }, 0);
+    for (const reason of ["overloaded", "unavailable"]) this.writerRejected.inc({ reason }, 0);
+    for (const reason of ["bad_json", "invalid", "too_large", "trimmed"]) this.ingestRejections.inc({ reason }, 0);
+    for (const reason of AUTH_FAILURE_REASONS) this.authFailures.inc({ reason }, 0);
+    for (const transport of ["ws", "socketio"] as const) {
+      this.connections.set({ transport }, 0);
+      this.connects.inc({ transport }, 0);
+      for (const reason of ["draining", "unavailable"]) this.upgradeRefusals.inc({ transport, reason }, 0);
+      for (const reason of ["normal", "abnormal", "drain", "slow_consumer", "token_expired", "message_too_big"]) this.disconnects.inc({ transport, reason }, 0);
+    }
 
     this.eventLoopDelay = monitorEventLoopDelay({ resolution: 10 });
     this.eventLoopDelay.enable();
@@ -251,6 +272,14 @@ export class GatewayMetrics implements BrokerMetrics, ClockMetrics, IngestMetric
 
   redisResubscribed(channels: number): void {
     this.redisResubscribes.inc(channels);
+  }
+
+  clockEnabled(enabled: boolean): void {
+    this.clockEnabledGauge.set(enabled ? 1 : 0);
+  }
+
+  upgradeRefused(transport: Transport, reason: "draining" | "unavailable"): void {
+    this.upgradeRefusals.inc({ transport, reason });
   }
 
   clockLeadership(held: boolean): void {

@@ -38,7 +38,10 @@ export const SETTLE_ROUND_SQL = `
    WHERE round_id = $1 AND status = 'accepted'`;
 
 export class PgRoundStore implements RoundStore {
-  constructor(private readonly pool: pg.Pool) {}
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly timer: { pgQuery(operation: string, seconds: number): void },
+  ) {}
 
   async maxRoundId(): Promise<number> {
     const { rows } = await this.pool.query<{ max: string | null }>("SELECT max(id)::text AS max FROM rounds");
@@ -47,6 +50,7 @@ export class PgRoundStore implements RoundStore {
 
   async record(round: RoundRecord, recordedBy: string): Promise<void> {
     const at = (ms: number | null): Date | null => (ms === null ? null : new Date(ms));
+    const started = process.hrtime.bigint();
     await withTransaction(this.pool, async (client) => {
       // The upsert takes the round's row lock: bet batches hold FOR SHARE on
       // it, so settlement waits for them and sees every committed bet.
@@ -69,5 +73,6 @@ export class PgRoundStore implements RoundStore {
         if (settled.rowCount === 1) await client.query(SETTLE_ROUND_SQL, [round.id, winner, round.runners]);
       }
     });
+    this.timer.pgQuery("round_record", Number(process.hrtime.bigint() - started) / 1e9);
   }
 }

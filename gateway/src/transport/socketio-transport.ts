@@ -118,6 +118,7 @@ export class SocketIoTransport {
     io.use((socket, next) => {
       const refusal = this.deps.refusal();
       if (refusal !== null) {
+        this.deps.metrics.upgradeRefused("socketio", refusal === "draining" ? "draining" : "unavailable");
         next(Object.assign(new Error(ErrorCodes.unavailable.code), { data: { code: ErrorCodes.unavailable.code, message: refusal } }));
         return;
       }

@@ -125,6 +125,7 @@ export class WsTransport {
 
     const refusal = this.deps.refusal();
     if (refusal !== null) {
+      this.deps.metrics.upgradeRefused("ws", refusal === "draining" ? "draining" : "unavailable");
       writeError(res, "503 Service Unavailable", { code: ErrorCodes.unavailable.code, message: refusal });
       return;
     }
