@@ -52,7 +52,7 @@ function ioConnect(sub: string | null, transports: Array<"polling" | "websocket"
 }
 
 function nextMessage(messages: MessageFrame[], test: (frame: MessageFrame) => boolean): Promise<MessageFrame> {
-  return eventually(async () => messages.find(test), (frame) => frame !== undefined, 5000) as Promise<MessageFrame>;
+  return eventually(async () => messages.find(test), (frame) => frame !== undefined, 10_000) as Promise<MessageFrame>;
 }
 
 beforeAll(async () => {

@@ -14,6 +14,7 @@
  */
 
 import type pg from "pg";
+import type { PlacedBetView } from "../../../shared/src/commands.js";
 import { withTransaction } from "./transaction.js";
 
 export interface BetCommand {
@@ -26,16 +27,8 @@ export interface BetCommand {
   readonly placedAt: number;
 }
 
-export interface PlacedBet {
-  /** bigint as text: ids outgrow 2^53 before the table does. */
-  readonly betId: string;
-  readonly roundId: number;
-  readonly selection: number;
-  readonly amount: number;
-  readonly placedAt: number;
-  /** True when the idempotency key was already stored: this is the original bet. */
-  readonly duplicate: boolean;
-}
+/** The committed bet as clients see it (shared with them). */
+export type PlacedBet = PlacedBetView;
 
 export type BetOutcome =
   | { readonly ok: true; readonly bet: PlacedBet }
