@@ -28,10 +28,15 @@ interface Run {
   readonly latenciesMs: number[];
 }
 
-const { values } = parseArgs({ options: { quick: { type: "boolean", default: false }, clients: { type: "string" }, bets: { type: "string" } }, strict: true });
+const { values } = parseArgs({
+  options: { quick: { type: "boolean", default: false }, clients: { type: "string" }, bets: { type: "string" }, concurrency: { type: "string" } },
+  strict: true,
+});
 const CLIENTS = Number(values.clients ?? (values.quick ? 100 : 400));
 const BETS_PER_CLIENT = Number(values.bets ?? (values.quick ? 20 : 50));
 const POOL_MAX = 10;
+/** The gateway's default WRITER_CONCURRENCY. */
+const WRITER_CONCURRENCY = Number(values.concurrency ?? 2);
 
 const noMetrics: WriterMetrics & { pgQuery(operation: string, seconds: number): void } = {
   writerCapacity: () => undefined,
@@ -84,6 +89,7 @@ async function main(): Promise<void> {
       maxBatch: 500,
       maxDelayMs: 20,
       capacity: 100_000,
+      concurrency: WRITER_CONCURRENCY,
       write: (items) => store.insertBatch(items),
       isRetryable: isRetryablePgError,
       metrics: noMetrics,
@@ -102,7 +108,7 @@ async function main(): Promise<void> {
 
     const { rows } = await pool.query<{ count: string }>("SELECT count(*)::text AS count FROM bets");
     const expected = CLIENTS * BETS_PER_CLIENT * runs.length;
-    const header = `bench:writes — ${CLIENTS} concurrent clients × ${BETS_PER_CLIENT} bets each, pg pool ${POOL_MAX}, Postgres with fsync on, ${os.cpus().length} cores`;
+    const header = `bench:writes — ${CLIENTS} concurrent clients × ${BETS_PER_CLIENT} bets each, writer concurrency ${WRITER_CONCURRENCY}, pg pool ${POOL_MAX}, Postgres with fsync on, ${os.cpus().length} cores, load average ${os.loadavg()[0]?.toFixed(1)}`;
     const table = [
       "| writer | rows committed | seconds | rows/s | ack p50 ms | ack p95 ms | ack p99 ms |",
       "|---|---:|---:|---:|---:|---:|---:|",

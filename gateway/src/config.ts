@@ -76,6 +76,7 @@ export interface GatewayConfig {
 
 export interface WriterConfig {
   readonly maxBatch: number;
+  readonly concurrency: number;
   readonly flushMs: number;
   readonly queueMax: number;
   readonly minBetAmount: number;
@@ -146,6 +147,7 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
   { name: "RACE_RUNNERS", default: "8", description: "Runners per race; the result is a ranking of 1..N." },
   { name: "SOCKETIO_CORS_ORIGINS", default: "(none: same origin only)", description: "Comma list of origins allowed to open Socket.IO sessions cross-site (e.g. `https://app.example.com`)." },
   { name: "WRITER_BATCH_MAX", default: "500", description: "Most bets written in one transaction." },
+  { name: "WRITER_CONCURRENCY", default: "2", description: "Batches written at once, each in its own transaction (at most PG_POOL_MAX)." },
   { name: "WRITER_FLUSH_MS", default: "20", description: "Write a partial batch this long after its first command arrived." },
   { name: "WRITER_QUEUE_MAX", default: "10000", description: "Commands waiting for the database; past it, new ones get `overloaded`." },
   { name: "BET_MIN_AMOUNT", default: "1", description: "Smallest bet, in minor currency units." },
@@ -336,6 +338,7 @@ function writerConfig(env: Env): WriterConfig {
   const minBetAmount = integer(env, "BET_MIN_AMOUNT", 1, 1, Number.MAX_SAFE_INTEGER);
   return {
     maxBatch: integer(env, "WRITER_BATCH_MAX", 500, 1, 10_000),
+    concurrency: integer(env, "WRITER_CONCURRENCY", 2, 1, 64),
     flushMs: integer(env, "WRITER_FLUSH_MS", 20, 1, 10_000),
     queueMax: integer(env, "WRITER_QUEUE_MAX", 10_000, 1, 10_000_000),
     minBetAmount,

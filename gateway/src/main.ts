@@ -86,6 +86,7 @@ function startDatabase(config: GatewayConfig, log: Logger, metrics: GatewayMetri
     maxBatch: config.writer.maxBatch,
     maxDelayMs: config.writer.flushMs,
     capacity: config.writer.queueMax,
+    concurrency: Math.min(config.writer.concurrency, postgres.poolMax),
     write: (items) => betStore.insertBatch(items),
     isRetryable: isRetryablePgError,
     metrics,

@@ -10,6 +10,8 @@
  *   failed attempt leaves nothing behind. Items keep their place in line.
  * - Unhealthy: after consecutive failures new items are refused ("unavailable")
  *   instead of piling up behind a store that is down; queued ones keep waiting.
+ * - Concurrent: up to `concurrency` batches are written at once; items of one
+ *   client may commit out of order, each with its own acknowledgement.
  * - stop() refuses new items and flushes everything queued, within a deadline.
  */
 
@@ -21,6 +23,11 @@ export interface BatchingWriterOptions<T, R> {
   readonly maxBatch: number;
   readonly maxDelayMs: number;
   readonly capacity: number;
+  /**
+   * Batches written at once, each its own transaction. Above 1, the next
+   * batch commits while the previous one waits for its fsync.
+   */
+  readonly concurrency?: number;
   /** Writes one batch; results in input order. Must be all-or-nothing. */
   readonly write: (items: readonly T[]) => Promise<R[]>;
   /** Whether a failed write may be attempted again (connection loss, serialization) or is final. */
@@ -49,9 +56,12 @@ interface Pending<T, R> {
 }
 
 export class BatchingWriter<T, R> {
-  private queue: Array<Pending<T, R>> = [];
+  /** Items not yet taken into a batch, oldest first. */
+  private waiting: Array<Pending<T, R>> = [];
+  /** Batches being written, each with its items. */
+  private readonly inFlight = new Map<Promise<void>, ReadonlyArray<Pending<T, R>>>();
+  private inFlightItems = 0;
   private timer: NodeJS.Timeout | null = null;
-  private inFlight: Promise<void> | null = null;
   private consecutiveFailures = 0;
   private stopping = false;
   /** Past the stop deadline: retries end, the process is about to exit. */
@@ -59,18 +69,20 @@ export class BatchingWriter<T, R> {
   private readonly unhealthyAfter: number;
   private readonly minBackoffMs: number;
   private readonly maxBackoffMs: number;
+  private readonly concurrency: number;
 
   constructor(private readonly options: BatchingWriterOptions<T, R>) {
     this.unhealthyAfter = options.unhealthyAfter ?? 2;
     this.minBackoffMs = options.minBackoffMs ?? 50;
     this.maxBackoffMs = options.maxBackoffMs ?? 2000;
+    this.concurrency = Math.max(1, options.concurrency ?? 1);
     options.metrics.writerCapacity(options.capacity);
     options.metrics.writerQueued(0);
   }
 
   /** Items waiting or being written. */
   depth(): number {
-    return this.queue.length;
+    return this.waiting.length + this.inFlightItems;
   }
 
   healthy(): boolean {
@@ -83,16 +95,16 @@ export class BatchingWriter<T, R> {
    * since only a successful write clears the failure count.
    */
   storeIsUp(): void {
-    if (this.inFlight === null) this.consecutiveFailures = 0;
+    if (this.inFlight.size === 0) this.consecutiveFailures = 0;
   }
 
   submit(item: T): Promise<Submitted<R>> {
     if (this.stopping) return Promise.resolve(this.refuse("unavailable", "node is shutting down; retry on another node with the same idempotency key"));
     if (!this.healthy()) return Promise.resolve(this.refuse("unavailable", "database unavailable; retry later with the same idempotency key"));
-    if (this.queue.length >= this.options.capacity) return Promise.resolve(this.refuse("overloaded", "write queue full; retry later with the same idempotency key"));
+    if (this.depth() >= this.options.capacity) return Promise.resolve(this.refuse("overloaded", "write queue full; retry later with the same idempotency key"));
     return new Promise((resolve) => {
-      this.queue.push({ item, resolve, queuedAt: Date.now() });
-      this.options.metrics.writerQueued(this.queue.length);
+      this.waiting.push({ item, resolve, queuedAt: Date.now() });
+      this.options.metrics.writerQueued(this.depth());
       this.schedule();
     });
   }
@@ -101,16 +113,19 @@ export class BatchingWriter<T, R> {
   async stop(timeoutMs: number): Promise<void> {
     this.stopping = true;
     const deadline = Date.now() + timeoutMs;
-    while ((this.queue.length > 0 || this.inFlight !== null) && Date.now() < deadline) {
-      if (this.inFlight === null) this.flushNow();
-      await Promise.race([this.inFlight, new Promise((resolve) => setTimeout(resolve, Math.max(1, deadline - Date.now())))]);
+    while (this.depth() > 0 && Date.now() < deadline) {
+      this.flushNow();
+      await Promise.race([...this.inFlight.keys(), new Promise((resolve) => setTimeout(resolve, Math.max(1, deadline - Date.now())))]);
     }
     if (this.timer !== null) clearTimeout(this.timer);
     this.abandoned = true;
-    // Still queued at the deadline: never acknowledged, so the outcome is
+    // Still unwritten at the deadline: never acknowledged, so the outcome is
     // unknown to the client, which retries elsewhere with the same key and
     // learns it (the key makes the retry a no-op if this write landed).
-    this.settle([...this.queue], () => ({ ok: false, code: "unavailable", message: "node shut down before the write was confirmed; retry with the same idempotency key" }));
+    const unanswered = [...this.waiting, ...[...this.inFlight.values()].flat()];
+    this.waiting = [];
+    for (const pending of unanswered) pending.resolve({ ok: false, code: "unavailable", message: "node shut down before the write was confirmed; retry with the same idempotency key" });
+    this.options.metrics.writerQueued(0);
   }
 
   private refuse(code: "overloaded" | "unavailable", message: string): Submitted<R> {
@@ -119,12 +134,12 @@ export class BatchingWriter<T, R> {
   }
 
   private schedule(): void {
-    if (this.inFlight !== null) return;
-    if (this.queue.length >= this.options.maxBatch) {
+    if (this.inFlight.size >= this.concurrency) return;
+    if (this.waiting.length >= this.options.maxBatch) {
       this.flushNow();
       return;
     }
-    const oldest = this.queue[0];
+    const oldest = this.waiting[0];
     if (oldest === undefined) return;
     this.timer ??= setTimeout(() => this.flushNow(), Math.max(0, oldest.queuedAt + this.options.maxDelayMs - Date.now()));
   }
@@ -132,15 +147,20 @@ export class BatchingWriter<T, R> {
   private flushNow(): void {
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
-    if (this.inFlight !== null || this.queue.length === 0) return;
-    const batch = this.queue.slice(0, this.options.maxBatch);
-    this.inFlight = this.writeWithRetry(batch).finally(() => {
-      this.inFlight = null;
-      if (this.queue.length > 0) this.schedule();
-    });
+    while (this.inFlight.size < this.concurrency && this.waiting.length > 0) {
+      const batch = this.waiting.splice(0, this.options.maxBatch);
+      this.inFlightItems += batch.length;
+      const writing: Promise<void> = this.writeWithRetry(batch).finally(() => {
+        this.inFlight.delete(writing);
+        this.inFlightItems -= batch.length;
+        this.options.metrics.writerQueued(this.depth());
+        if (!this.abandoned) this.schedule();
+      });
+      this.inFlight.set(writing, batch);
+    }
   }
 
-  private async writeWithRetry(batch: Array<Pending<T, R>>): Promise<void> {
+  private async writeWithRetry(batch: ReadonlyArray<Pending<T, R>>): Promise<void> {
     const items = batch.map((pending) => pending.item);
     for (let attempt = 1; ; attempt++) {
       const started = process.hrtime.bigint();
@@ -155,7 +175,7 @@ export class BatchingWriter<T, R> {
         if (!this.options.isRetryable(err)) {
           // The store answered: it is up, this batch is just unwritable.
           this.consecutiveFailures = 0;
-          this.settle(batch, () => ({ ok: false, code: "internal", message: "the write failed and was not applied; retry with the same idempotency key" }));
+          for (const pending of batch) pending.resolve({ ok: false, code: "internal", message: "the write failed and was not applied; retry with the same idempotency key" });
           return;
         }
         const backoff = Math.min(this.maxBackoffMs, this.minBackoffMs * 2 ** (attempt - 1));
@@ -164,15 +184,8 @@ export class BatchingWriter<T, R> {
       }
       this.consecutiveFailures = 0;
       this.options.metrics.writerFlushed(items.length, Number(process.hrtime.bigint() - started) / 1e9);
-      this.settle(batch, (i) => ({ ok: true, value: results[i] as R }));
+      batch.forEach((pending, i) => pending.resolve({ ok: true, value: results[i] as R }));
       return;
     }
-  }
-
-  private settle(batch: ReadonlyArray<Pending<T, R>>, outcome: (index: number) => Submitted<R>): void {
-    const done = new Set(batch);
-    this.queue = this.queue.filter((pending) => !done.has(pending));
-    this.options.metrics.writerQueued(this.queue.length);
-    batch.forEach((pending, i) => pending.resolve(outcome(i)));
   }
 }
