@@ -29,7 +29,8 @@ RUN npm ci --no-audit --no-fund
 # folders) and a COPY of a missing path fails the build. .dockerignore decides what lands.
 COPY . .
 RUN npx tsc -p tsconfig.json \
- && test -f dist/gateway/src/main.js
+ && test -f dist/gateway/src/main.js \
+ && node dist/scripts/build-web.js
 
 # ---------------------------------------------------------------------------------------
 # deps: production node_modules only, installed clean from the lockfile (no dev
@@ -66,6 +67,8 @@ WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /app/dist/gateway ./dist/gateway
 COPY --from=build /app/dist/shared ./dist/shared
+# The live page and browser SDK served at / and /sdk.js.
+COPY --from=build /app/dist/web ./dist/web
 COPY package.json ./
 
 USER node

@@ -12,3 +12,6 @@ fi
 
 echo "ensure-deps: tsc -p tsconfig.json" >&2
 ./node_modules/.bin/tsc -p tsconfig.json
+# The live page and the browser SDK bundle the nodes serve at / and /sdk.js.
+echo "ensure-deps: build web" >&2
+node dist/scripts/build-web.js

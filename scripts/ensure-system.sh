@@ -4,11 +4,14 @@
 #   bash scripts/ensure-system.sh              # redis-server, nginx, postgresql
 #   bash scripts/ensure-system.sh prometheus   # ... and prometheus (with promtool) and the
 #                                              # Redis and Postgres exporters
+#   bash scripts/ensure-system.sh chromium     # ... and chromium, for the browser tests only
 set -euo pipefail
 
 want_prometheus=0
+want_chromium=0
 for arg in "$@"; do
   [[ "$arg" == "prometheus" ]] && want_prometheus=1
+  [[ "$arg" == "chromium" ]] && want_chromium=1
 done
 
 has() { command -v "$1" >/dev/null 2>&1; }
@@ -23,6 +26,11 @@ if (( want_prometheus )); then
   { has prometheus && has promtool; } || missing+=(prometheus)
   has prometheus-redis-exporter || missing+=(prometheus-redis-exporter)
   has prometheus-postgres-exporter || missing+=(prometheus-postgres-exporter)
+fi
+
+# Headless browser for gateway/test/browser.test.ts; playwright-core drives it, nothing is downloaded.
+if (( want_chromium )); then
+  [[ -x /usr/bin/chromium ]] || missing+=(chromium)
 fi
 
 if (( ${#missing[@]} == 0 )); then

@@ -4,6 +4,6 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-bash scripts/ensure-system.sh prometheus
+bash scripts/ensure-system.sh prometheus chromium
 bash scripts/ensure-deps.sh
 exec ./node_modules/.bin/vitest run "$@"

@@ -33,6 +33,8 @@ import { RoundRecorder } from "./clock/round-recorder.js";
 import { RoundView } from "./clock/round-view.js";
 import { migrateWhenReachable } from "./store/migrations.js";
 import { createPool } from "./store/pg-pool.js";
+import { attachDevTokenRoute } from "./http/dev-token.js";
+import { attachStaticSite } from "./http/static-site.js";
 import { RedisStreamIngest } from "./ingest/redis-stream-ingest.js";
 import { PgRoundStore } from "./store/round-store.js";
 
@@ -214,6 +216,16 @@ async function main(): Promise<void> {
     probes: { nodeId: config.nodeId, notReadyReason, registry: metrics.registry, log },
     publishOptions: { publishKey: config.publishKey, maxBodyBytes: config.publishMaxBodyBytes, maxBatch: config.publishMaxBatch },
     publish: { publisher, metrics, log, refusal },
+  });
+
+  // The live page at / and, in development only, GET /v1/dev/token for it.
+  attachStaticSite(app, { log });
+  attachDevTokenRoute(app, {
+    enabled: config.env === "development",
+    secret: typeof config.jwt.key === "string" ? config.jwt.key : null,
+    issuer: config.jwt.issuer,
+    audience: config.jwt.audience,
+    log,
   });
 
   const ingest =

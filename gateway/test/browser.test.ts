@@ -1,3 +1,6 @@
+/// <reference lib="dom" />
+// The functions passed to page.evaluate/waitForFunction run in the page: they need DOM types.
+
 /**
  * The live page in headless Chromium (Debian's /usr/bin/chromium driven by
  * playwright-core; no browser download) against a real cluster: Redis,

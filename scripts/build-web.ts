@@ -1,0 +1,74 @@
+// npm run build:web: the browser SDK bundle and the live page into dist/web.
+//   dist/web/sdk.js    the client SDK (shared/src/client), ESM, minified: for any web app
+//   dist/web/app.js    the live page's script; imports ./sdk.js instead of bundling it again
+//   dist/web/index.html, style.css
+// Prints each file's size and fails when the SDK outgrows its budget.
+import { build, type Plugin } from "esbuild";
+import { copyFile, mkdir, readFile, rm } from "node:fs/promises";
+import path from "node:path";
+import { gzipSync } from "node:zlib";
+import { repoRoot } from "./lib/paths.js";
+
+/** The SDK must stay small enough to load on every screen; raise this only deliberately. */
+const SDK_BUDGET_BYTES = 10 * 1024;
+
+const root = repoRoot();
+const out = path.join(root, "dist", "web");
+const sdkEntry = path.join(root, "shared", "src", "client", "index.ts");
+
+// The page imports the SDK's source for its types; at run time it loads the served bundle.
+const sdkAsExternal: Plugin = {
+  name: "sdk-as-external",
+  setup(builder) {
+    builder.onResolve({ filter: /shared\/src\/client\/index\.js$/ }, () => ({ path: "./sdk.js", external: true }));
+  },
+};
+
+// The codes table's `meaning` texts are for people reading the source and docs; a browser
+// needs only the codes and their `reconnect` flags. If the table's layout changes, this
+// strips nothing and the bundle just gets bigger (the budget check says so).
+const codesWithoutProse: Plugin = {
+  name: "codes-without-prose",
+  setup(builder) {
+    builder.onLoad({ filter: /shared\/src\/codes\.ts$/ }, async (args) => ({
+      contents: (await readFile(args.path, "utf8")).replace(/^\s*meaning: "(?:[^"\\]|\\.)*",?$/gm, ""),
+      loader: "ts",
+    }));
+  },
+};
+
+async function main(): Promise<void> {
+  await rm(out, { recursive: true, force: true });
+  await mkdir(out, { recursive: true });
+  const common = {
+    bundle: true,
+    format: "esm",
+    platform: "browser",
+    // Browsers since 2021 (class fields), Electron, Node ≥ 16: no syntax lowering beyond that.
+    target: "es2022",
+    minify: true,
+    sourcemap: "linked",
+    legalComments: "none",
+    logLevel: "warning",
+  } as const;
+  await build({ ...common, entryPoints: [sdkEntry], outfile: path.join(out, "sdk.js"), plugins: [codesWithoutProse] });
+  await build({ ...common, entryPoints: [path.join(root, "web", "app.ts")], outfile: path.join(out, "app.js"), plugins: [sdkAsExternal] });
+  for (const asset of ["index.html", "style.css"]) await copyFile(path.join(root, "web", asset), path.join(out, asset));
+
+  let overBudget = false;
+  for (const name of ["sdk.js", "app.js", "index.html", "style.css"]) {
+    const body = await readFile(path.join(out, name));
+    const gzip = gzipSync(body).length;
+    process.stdout.write(`build:web  dist/web/${name.padEnd(11)} ${(body.length / 1024).toFixed(1).padStart(5)} KB  (gzip ${(gzip / 1024).toFixed(1)} KB)\n`);
+    if (name === "sdk.js" && body.length > SDK_BUDGET_BYTES) overBudget = true;
+  }
+  if (overBudget) {
+    process.stderr.write(`build:web: sdk.js is over its ${SDK_BUDGET_BYTES / 1024} KB budget\n`);
+    process.exit(1);
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`build:web failed: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});
