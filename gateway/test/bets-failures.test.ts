@@ -40,6 +40,8 @@ async function client(node: GatewayNode, sub: string): Promise<TestClient> {
 
 async function storedBets(userPrefix: string): Promise<Map<string, string>> {
   const db = new pg.Client({ connectionString: postgres.url });
+  // The server may be stopped by the next step while this client is closing.
+  db.on("error", (err) => process.stderr.write(`test pg client error: ${err.message}\n`));
   await db.connect();
   try {
     const { rows } = await db.query<{ id: string; user_id: string; idempotency_key: string }>(`SELECT id::text, user_id, idempotency_key FROM ${schema}.bets WHERE user_id LIKE $1`, [`${userPrefix}%`]);

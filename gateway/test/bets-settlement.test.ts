@@ -3,12 +3,13 @@
  * and a finished round settles all of its bets once, by its result.
  */
 
-import pg from "pg";
+import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RoundFinished, RoundStarted } from "../../shared/src/race-events.js";
 import { startPostgres, type PostgresHandle } from "../../scripts/lib/postgres.js";
 import { startRedis, type RedisHandle } from "../../scripts/lib/redis.js";
 import { newKey, outcomeOf, placeBet } from "./support/bets.js";
+import { testPool } from "./support/db.js";
 import { eventually } from "./support/eventually.js";
 import { startGatewayNode, uniquePrefix, type GatewayNode } from "./support/gateway-node.js";
 import { token } from "./support/tokens.js";
@@ -24,7 +25,7 @@ let bettor: TestClient;
 
 beforeAll(async () => {
   [redis, postgres] = await Promise.all([startRedis(), startPostgres({ fast: true })]);
-  db = new pg.Pool({ connectionString: postgres.url, max: 2 });
+  db = testPool(postgres.url, 2);
   node = await startGatewayNode({
     name: "settle",
     redisUrl: redis.url,

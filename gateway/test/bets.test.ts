@@ -3,12 +3,13 @@
  * committed row, exactly one per idempotency key; refusals write nothing.
  */
 
-import pg from "pg";
+import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startPostgres, type PostgresHandle } from "../../scripts/lib/postgres.js";
 import { startRedis, type RedisHandle } from "../../scripts/lib/redis.js";
 import { currentRoundId, newKey, outcomeOf, placeBet } from "./support/bets.js";
 import { startGatewayNode, uniquePrefix, type GatewayNode } from "./support/gateway-node.js";
+import { testPool } from "./support/db.js";
 import { eventually } from "./support/eventually.js";
 import { metricValue } from "./support/metrics.js";
 import { token } from "./support/tokens.js";
@@ -40,7 +41,7 @@ async function rowsOf(userPrefix: string): Promise<Array<{ id: string; user_id: 
 
 beforeAll(async () => {
   [redis, postgres] = await Promise.all([startRedis(), startPostgres({ fast: true })]);
-  db = new pg.Pool({ connectionString: postgres.url, max: 3 });
+  db = testPool(postgres.url, 3);
   const prefix = uniquePrefix("bets");
   nodes = await Promise.all(["bet-1", "bet-2"].map((name) => startGatewayNode({ name, redisUrl: redis.url, redisPrefix: prefix, env: env() })));
   small = await startGatewayNode({ name: "bet-small", redisUrl: redis.url, redisPrefix: prefix, env: env({ CLOCK_ENABLED: "false", WRITER_QUEUE_MAX: "5", WRITER_BATCH_MAX: "5", WRITER_FLUSH_MS: "1" }) });

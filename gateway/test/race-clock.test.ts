@@ -4,12 +4,13 @@
  * numbering that survives a restart with an empty Redis.
  */
 
-import pg from "pg";
+import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { MessageFrame } from "../../shared/src/protocol.js";
 import type { RaceSync, RoundFinished, RoundStarted, TimerUpdate } from "../../shared/src/race-events.js";
 import { startPostgres, type PostgresHandle } from "../../scripts/lib/postgres.js";
 import { startRedis, type RedisHandle } from "../../scripts/lib/redis.js";
+import { testPool } from "./support/db.js";
 import { startGatewayNode, uniquePrefix, type GatewayNode } from "./support/gateway-node.js";
 import { metricValue } from "./support/metrics.js";
 import { token } from "./support/tokens.js";
@@ -71,7 +72,7 @@ async function recordedRounds(): Promise<Array<{ id: number; finished: boolean; 
 
 beforeAll(async () => {
   [redis, postgres] = await Promise.all([startRedis(), startPostgres({ fast: true })]);
-  db = new pg.Pool({ connectionString: postgres.url, max: 2 });
+  db = testPool(postgres.url, 2);
   nodes = await startCluster(["clock-1", "clock-2", "clock-3"]);
 });
 
