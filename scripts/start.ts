@@ -187,6 +187,7 @@ async function main(): Promise<void> {
     "",
     "Realtime gateway cluster is up (Ctrl-C to stop).",
     "",
+    `  Live page:        http://${base}/      (race screen; fetches a development token itself)`,
     `  Mint a token:     TOKEN=$(npm run -s token -- --sub alice)      # --channels 'race,forecasts:*' --ttl 3600`,
     `  WebSocket:        ws://${base}/ws?token=$TOKEN`,
     `  Publish:          curl -sS -X POST http://${base}/v1/publish \\`,
