@@ -24,6 +24,7 @@ import { GatewayMetrics } from "./metrics/gateway-metrics.js";
 import { memoryLimitBytes } from "./metrics/memory-limit.js";
 import { assertNativeUws, attachRoutes, closeListenSocket, createApp, listen, listeningPort } from "./server.js";
 import { WsTransport } from "./transport/ws-transport.js";
+import { ExpiryWheel } from "./transport/expiry-wheel.js";
 import { SocketIoTransport } from "./transport/socketio-transport.js";
 import { createAdapter } from "@socket.io/redis-adapter";
 import { Redis } from "ioredis";
@@ -183,7 +184,9 @@ async function main(): Promise<void> {
   const hub = new ChannelHub(broker, config.unsubscribeDelayMs);
   const verifier = new JwtVerifier(config.jwt);
   const publisher = new Publisher(broker, metrics);
+  const expiries = new ExpiryWheel();
   const sessionDeps = {
+    expiries,
     verifier,
     hub,
     metrics,
@@ -280,6 +283,7 @@ async function main(): Promise<void> {
       { name: "close broker", run: () => broker.close() },
       { name: "close socket.io adapter", run: async () => void (await Promise.allSettled([adapterPub.quit(), adapterSub.quit()])) },
       { name: "close postgres pool", run: () => database?.pool.end() },
+      { name: "stop expiry timer", run: () => expiries.stop() },
       { name: "stop metrics", run: () => metrics.stop() },
     ],
     log,

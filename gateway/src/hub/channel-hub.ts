@@ -15,9 +15,12 @@ export interface HubTimers {
   clearTimeout(handle: NodeJS.Timeout): void;
 }
 
+/** Shared by every subscribed channel, so none keeps its own settled promise alive. */
+const SUBSCRIBED: Promise<void> = Promise.resolve();
+
 interface ChannelEntry {
   references: number;
-  /** Settles when the broker subscription is in place; null while not subscribed. */
+  /** Settles when the broker subscription is in place (SUBSCRIBED once it is); null while not subscribed. */
   subscribed: Promise<void> | null;
   pendingUnsubscribe: NodeJS.Timeout | null;
 }
@@ -51,10 +54,15 @@ export class ChannelHub {
       const subscribing = this.broker.subscribe(channel);
       entry.subscribed = subscribing;
       const current = entry;
-      // A failed subscribe is forgotten so the next acquire tries again.
-      subscribing.catch(() => {
-        if (current.subscribed === subscribing) current.subscribed = null;
-      });
+      subscribing.then(
+        () => {
+          if (current.subscribed === subscribing) current.subscribed = SUBSCRIBED;
+        },
+        // A failed subscribe is forgotten so the next acquire tries again.
+        () => {
+          if (current.subscribed === subscribing) current.subscribed = null;
+        },
+      );
     }
     return entry.subscribed;
   }

@@ -15,6 +15,7 @@ import type { JwtVerifier, Principal } from "../auth/verifier.js";
 import type { CommandRouter } from "../commands/command-router.js";
 import type { ChannelHub } from "../hub/channel-hub.js";
 import type { GatewayMetrics, Transport } from "../metrics/gateway-metrics.js";
+import type { ExpiryWheel, Expiring } from "./expiry-wheel.js";
 
 export type Answer<Result> = ({ readonly ok: true } & Result) | { readonly ok: false; readonly error: ErrorBody };
 
@@ -35,6 +36,8 @@ export interface SessionDeps {
   readonly log: Logger;
   readonly maxSubscriptions: number;
   readonly clockToleranceSeconds: number;
+  /** One timer for every connection's token expiry. */
+  readonly expiries: ExpiryWheel;
   readonly commands?: CommandRouter;
   readonly snapshotFor?: (channel: string) => Promise<RaceSnapshot | null> | null;
 }
@@ -44,16 +47,13 @@ interface Membership {
   live: boolean;
 }
 
-// setTimeout's ceiling; a later expiry re-arms the timer when it fires.
-const MAX_TIMER_MS = 2 ** 31 - 1;
-
 function refusal(code: ErrorBody["code"], message: string): { ok: false; error: ErrorBody } {
   return { ok: false, error: { code, message } };
 }
 
-export class ClientSession {
+export class ClientSession implements Expiring {
   private readonly memberships = new Map<string, Membership>();
-  private expiryTimer: NodeJS.Timeout | null = null;
+  expiryBucket: number | null = null;
   private open = true;
 
   constructor(
@@ -162,7 +162,7 @@ export class ClientSession {
   closed(): void {
     if (!this.open) return;
     this.open = false;
-    if (this.expiryTimer !== null) clearTimeout(this.expiryTimer);
+    this.deps.expiries.cancel(this);
     // The transport has already dropped the connection's topics/rooms; only our books are left.
     for (const [channel, membership] of this.memberships) {
       if (membership.live) this.deps.metrics.unsubscribed(channelNamespace(channel));
@@ -201,17 +201,14 @@ export class ClientSession {
     this.deps.hub.release(channel);
   }
 
+  /** Called by the expiry wheel once the token (plus tolerance) has run out. */
+  expire(): void {
+    if (this.open) this.connection.end(CloseCodes.tokenExpired, "token_expired");
+  }
+
   private armExpiry(): void {
-    if (this.expiryTimer !== null) clearTimeout(this.expiryTimer);
-    this.expiryTimer = null;
     const expiresAt = this.principalNow.expiresAt;
-    if (expiresAt === null) return;
-    const due = expiresAt + this.deps.clockToleranceSeconds * 1000 - Date.now();
-    this.expiryTimer = setTimeout(() => {
-      this.expiryTimer = null;
-      if (!this.open) return;
-      if (due > MAX_TIMER_MS) this.armExpiry();
-      else this.connection.end(CloseCodes.tokenExpired, "token_expired");
-    }, Math.max(0, Math.min(due, MAX_TIMER_MS)));
+    if (expiresAt === null) this.deps.expiries.cancel(this);
+    else this.deps.expiries.schedule(this, expiresAt + this.deps.clockToleranceSeconds * 1000);
   }
 }

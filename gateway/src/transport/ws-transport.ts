@@ -12,7 +12,7 @@ import type { ClientFrame, ErrorBody, OkReplyFrame, ServerFrame } from "../../..
 import { tokenFrom, type JwtVerifier, type Principal } from "../auth/verifier.js";
 import type { GatewayMetrics } from "../metrics/gateway-metrics.js";
 import { parseClientFrame } from "./client-frames.js";
-import { ClientSession, type Answer, type SessionDeps } from "./client-session.js";
+import { ClientSession, type Answer, type SessionConnection, type SessionDeps } from "./client-session.js";
 
 export interface WsTransportOptions {
   readonly nodeId: string;
@@ -53,13 +53,36 @@ function writeError(res: HttpResponse, status: string, body: ErrorBody): void {
   res.writeStatus(status).writeHeader("content-type", "application/json").end(JSON.stringify({ error: body }));
 }
 
+/** A socket as a session sees it; a class, not closures, to keep per-socket memory small. */
+class UwsConnection implements SessionConnection {
+  constructor(
+    private readonly ws: Socket,
+    private readonly transport: WsTransport,
+  ) {}
+
+  join(channel: string): void {
+    this.ws.subscribe(channel);
+  }
+
+  leave(channel: string): void {
+    this.ws.unsubscribe(channel);
+  }
+
+  end(close: CloseCodeSpec, reason: string): void {
+    this.transport.end(this.ws, close, reason);
+  }
+}
+
 export class WsTransport {
   private readonly sockets = new Set<Socket>();
+  private readonly sessionDeps: SessionDeps;
 
   constructor(
     private readonly options: WsTransportOptions,
     private readonly deps: WsTransportDeps,
-  ) {}
+  ) {
+    this.sessionDeps = { ...deps.session, transport: "ws" };
+  }
 
   attach(app: TemplatedApp): void {
     app.ws<SocketState>("/ws", {
@@ -144,11 +167,7 @@ export class WsTransport {
     const state = ws.getUserData();
     this.sockets.add(ws);
     this.deps.metrics.connectionOpened("ws");
-    const session = new ClientSession({ ...this.deps.session, transport: "ws" }, state.principal, {
-      join: (channel) => ws.subscribe(channel),
-      leave: (channel) => ws.unsubscribe(channel),
-      end: (close, reason) => this.end(ws, close, reason),
-    });
+    const session = new ClientSession(this.sessionDeps, state.principal, new UwsConnection(ws, this));
     state.session = session;
     void session.start().then((started) => {
       if (started === null || !state.open) return;
@@ -226,7 +245,7 @@ export class WsTransport {
     this.deps.log.debug({ code, reason }, "socket closed");
   }
 
-  private end(ws: Socket, close: CloseCodeSpec, reason: string): void {
+  end(ws: Socket, close: CloseCodeSpec, reason: string): void {
     const state = ws.getUserData();
     if (!state.open) return;
     state.closeReason = reason;
