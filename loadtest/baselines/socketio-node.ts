@@ -1,0 +1,63 @@
+/**
+ * Baseline (a): what a team would build with Socket.IO alone. Socket.IO on
+ * Node's own HTTP server, clustered with @socket.io/redis-adapter, JWT checked
+ * in a middleware, a `subscribe` event that joins a room, and a publish
+ * endpoint that does `io.to(channel).emit("message", frame)`. With the Redis
+ * adapter that emit is published to Redis for other nodes and broadcast
+ * locally, the adapter's documented behaviour.
+ *
+ * Run by loadtest/bench.ts: PORT, JWT_SECRET, PUBLISH_KEY, REDIS_URL, REDIS_PREFIX.
+ */
+
+import { createServer } from "node:http";
+import { createAdapter } from "@socket.io/redis-adapter";
+import { Redis } from "ioredis";
+import { Server } from "socket.io";
+import { handlePublish, messageFrame, readEnv, verifySub } from "./common.js";
+
+const env = readEnv();
+const redisUrl = process.env["REDIS_URL"] ?? "redis://127.0.0.1:6379";
+const pub = new Redis(redisUrl);
+const sub = pub.duplicate();
+
+const http = createServer((req, res) => handlePublish(env, req, res, (body) => io.to(body.channel).emit("message", messageFrame(body))));
+const io = new Server(http, {
+  serveClient: false,
+  adapter: createAdapter(pub, sub, { key: `${process.env["REDIS_PREFIX"] ?? "bench"}:sio` }),
+});
+
+io.use((socket, next) => {
+  const auth = socket.handshake.auth as Record<string, unknown>;
+  const userId = verifySub(auth["token"], env.jwtSecret);
+  if (userId === null) next(new Error("invalid_token"));
+  else {
+    socket.data.sub = userId;
+    next();
+  }
+});
+
+io.on("connection", (socket) => {
+  const userId = String(socket.data.sub);
+  void socket.join(`user:${userId}`);
+  socket.on("subscribe", (request: { channel?: unknown }, ack?: (answer: object) => void) => {
+    const channel = typeof request?.channel === "string" ? request.channel : null;
+    if (channel === null) {
+      ack?.({ ok: false, error: { code: "bad_request", message: "subscribe needs { channel }" } });
+      return;
+    }
+    void socket.join(channel);
+    ack?.({ ok: true, channel });
+  });
+  socket.emit("welcome", { node: "socketio-node", user: userId, serverTime: Date.now(), channels: [`user:${userId}`], expiresAt: null });
+});
+
+http.listen(env.port, "127.0.0.1", () => process.stdout.write(`listening ${env.port}\n`));
+
+const stop = (): void => {
+  io.close();
+  pub.disconnect();
+  sub.disconnect();
+  process.exit(0);
+};
+process.on("SIGTERM", stop);
+process.on("SIGINT", stop);

@@ -1,0 +1,603 @@
+/**
+ * npm run bench [-- --quick] [-- --only id,id] [-- --seconds N] [-- --profile]
+ *
+ * Fan-out benchmark on this machine: the gateway at several scales next to
+ * the baselines a team would otherwise pick (Socket.IO on Node's HTTP server
+ * with the Redis adapter; a naive `ws` broadcast loop), same workload, same
+ * run. Every server is started here and stopped again; clients come from
+ * forked generator processes (loadtest/worker.ts).
+ *
+ * Per scenario: start servers → read RSS → connect and subscribe N sockets
+ * (own token each) → settle → read RSS again → open the window → publish a
+ * ~200-byte `timer_update` to `race` twice a second for `seconds` → wait until
+ * every expected delivery arrived (bounded) → collect latency histograms,
+ * deliveries, drops, CPU → stop everything.
+ *
+ * The generator shares the machine's two cores with the servers; its CPU and
+ * the machine's total are reported next to each row so a saturated row can
+ * be read as such (see docs/performance.md).
+ */
+
+import { fork, type ChildProcess } from "node:child_process";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import WebSocket from "ws";
+import { startNginx, type NginxHandle } from "../scripts/lib/nginx.js";
+import { repoRoot } from "../scripts/lib/paths.js";
+import { freePort } from "../scripts/lib/ports.js";
+import { startProcess, stopAll, type ManagedProcess } from "../scripts/lib/process.js";
+import { startRedis, type RedisHandle } from "../scripts/lib/redis.js";
+import { renderSelfTimes, type CpuProfile } from "./lib/cpuprofile.js";
+import { LatencyHistogram } from "./lib/histogram.js";
+import { childPids, cpuSeconds, cpuSplit, machineJiffies, rssBytes } from "./lib/proc-stats.js";
+import type { ClientProtocol, ConnectResult, ControllerMessage, WorkerConfig, WorkerMessage, WorkerStats } from "./lib/worker-protocol.js";
+
+const JWT_SECRET = "bench-secret-0123456789abcdef";
+const PUBLISH_KEY = "bench-publish-key-0123456789";
+const CHANNEL = "race";
+const PUBLISH_INTERVAL_MS = 500;
+/** Sockets per generator process: the descriptor limit is 20,000 per process. */
+const SOCKETS_PER_WORKER = 17_000;
+/** Source addresses per worker; 127.0.<worker+1>.<1..N> */
+const ADDRESSES_PER_WORKER = 50;
+const DRAIN_WAIT_MS = 10_000;
+
+type ServerKind = "gateway" | "socketio-node" | "ws-naive";
+
+interface Scenario {
+  readonly id: string;
+  readonly label: string;
+  readonly server: ServerKind;
+  readonly nodes: number;
+  readonly nginx: boolean;
+  readonly protocol: ClientProtocol;
+  readonly sockets: number;
+}
+
+interface Row {
+  readonly scenario: Scenario;
+  readonly connect: ConnectResult;
+  readonly rssPerConnKb: number;
+  readonly rssAfterMb: number;
+  readonly latency: LatencyHistogram;
+  readonly delivered: number;
+  readonly expected: number;
+  readonly publishFailures: number;
+  readonly windowSeconds: number;
+  readonly serverCpuSeconds: number;
+  /** Kernel share of serverCpuSeconds. */
+  readonly serverSysShare: number;
+  readonly proxyCpuSeconds: number | null;
+  readonly generatorCpuSeconds: number;
+  readonly machineBusy: number;
+  readonly drops: number;
+  readonly reconnects: number;
+  readonly errors: Record<string, number>;
+}
+
+const { values } = parseArgs({
+  options: {
+    quick: { type: "boolean", default: false },
+    only: { type: "string" },
+    seconds: { type: "string" },
+    profile: { type: "boolean", default: false },
+    out: { type: "string" },
+  },
+  strict: true,
+});
+const QUICK = values.quick ?? false;
+const SECONDS = Number(values.seconds ?? (QUICK ? 5 : 10));
+const SETTLE_MS = QUICK ? 1000 : 3000;
+
+/** Full sizes from issue 7; --quick shrinks every row ~10× for a smoke run. */
+function scenarios(): Scenario[] {
+  const n = (full: number, quick: number): number => (QUICK ? quick : full);
+  const all: Scenario[] = [
+    { id: "raw-1k", label: "gateway raw, 1 node", server: "gateway", nodes: 1, nginx: false, protocol: "raw", sockets: n(1000, 200) },
+    { id: "raw-10k", label: "gateway raw, 1 node", server: "gateway", nodes: 1, nginx: false, protocol: "raw", sockets: n(10_000, 1000) },
+    { id: "raw-19k", label: "gateway raw, 1 node", server: "gateway", nodes: 1, nginx: false, protocol: "raw", sockets: n(19_000, 2000) },
+    { id: "raw-100k", label: "gateway raw, 6 nodes", server: "gateway", nodes: 6, nginx: false, protocol: "raw", sockets: n(100_000, 6000) },
+    { id: "raw-nginx-10k", label: "gateway raw, 3 nodes + NGINX", server: "gateway", nodes: 3, nginx: true, protocol: "raw", sockets: n(10_000, 1000) },
+    { id: "sio-10k", label: "gateway Socket.IO, 1 node", server: "gateway", nodes: 1, nginx: false, protocol: "socketio", sockets: n(10_000, 1000) },
+    { id: "base-sio-10k", label: "baseline Socket.IO on Node http + redis-adapter", server: "socketio-node", nodes: 1, nginx: false, protocol: "socketio", sockets: n(10_000, 1000) },
+    { id: "base-ws-10k", label: "baseline naive ws loop", server: "ws-naive", nodes: 1, nginx: false, protocol: "raw", sockets: n(10_000, 1000) },
+  ];
+  const only = values.only?.split(",").map((s) => s.trim());
+  return only ? all.filter((s) => only.includes(s.id)) : all;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+function log(line: string): void {
+  process.stderr.write(`[bench] ${line}\n`);
+}
+
+// ---------------------------------------------------------------- servers
+
+interface Servers {
+  /** ws:// bases the clients connect to. */
+  readonly clientTargets: string[];
+  /** http:// bases that accept POST /v1/publish. */
+  readonly publishTargets: string[];
+  /** The measured server processes (gateway nodes or the baseline). */
+  readonly pids: number[];
+  readonly nginx: NginxHandle | null;
+  readonly inspectorUrl: string | null;
+  stop(): Promise<void>;
+}
+
+/** A copy of nginx/nginx.conf for this box: see docs/performance.md on worker_connections. */
+async function benchNginxConf(dir: string): Promise<string> {
+  const original = await readFile(path.join(repoRoot(), "nginx", "nginx.conf"), "utf8");
+  // The stock 9,500 connections × 2 workers hold 9,500 proxied sockets (two
+  // connections each), short of the 10k row. 19,000 stays under the 20,000
+  // descriptors a worker may open.
+  const conf = original.replace(/worker_connections\s+\d+;/, "worker_connections 19000;");
+  const file = path.join(dir, "nginx.bench.conf");
+  await writeFile(file, conf);
+  return file;
+}
+
+async function startServers(scenario: Scenario, redis: RedisHandle, profile: boolean): Promise<Servers> {
+  const prefix = `bench-${scenario.id}-${Date.now().toString(36)}`;
+  const procs: ManagedProcess[] = [];
+  let inspectorUrl: string | null = null;
+  const stopProcs = async (): Promise<void> => {
+    for (const proc of procs.reverse()) await proc.stop("SIGTERM", 5000);
+  };
+  try {
+    if (scenario.server === "gateway") {
+      const nodes = await Promise.all(
+        Array.from({ length: scenario.nodes }, async (_, i) => {
+          const name = `bench-node-${i + 1}`;
+          const port = await freePort();
+          const inspect = profile && i === 0;
+          const proc = await startProcess({
+            name,
+            command: process.execPath,
+            args: [...(inspect ? ["--inspect=127.0.0.1:0"] : []), path.join(repoRoot(), "dist/gateway/src/main.js")],
+            env: {
+              NODE_ID: name,
+              HOST: "127.0.0.1",
+              PORT: String(port),
+              REDIS_URL: redis.url,
+              REDIS_PREFIX: prefix,
+              JWT_SECRET,
+              PUBLISH_KEY,
+              LOG_LEVEL: "warn",
+              CLOCK_ENABLED: "false",
+              INGEST_ENABLED: "false",
+              IDLE_TIMEOUT_S: "120",
+              DRAIN_WINDOW_MS: "200",
+            },
+            readyProbe: async () => (await fetch(`http://127.0.0.1:${port}/readyz`, { signal: AbortSignal.timeout(1000) })).status === 200,
+            timeoutMs: 30_000,
+          });
+          procs.push(proc);
+          if (inspect) {
+            const line = await proc.waitForLine(/Debugger listening on ws:\/\//, 5000, { includeSeen: true });
+            inspectorUrl = /(ws:\/\/\S+)/.exec(line)?.[1] ?? null;
+          }
+          return { name, host: "127.0.0.1", port, pid: proc.pid };
+        }),
+      );
+      let nginx: NginxHandle | null = null;
+      if (scenario.nginx) {
+        const dir = await mkdtemp(path.join(os.tmpdir(), "gw-bench-nginx-conf-"));
+        try {
+          nginx = await startNginx({ nodes: nodes.map(({ name, host, port }) => ({ name, host, port })), confPath: await benchNginxConf(dir) });
+        } finally {
+          // startNginx copies the file into its own prefix directory.
+          await rm(dir, { recursive: true, force: true });
+        }
+      }
+      const direct = nodes.map((n) => `127.0.0.1:${n.port}`);
+      return {
+        clientTargets: nginx ? [`ws://127.0.0.1:${nginx.port}`] : direct.map((a) => `ws://${a}`),
+        publishTargets: nginx ? [`http://127.0.0.1:${nginx.port}`] : direct.map((a) => `http://${a}`),
+        pids: nodes.map((n) => n.pid),
+        nginx,
+        inspectorUrl,
+        stop: async () => {
+          await nginx?.stop();
+          await stopProcs();
+        },
+      };
+    }
+    const port = await freePort();
+    const script = scenario.server === "socketio-node" ? "socketio-node.js" : "ws-naive.js";
+    const proc = await startProcess({
+      name: scenario.server,
+      command: process.execPath,
+      args: [path.join(repoRoot(), "dist/loadtest/baselines", script)],
+      env: { PORT: String(port), JWT_SECRET, PUBLISH_KEY, REDIS_URL: redis.url, REDIS_PREFIX: prefix },
+      readyLine: /^listening \d+/,
+      timeoutMs: 15_000,
+    });
+    procs.push(proc);
+    return {
+      clientTargets: [`ws://127.0.0.1:${port}`],
+      publishTargets: [`http://127.0.0.1:${port}`],
+      pids: [proc.pid],
+      nginx: null,
+      inspectorUrl: null,
+      stop: stopProcs,
+    };
+  } catch (err) {
+    await stopProcs();
+    throw err;
+  }
+}
+
+// ---------------------------------------------------------------- workers
+
+class WorkerHandle {
+  private readonly waiters = new Map<WorkerMessage["type"], Array<(message: WorkerMessage) => void>>();
+  progress = 0;
+
+  constructor(readonly child: ChildProcess) {
+    child.on("message", (message: WorkerMessage) => {
+      if (message.type === "progress") this.progress = message.established;
+      const queue = this.waiters.get(message.type);
+      const next = queue?.shift();
+      next?.(message);
+    });
+  }
+
+  /** Sends `request` and resolves with the first `reply` message, or rejects after `timeoutMs` or on exit. */
+  ask<T extends WorkerMessage["type"]>(request: ControllerMessage, reply: T, timeoutMs: number): Promise<Extract<WorkerMessage, { type: T }>> {
+    return new Promise((resolve, reject) => {
+      const onExit = (code: number | null): void => {
+        clearTimeout(timer);
+        reject(new Error(`generator worker exited (${String(code)}) while waiting for ${reply}`));
+      };
+      const timer = setTimeout(() => {
+        this.child.off("exit", onExit);
+        reject(new Error(`generator worker: no ${reply} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const queue = this.waiters.get(reply) ?? [];
+      queue.push((message) => {
+        clearTimeout(timer);
+        this.child.off("exit", onExit);
+        resolve(message as Extract<WorkerMessage, { type: T }>);
+      });
+      this.waiters.set(reply, queue);
+      this.child.once("exit", onExit);
+      this.child.send(request);
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    await this.ask({ type: "close" }, "closed", 10_000).catch(() => this.child.kill("SIGKILL"));
+    if (this.child.exitCode === null) await new Promise((resolve) => this.child.once("exit", resolve));
+  }
+}
+
+const liveWorkers = new Set<ChildProcess>();
+
+function forkWorker(): WorkerHandle {
+  const child = fork(path.join(repoRoot(), "dist/loadtest/worker.js"), [], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  liveWorkers.add(child);
+  child.once("exit", () => liveWorkers.delete(child));
+  return new WorkerHandle(child);
+}
+
+// ---------------------------------------------------------------- the run
+
+function timerUpdate(seq: number): { channel: string; event: string; data: unknown } {
+  // Shaped like the round clock's timer_update; the frame on the wire is ~200 bytes.
+  return { channel: CHANNEL, event: "timer_update", data: { seq, roundId: 41, phase: "race", remainingMs: 20_000 - seq * PUBLISH_INTERVAL_MS, serverTime: Date.now(), leader: 3 } };
+}
+
+async function publishOne(target: string, seq: number): Promise<boolean> {
+  try {
+    const res = await fetch(`${target}/v1/publish`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${PUBLISH_KEY}`, "content-type": "application/json" },
+      body: JSON.stringify(timerUpdate(seq)),
+      signal: AbortSignal.timeout(5000),
+    });
+    await res.arrayBuffer();
+    return res.status === 200;
+  } catch (err) {
+    log(`publish ${seq} failed: ${err instanceof Error ? err.message : String(err)}`);
+    return false;
+  }
+}
+
+async function inspectorProfile(url: string): Promise<{ stop: () => Promise<CpuProfile> }> {
+  const ws = new WebSocket(url);
+  await new Promise<void>((resolve, reject) => {
+    ws.once("open", () => resolve());
+    ws.once("error", reject);
+  });
+  let nextId = 1;
+  const call = (method: string, params: object = {}): Promise<Record<string, unknown>> =>
+    new Promise((resolve, reject) => {
+      const id = nextId++;
+      const timer = setTimeout(() => reject(new Error(`inspector ${method} timed out`)), 30_000);
+      const onMessage = (data: WebSocket.RawData): void => {
+        const message = JSON.parse(String(data)) as { id?: number; result?: Record<string, unknown>; error?: unknown };
+        if (message.id !== id) return;
+        clearTimeout(timer);
+        ws.off("message", onMessage);
+        if (message.error !== undefined) reject(new Error(`inspector ${method}: ${JSON.stringify(message.error)}`));
+        else resolve(message.result ?? {});
+      };
+      ws.on("message", onMessage);
+      ws.send(JSON.stringify({ id, method, params }));
+    });
+  await call("Profiler.enable");
+  // 1 ms sampling, the default of `node --cpu-prof`.
+  await call("Profiler.setSamplingInterval", { interval: 1000 });
+  await call("Profiler.start");
+  return {
+    stop: async () => {
+      const result = await call("Profiler.stop");
+      ws.close();
+      return result["profile"] as CpuProfile;
+    },
+  };
+}
+
+async function runScenario(scenario: Scenario, redis: RedisHandle, profileDir: string | null): Promise<Row> {
+  log(`${scenario.id}: starting ${scenario.label}`);
+  const servers = await startServers(scenario, redis, profileDir !== null);
+  const workers: WorkerHandle[] = [];
+  try {
+    await sleep(1000);
+    const rssBefore = servers.pids.reduce((sum, pid) => sum + rssBytes(pid), 0);
+
+    const workerCount = Math.max(1, Math.ceil(scenario.sockets / SOCKETS_PER_WORKER), scenario.nginx ? 1 : 0);
+    const runTag = `${scenario.id}-${Date.now().toString(36)}-`;
+    for (let w = 0; w < workerCount; w++) workers.push(forkWorker());
+    const connectBudgetMs = Math.max(30_000, scenario.sockets * 2);
+    const started = Date.now();
+    const progress = setInterval(() => log(`${scenario.id}: ${workers.reduce((s, w) => s + w.progress, 0)}/${scenario.sockets} subscribed`), 5000);
+    let results: ConnectResult[];
+    try {
+      results = await Promise.all(
+        workers.map((worker, w) => {
+          const share = Math.floor(scenario.sockets / workerCount) + (w < scenario.sockets % workerCount ? 1 : 0);
+          const config: WorkerConfig = {
+            workerIndex: w,
+            protocol: scenario.protocol,
+            // Rotate the target list per worker so multi-node rows spread evenly.
+            targets: servers.clientTargets.map((_, i) => servers.clientTargets[(i + w) % servers.clientTargets.length]!),
+            sockets: share,
+            jwtSecret: JWT_SECRET,
+            subPrefix: runTag,
+            channel: CHANNEL,
+            sourceAddresses: Array.from({ length: ADDRESSES_PER_WORKER }, (_, i) => `127.0.${w + 1}.${i + 1}`),
+            concurrency: 200,
+            connectBudgetMs,
+            maxRetries: 3,
+          };
+          return worker.ask({ type: "connect", config }, "connected", connectBudgetMs + 30_000).then((m) => m.result);
+        }),
+      );
+    } finally {
+      clearInterval(progress);
+    }
+    const connect: ConnectResult = {
+      established: results.reduce((s, r) => s + r.established, 0),
+      failed: results.reduce((s, r) => s + r.failed, 0),
+      errors: mergeCounts(results.map((r) => r.errors)),
+      seconds: (Date.now() - started) / 1000,
+    };
+    log(`${scenario.id}: ${connect.established}/${scenario.sockets} subscribed in ${connect.seconds.toFixed(1)} s${connect.failed ? `, ${connect.failed} failed ${JSON.stringify(connect.errors)}` : ""}`);
+
+    await sleep(SETTLE_MS);
+    const rssAfter = servers.pids.reduce((sum, pid) => sum + rssBytes(pid), 0);
+
+    const profiler = servers.inspectorUrl ? await inspectorProfile(servers.inspectorUrl) : null;
+    await Promise.all(workers.map((w) => w.ask({ type: "window" }, "window-open", 10_000)));
+    const nginxPids = servers.nginx ? [servers.nginx.proc.pid, ...childPids(servers.nginx.proc.pid)] : [];
+    const cpuBefore = servers.pids.map(cpuSplit);
+    const proxyCpuBefore = nginxPids.map(cpuSeconds);
+    const machineBefore = machineJiffies();
+    const windowStart = performance.now();
+
+    // Steady broadcast: one publish every 500 ms, bounded by count; a slow
+    // publish delays the next one instead of piling up concurrent requests.
+    const messages = Math.max(1, Math.round((SECONDS * 1000) / PUBLISH_INTERVAL_MS));
+    let publishFailures = 0;
+    for (let seq = 1; seq <= messages; seq++) {
+      const due = windowStart + (seq - 1) * PUBLISH_INTERVAL_MS;
+      const wait = due - performance.now();
+      if (wait > 0) await sleep(wait);
+      const target = servers.publishTargets[seq % servers.publishTargets.length]!;
+      if (!(await publishOne(target, seq))) publishFailures++;
+    }
+    const publishedAt = performance.now();
+
+    // Wait (bounded) for the deliveries still in flight.
+    const subscribed = connect.established;
+    const expectedApprox = (messages - publishFailures) * subscribed;
+    const drainDeadline = Date.now() + DRAIN_WAIT_MS;
+    let delivered = 0;
+    while (Date.now() < drainDeadline) {
+      const counts = await Promise.all(workers.map((w) => w.ask({ type: "count" }, "count", 10_000)));
+      delivered = counts.reduce((s, c) => s + c.delivered, 0);
+      if (delivered >= expectedApprox) break;
+      await sleep(250);
+    }
+    const cpuAfter = servers.pids.map(cpuSplit);
+    const proxyCpuAfter = nginxPids.map(cpuSeconds);
+    const machineAfter = machineJiffies();
+    if (profiler && profileDir) {
+      const profile = await profiler.stop();
+      const file = path.join(profileDir, `gateway-${scenario.id}.cpuprofile`);
+      await writeFile(file, JSON.stringify(profile));
+      log(`${scenario.id}: CPU profile of bench-node-1 written to ${file}\n${renderSelfTimes(profile, 25)}`);
+    }
+
+    const stats: WorkerStats[] = await Promise.all(workers.map((w) => w.ask({ type: "report" }, "report", 10_000).then((m) => m.stats)));
+    const latency = new LatencyHistogram();
+    for (const s of stats) latency.merge(s.latency);
+    const subscribedAtWindow = stats.reduce((s, x) => s + x.subscribedAtWindow, 0);
+    const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);
+    const established = connect.established;
+    return {
+      scenario,
+      connect,
+      rssPerConnKb: established > 0 ? (rssAfter - rssBefore) / established / 1024 : Number.NaN,
+      rssAfterMb: rssAfter / 1024 / 1024,
+      latency,
+      delivered: sum(stats.map((s) => s.delivered)),
+      expected: (messages - publishFailures) * subscribedAtWindow,
+      publishFailures,
+      // Deliveries per second over the publishing period (what the workload offered).
+      windowSeconds: Math.max((publishedAt - windowStart) / 1000, (messages * PUBLISH_INTERVAL_MS) / 1000),
+      serverCpuSeconds: sum(cpuAfter.map((c) => c.user + c.system)) - sum(cpuBefore.map((c) => c.user + c.system)),
+      serverSysShare:
+        (sum(cpuAfter.map((c) => c.system)) - sum(cpuBefore.map((c) => c.system))) /
+        Math.max(0.01, sum(cpuAfter.map((c) => c.user + c.system)) - sum(cpuBefore.map((c) => c.user + c.system))),
+      proxyCpuSeconds: nginxPids.length > 0 ? sum(proxyCpuAfter) - sum(proxyCpuBefore) : null,
+      generatorCpuSeconds: sum(stats.map((s) => s.cpuSeconds)),
+      machineBusy: (machineAfter.busy - machineBefore.busy) / Math.max(1, machineAfter.total - machineBefore.total),
+      drops: sum(stats.map((s) => s.drops)),
+      reconnects: sum(stats.map((s) => s.reconnects)),
+      errors: mergeCounts([connect.errors, ...stats.map((s) => s.errors)]),
+    };
+  } finally {
+    await Promise.all(workers.map((w) => w.close()));
+    await servers.stop();
+  }
+}
+
+function mergeCounts(counts: ReadonlyArray<Readonly<Record<string, number>>>): Record<string, number> {
+  const merged: Record<string, number> = {};
+  for (const c of counts) for (const [k, v] of Object.entries(c)) merged[k] = (merged[k] ?? 0) + v;
+  return merged;
+}
+
+// ---------------------------------------------------------------- report
+
+const fmt = (x: number, digits = 1): string => (Number.isFinite(x) ? x.toFixed(digits) : "–");
+
+function renderTable(rows: readonly Row[]): string {
+  const lines = [
+    "| scenario | server | connections | RSS KB/conn | p50 ms | p95 ms | p99 ms | max ms | deliveries/s | delivered/expected | server CPU s (% of a core, kernel share) | generator CPU s | machine busy |",
+    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+  ];
+  for (const r of rows) {
+    const window = r.windowSeconds;
+    const cpu = `${fmt(r.serverCpuSeconds, 2)} (${fmt((r.serverCpuSeconds / window) * 100, 0)} %, ${fmt(r.serverSysShare * 100, 0)} % sys)${r.proxyCpuSeconds !== null ? ` + NGINX ${fmt(r.proxyCpuSeconds, 2)}` : ""}`;
+    const ratio = r.expected > 0 ? `${fmt((r.delivered / r.expected) * 100, 3)} %` : "–";
+    lines.push(
+      `| ${r.scenario.id} | ${r.scenario.label} | ${r.connect.established}/${r.scenario.sockets} | ${fmt(r.rssPerConnKb, 2)} | ${fmt(r.latency.percentile(50))} | ${fmt(r.latency.percentile(95))} | ${fmt(r.latency.percentile(99))} | ${fmt(r.latency.percentile(100))} | ${Math.round(r.delivered / window)} | ${ratio} | ${cpu} | ${fmt(r.generatorCpuSeconds, 2)} | ${fmt(r.machineBusy * 100, 0)} % |`,
+    );
+  }
+  return lines.join("\n");
+}
+
+function renderRatios(rows: readonly Row[]): string {
+  const find = (id: string): Row | undefined => rows.find((r) => r.scenario.id === id);
+  const ours = find("raw-10k");
+  const lines: string[] = [];
+  const compare = (label: string, base: Row | undefined): void => {
+    if (!ours || !base) return;
+    const mem = base.rssPerConnKb / ours.rssPerConnKb;
+    const p95 = base.latency.percentile(95) / ours.latency.percentile(95);
+    const p99 = base.latency.percentile(99) / ours.latency.percentile(99);
+    const dps = ours.delivered / ours.windowSeconds / (base.delivered / base.windowSeconds);
+    lines.push(
+      `| ${label} | ${fmt(ours.rssPerConnKb / base.rssPerConnKb, 2)} (${fmt(mem)}× less) | ${fmt(1 / p95, 2)} (${fmt(p95)}× lower) | ${fmt(1 / p99, 2)} (${fmt(p99)}× lower) | ${fmt(dps, 2)} |`,
+    );
+  };
+  lines.push("| raw-10k (ours) / … | memory per connection | p95 | p99 | deliveries/s |", "|---|---:|---:|---:|---:|");
+  compare("base-sio-10k (Socket.IO on Node + redis-adapter)", find("base-sio-10k"));
+  compare("base-ws-10k (naive ws loop)", find("base-ws-10k"));
+  compare("sio-10k (this gateway's own Socket.IO path)", find("sio-10k"));
+  return lines.length > 2 ? lines.join("\n") : "(ratios need raw-10k and the baselines in the same run)";
+}
+
+function renderTargets(rows: readonly Row[]): string {
+  const find = (id: string): Row | undefined => rows.find((r) => r.scenario.id === id);
+  const verdict = (ok: boolean | undefined): string => (ok === undefined ? "not run" : ok ? "met" : "**missed**");
+  const r100 = find("raw-100k");
+  const r10 = find("raw-10k");
+  const sio = find("base-sio-10k");
+  const allDelivered = rows.filter((r) => r.scenario.server === "gateway").every((r) => r.delivered === r.expected && r.expected > 0);
+  const lines = [
+    "| target | measured | verdict |",
+    "|---|---|---|",
+    `| 100k authenticated raw connections (6 nodes) | ${r100 ? `${r100.connect.established}` : "–"} | ${verdict(r100 ? r100.connect.established >= 100_000 : undefined)} |`,
+    `| ≤ 2 KB gateway RSS per connection (100k) | ${r100 ? `${fmt(r100.rssPerConnKb, 2)} KB` : "–"} | ${verdict(r100 ? r100.rssPerConnKb <= 2 : undefined)} |`,
+    `| p99 < 100 ms at 10k, one node | ${r10 ? `${fmt(r10.latency.percentile(99))} ms` : "–"} | ${verdict(r10 ? r10.latency.percentile(99) < 100 : undefined)} |`,
+    `| p95 < 250 ms at 100k | ${r100 ? `${fmt(r100.latency.percentile(95))} ms` : "–"} | ${verdict(r100 ? r100.latency.percentile(95) < 250 : undefined)} |`,
+    `| delivered/expected = 100 % (every gateway row) | ${rows.filter((r) => r.scenario.server === "gateway").map((r) => `${r.scenario.id} ${r.delivered}/${r.expected}`).join(", ")} | ${verdict(rows.some((r) => r.scenario.server === "gateway") ? allDelivered : undefined)} |`,
+    `| ≥ 6× less memory per connection than Socket.IO-on-Node at 10k | ${r10 && sio ? `${fmt(sio.rssPerConnKb / r10.rssPerConnKb)}×` : "–"} | ${verdict(r10 && sio ? sio.rssPerConnKb / r10.rssPerConnKb >= 6 : undefined)} |`,
+    `| ≥ 5× lower p95 than Socket.IO-on-Node at 10k | ${r10 && sio ? `${fmt(sio.latency.percentile(95) / r10.latency.percentile(95))}×` : "–"} | ${verdict(r10 && sio ? sio.latency.percentile(95) / r10.latency.percentile(95) >= 5 : undefined)} |`,
+  ];
+  return lines.join("\n");
+}
+
+function renderNotes(rows: readonly Row[]): string {
+  const notes: string[] = [];
+  for (const r of rows) {
+    const extra: string[] = [];
+    if (r.connect.failed > 0) extra.push(`${r.connect.failed} sockets never subscribed`);
+    if (r.drops > 0) extra.push(`${r.drops} dropped, ${r.reconnects} reconnected`);
+    if (r.publishFailures > 0) extra.push(`${r.publishFailures} publishes failed`);
+    const errors = Object.entries(r.errors);
+    if (errors.length > 0) extra.push(`errors ${errors.map(([k, v]) => `${k}×${v}`).join(", ")}`);
+    notes.push(`- ${r.scenario.id}: connect ${fmt(r.connect.seconds)} s (${Math.round(r.connect.established / Math.max(r.connect.seconds, 0.001))}/s), server RSS ${fmt(r.rssAfterMb, 0)} MB after connect${extra.length ? `; ${extra.join("; ")}` : ""}`);
+  }
+  return notes.join("\n");
+}
+
+async function main(): Promise<void> {
+  const load = os.loadavg();
+  const header = [
+    `# npm run bench${QUICK ? " --quick" : ""}`,
+    "",
+    `${new Date().toISOString()} · ${os.cpus().length} × ${os.cpus()[0]?.model ?? "cpu"} · ${Math.round(os.totalmem() / 2 ** 30)} GiB · Node ${process.version} · load average at start ${load.map((l) => l.toFixed(2)).join(" ")}`,
+    `Workload: every socket subscribed to \`${CHANNEL}\`; one ~200-byte \`timer_update\` every ${PUBLISH_INTERVAL_MS} ms for ${SECONDS} s; latency = receive time − the frame's publish \`ts\`; generator processes on the same machine.`,
+  ].join("\n");
+
+  const profileDir = values.profile ? path.join(repoRoot(), "loadtest", "results") : null;
+  if (profileDir) await mkdir(profileDir, { recursive: true });
+  const redis = await startRedis();
+  const rows: Row[] = [];
+  try {
+    for (const scenario of scenarios()) {
+      try {
+        rows.push(await runScenario(scenario, redis, profileDir));
+      } catch (err) {
+        log(`${scenario.id} failed: ${err instanceof Error ? err.message : String(err)}`);
+        process.exitCode = 1;
+      }
+      // Let TIME_WAIT sockets and the kernel settle between rows.
+      await sleep(QUICK ? 500 : 2000);
+    }
+  } finally {
+    await redis.stop();
+  }
+
+  const report = [header, "", renderTable(rows), "", "## Ratios (ours / baseline; the × figure is how many times better)", "", renderRatios(rows), "", "## Targets (issue 7)", "", renderTargets(rows), "", "## Notes", "", renderNotes(rows), ""].join("\n");
+  const out = values.out ?? path.join(repoRoot(), "loadtest", "results", QUICK ? "quick.md" : "latest.md");
+  await mkdir(path.dirname(out), { recursive: true });
+  await writeFile(out, report);
+  process.stdout.write(`${report}\nwritten to ${path.relative(process.cwd(), out)}\n`);
+}
+
+// Ctrl-C or SIGTERM: stop generators and servers before going, never leave them holding ports.
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.once(signal, () => {
+    log(`${signal}: stopping generators and servers`);
+    for (const child of liveWorkers) child.kill("SIGKILL");
+    void stopAll("SIGTERM", 3000).finally(() => process.exit(130));
+  });
+}
+
+main().catch(async (err: unknown) => {
+  process.stderr.write(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  for (const child of liveWorkers) child.kill("SIGKILL");
+  await stopAll("SIGTERM", 3000);
+  process.exitCode = 1;
+});

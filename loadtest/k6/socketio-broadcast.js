@@ -1,0 +1,96 @@
+// Broadcast latency over the gateway's Socket.IO endpoint, speaking Socket.IO's
+// wire protocol over a plain k6 WebSocket (no socket.io-client in k6):
+//   engine.io v4: "0{…}" open, "2"/"3" ping/pong, "4…" message
+//   socket.io v5 inside it: "40{auth}" connect, "42[event,…]" event,
+//   "42<id>[…]" event with ack id, "43<id>[…]" ack, "44{…}" connect_error
+// The websocket transport is used directly (EIO=4&transport=websocket), as
+// socket.io-client does with transports: ["websocket"].
+//
+//   k6 run -e SUBSCRIBERS=1000 -e DURATION=60s loadtest/k6/socketio-broadcast.js
+
+import http from 'k6/http';
+import { check } from 'k6';
+import { Counter, Rate, Trend } from 'k6/metrics';
+import { WebSocket } from 'k6/websockets'; // k6 < 0.54: 'k6/experimental/websockets'
+import { BASE_URL, PUBLISH_HEADERS, RUN_ID, WS_URL, isOurs, latencyOf, timerUpdate, tokenFor } from './lib/common.js';
+
+const SUBSCRIBERS = Number(__ENV.SUBSCRIBERS || 1000);
+const DURATION = __ENV.DURATION || '60s';
+const WARMUP_S = Number(__ENV.WARMUP_S || 20);
+
+const latency = new Trend('gw_sio_latency_ms', true);
+const received = new Counter('gw_sio_received');
+const delivered = new Rate('gw_sio_delivered');
+const connectErrors = new Counter('gw_sio_connect_errors');
+
+export const options = {
+  scenarios: {
+    subscribers: {
+      executor: 'per-vu-iterations',
+      vus: SUBSCRIBERS,
+      iterations: 1,
+      maxDuration: `${WARMUP_S + parseSeconds(DURATION) + 30}s`,
+      exec: 'subscriber',
+    },
+    publisher: {
+      executor: 'constant-arrival-rate',
+      rate: 2,
+      timeUnit: '1s',
+      duration: DURATION,
+      startTime: `${WARMUP_S}s`,
+      preAllocatedVUs: 2,
+      exec: 'publish',
+    },
+  },
+  thresholds: {
+    gw_sio_latency_ms: ['p(95)<250'],
+    gw_sio_delivered: ['rate>0.999'],
+    gw_sio_connect_errors: ['count<1'],
+  },
+};
+
+function parseSeconds(text) {
+  const m = /^(\d+)(s|m)$/.exec(text);
+  return m ? Number(m[1]) * (m[2] === 'm' ? 60 : 1) : 60;
+}
+
+let seq = 0;
+
+export function publish() {
+  seq++;
+  const res = http.post(`${BASE_URL}/v1/publish`, JSON.stringify({ channel: 'race', event: 'timer_update', data: timerUpdate(seq) }), PUBLISH_HEADERS);
+  check(res, { 'publish 200': (r) => r.status === 200 });
+}
+
+export function subscriber() {
+  const token = tokenFor(`${RUN_ID}-${__VU}`);
+  const ws = new WebSocket(`${WS_URL}/socket.io/?EIO=4&transport=websocket`);
+  let count = 0;
+  ws.onmessage = (event) => {
+    const packet = event.data;
+    if (packet === '2') {
+      ws.send('3'); // the server pings, the client must answer within pingTimeout
+    } else if (packet.startsWith('0')) {
+      ws.send(`40${JSON.stringify({ token })}`); // connect to the "/" namespace with auth
+    } else if (packet.startsWith('44')) {
+      connectErrors.add(1);
+      ws.close();
+    } else if (packet.startsWith('42')) {
+      const [name, body] = JSON.parse(packet.slice(2));
+      if (name === 'welcome') ws.send(`421${JSON.stringify(['subscribe', { channel: 'race' }])}`);
+      else if (name === 'message' && isOurs(body)) {
+        latency.add(latencyOf(body));
+        received.add(1);
+        count++;
+      }
+    } else if (packet.startsWith('431')) {
+      const [answer] = JSON.parse(packet.slice(3));
+      check(answer, { 'subscribed to race': (a) => a.ok === true });
+    }
+  };
+  setTimeout(() => {
+    const expected = 2 * parseSeconds(DURATION);
+    for (let i = 0; i < expected; i++) delivered.add(i < Math.min(count, expected));
+    ws.close();
+  }, (WARMUP_S + parseSeconds(DURATION) + 5) * 1000);
+}
