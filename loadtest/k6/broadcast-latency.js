@@ -9,7 +9,7 @@ import http from 'k6/http';
 import { check } from 'k6';
 import { Counter, Rate, Trend } from 'k6/metrics';
 import { WebSocket } from 'k6/websockets'; // k6 < 0.54: 'k6/experimental/websockets'
-import { BASE_URL, PUBLISH_HEADERS, RUN_ID, WS_URL, isOurs, latencyOf, timerUpdate, tokenFor } from './lib/common.js';
+import { BASE_URL, PUBLISH_HEADERS, RUN_ID, WS_URL, broadcastScenarios, isOurs, latencyOf, parseSeconds, timerUpdate, tokenFor } from './lib/common.js';
 
 const SUBSCRIBERS = Number(__ENV.SUBSCRIBERS || 1000);
 const DURATION = __ENV.DURATION || '60s';
@@ -22,25 +22,7 @@ const published = new Counter('gw_messages_published');
 const delivered = new Rate('gw_delivered');
 
 export const options = {
-  scenarios: {
-    subscribers: {
-      executor: 'per-vu-iterations',
-      vus: SUBSCRIBERS,
-      iterations: 1,
-      maxDuration: `${WARMUP_S + parseSeconds(DURATION) + 30}s`,
-      exec: 'subscriber',
-    },
-    publisher: {
-      executor: 'constant-arrival-rate',
-      rate: 2,
-      timeUnit: '1s',
-      duration: DURATION,
-      // Sockets need time to connect and subscribe before the first publish.
-      startTime: `${WARMUP_S}s`,
-      preAllocatedVUs: 2,
-      exec: 'publish',
-    },
-  },
+  scenarios: broadcastScenarios(SUBSCRIBERS, DURATION, WARMUP_S),
   thresholds: {
     gw_fanout_latency_ms: ['p(95)<250', 'p(99)<1000'],
     gw_delivered: ['rate>0.999'],
@@ -48,10 +30,6 @@ export const options = {
   },
 };
 
-function parseSeconds(text) {
-  const m = /^(\d+)(s|m)$/.exec(text);
-  return m ? Number(m[1]) * (m[2] === 'm' ? 60 : 1) : 60;
-}
 
 let seq = 0;
 

@@ -10,7 +10,7 @@ import http from 'k6/http';
 import { check } from 'k6';
 import { Counter, Rate, Trend } from 'k6/metrics';
 import { WebSocket } from 'k6/websockets'; // k6 < 0.54: 'k6/experimental/websockets'
-import { BASE_URL, PUBLISH_HEADERS, RUN_ID, WS_URL, latencyOf, tokenFor } from './lib/common.js';
+import { BASE_URL, PUBLISH_HEADERS, RUN_ID, WS_URL, latencyOf, parseSeconds, tokenFor } from './lib/common.js';
 
 const USERS = Number(__ENV.USERS || 100);
 const DEVICES = Number(__ENV.DEVICES || 10);
@@ -48,10 +48,6 @@ export const options = {
   },
 };
 
-function parseSeconds(text) {
-  const m = /^(\d+)(s|m)$/.exec(text);
-  return m ? Number(m[1]) * (m[2] === 'm' ? 60 : 1) : 60;
-}
 
 // VU n is device ((n-1) % DEVICES) of user floor((n-1) / DEVICES): 10 consecutive VUs share a sub.
 function userOf(vu) {

@@ -51,3 +51,37 @@ export function isOurs(frame) {
 }
 
 export const PUBLISH_HEADERS = { headers: { Authorization: `Bearer ${PUBLISH_KEY}`, 'Content-Type': 'application/json' } };
+
+/** '60s', '2m' or a plain number of seconds → seconds. */
+export function parseSeconds(text) {
+  const match = /^(\d+(?:\.\d+)?)(s|m|h)?$/.exec(String(text).trim());
+  if (!match) throw new Error(`cannot read duration "${text}"`);
+  const scale = { s: 1, m: 60, h: 3600 }[match[2] || 's'];
+  return Number(match[1]) * scale;
+}
+
+/**
+ * The two scenarios of every broadcast script: `subscribers` VUs each holding
+ * one socket for the whole run, and a publisher at `rate` messages per second
+ * that starts once the sockets had `warmupS` seconds to connect and subscribe.
+ */
+export function broadcastScenarios(subscribers, duration, warmupS, rate = 2) {
+  return {
+    subscribers: {
+      executor: 'per-vu-iterations',
+      vus: subscribers,
+      iterations: 1,
+      maxDuration: `${warmupS + parseSeconds(duration) + 30}s`,
+      exec: 'subscriber',
+    },
+    publisher: {
+      executor: 'constant-arrival-rate',
+      rate,
+      timeUnit: '1s',
+      duration,
+      startTime: `${warmupS}s`,
+      preAllocatedVUs: 2,
+      exec: 'publish',
+    },
+  };
+}
