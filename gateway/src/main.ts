@@ -82,13 +82,6 @@ function startDatabase(config: GatewayConfig, log: Logger, metrics: GatewayMetri
   if (postgres === null) return null;
   const pool = createPool(postgres, log);
   metrics.watchPgPool(pool, postgres.poolMax);
-  let writerRef: BatchingWriter<BetCommand, BetOutcome> | null = null;
-  const health = new PgHealth(pool, PG_PROBE_MS, log, (up) => {
-    metrics.pgUp(up);
-    if (up) writerRef?.storeIsUp();
-  });
-  health.start();
-
   const betStore = new PgBetStore(pool, config.nodeId, metrics);
   const writer = new BatchingWriter<BetCommand, BetOutcome>({
     maxBatch: config.writer.maxBatch,
@@ -100,7 +93,11 @@ function startDatabase(config: GatewayConfig, log: Logger, metrics: GatewayMetri
     metrics,
     onError: (err, attempt, items) => log.warn({ err: (err as Error).message, attempt, items }, "bet batch failed"),
   });
-  writerRef = writer;
+  const health = new PgHealth(pool, PG_PROBE_MS, log, (up) => {
+    metrics.pgUp(up);
+    if (up) writer.storeIsUp();
+  });
+  health.start();
   let migrated = false;
   const commands = new CommandRouter(
     new Map([
@@ -184,7 +181,7 @@ async function main(): Promise<void> {
   const ledger = new RoundLedger({ url: config.redisUrl, prefix: config.redisPrefix, channelStateTtlSeconds: config.channelStateTtlSeconds, log });
   const roundView = new RoundView(ledger);
   let stopping = false;
-  const database = config.postgres === null ? null : startDatabase(config, log, metrics, ledger, roundView, () => stopping);
+  const database = startDatabase(config, log, metrics, ledger, roundView, () => stopping);
 
   const hub = new ChannelHub(broker, config.unsubscribeDelayMs);
   const verifier = new JwtVerifier(config.jwt);
@@ -207,7 +204,7 @@ async function main(): Promise<void> {
   );
   // Socket.IO's own cluster operations ride its Redis adapter on two more
   // connections; gateway publishes never go through it.
-  const adapterPub = new Redis(config.redisUrl, { lazyConnect: false });
+  const adapterPub = new Redis(config.redisUrl);
   const adapterSub = adapterPub.duplicate();
   for (const connection of [adapterPub, adapterSub]) {
     connection.on("error", (err: Error) => log.warn({ err: err.message, role: "socketio-adapter" }, "redis connection error"));

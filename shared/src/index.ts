@@ -3,3 +3,4 @@ export * from "./channels.js";
 export * from "./protocol.js";
 export * from "./race-events.js";
 export * from "./commands.js";
+export * from "./json.js";

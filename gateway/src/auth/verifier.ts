@@ -116,9 +116,12 @@ export class JwtVerifier {
   }
 }
 
+/** The credential of an `Authorization: Bearer …` header, if it is one. */
+export function bearerToken(authorizationHeader: string): string | undefined {
+  return /^Bearer\s+(\S+)\s*$/i.exec(authorizationHeader)?.[1];
+}
+
 /** The token from `Authorization: Bearer …`, else from the `token` query parameter. */
 export function tokenFrom(authorizationHeader: string, queryToken: string): string | undefined {
-  const match = /^Bearer\s+(\S+)\s*$/i.exec(authorizationHeader);
-  if (match?.[1] !== undefined) return match[1];
-  return queryToken.length > 0 ? queryToken : undefined;
+  return bearerToken(authorizationHeader) ?? (queryToken.length > 0 ? queryToken : undefined);
 }

@@ -124,10 +124,6 @@ export class RoundLedger {
     await this.redis.clockRelease(this.leaseKey, lease);
   }
 
-  async holder(): Promise<string | null> {
-    return this.redis.get(this.leaseKey);
-  }
-
   async read(): Promise<RoundState | null> {
     return decodeState(await this.redis.hgetall(this.roundKey));
   }

@@ -47,10 +47,6 @@ export class RoundRecorder {
     this.schedule(0);
   }
 
-  pendingCount(): number {
-    return this.pending.size;
-  }
-
   /** One last attempt to write what is pending, bounded by `timeoutMs`. */
   async stop(timeoutMs: number): Promise<void> {
     if (this.timer !== null) clearTimeout(this.timer);

@@ -7,6 +7,7 @@
  */
 
 import { ErrorCodes } from "../../../shared/src/codes.js";
+import { isPlainObject } from "../../../shared/src/json.js";
 import type { JsonValue } from "../../../shared/src/protocol.js";
 import type { RoundState } from "../clock/round-schedule.js";
 import type { Clock } from "../fanout/local-fanout.js";
@@ -36,11 +37,7 @@ function invalid(message: string): CommandReply {
   return { ok: false, error: { code: ErrorCodes.invalidCommand.code, message } };
 }
 
-function isPlainObject(value: JsonValue): value is { [key: string]: JsonValue } {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
-function isPositiveInteger(value: JsonValue | undefined): value is number {
+function isPositiveInteger(value: unknown): value is number {
   return typeof value === "number" && Number.isSafeInteger(value) && value > 0;
 }
 

@@ -4,6 +4,7 @@
  * Shared by the HTTP publish API and every in-process producer.
  */
 
+import { isPlainObject } from "../../../shared/src/json.js";
 import { channelNamespace, isValidChannelName } from "../../../shared/src/channels.js";
 import { isValidEventName, MAX_EVENT_NAME_LENGTH, type JsonValue, type PublishRequest, type PublishResult } from "../../../shared/src/protocol.js";
 import type { Broker } from "../broker/broker.js";
@@ -13,9 +14,6 @@ import { encodeFrameHead } from "./message-frame.js";
 
 export type ValidatedBatch = { readonly ok: true; readonly requests: PublishRequest[]; readonly batch: boolean } | { readonly ok: false; readonly message: string };
 
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
 
 function validateOne(value: unknown, where: string): PublishRequest | string {
   if (!isPlainObject(value)) return `${where} must be an object with channel, event and data`;

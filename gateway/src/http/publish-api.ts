@@ -8,6 +8,7 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import type { HttpResponse, TemplatedApp } from "uWebSockets.js";
 import type { Logger } from "pino";
 import { ErrorCodes } from "../../../shared/src/codes.js";
+import { bearerToken } from "../auth/verifier.js";
 import { validatePublishBody, type Publisher } from "../fanout/publisher.js";
 import type { GatewayMetrics } from "../metrics/gateway-metrics.js";
 import { readBody } from "./body.js";
@@ -34,8 +35,8 @@ export function attachPublishApi(app: TemplatedApp, options: PublishApiOptions, 
   // Comparing digests keeps the comparison constant-time whatever the length.
   const expected = digest(options.publishKey);
   const authorized = (header: string): boolean => {
-    const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
-    return match?.[1] !== undefined && timingSafeEqual(digest(match[1]), expected);
+    const key = bearerToken(header);
+    return key !== undefined && timingSafeEqual(digest(key), expected);
   };
 
   const refuse = (res: HttpResponse, state: ResponseGuard, status: string, reason: string, code: (typeof ErrorCodes)[keyof typeof ErrorCodes]["code"], message: string, close = false): void => {

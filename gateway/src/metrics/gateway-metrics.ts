@@ -57,7 +57,6 @@ export class GatewayMetrics implements BrokerMetrics, ClockMetrics, IngestMetric
   private readonly clockEvents: Counter<"event">;
   private readonly clockRoundId: Gauge;
   private readonly httpRequests: Counter<"route" | "status">;
-  private readonly pgPoolConnections: Gauge<"state">;
   private readonly pgPoolMax: Gauge;
   private readonly pgUpGauge: Gauge;
   private readonly pgQueryDuration: Histogram<"operation">;
@@ -127,7 +126,8 @@ export class GatewayMetrics implements BrokerMetrics, ClockMetrics, IngestMetric
     this.upgradeRefusals = new Counter({ name: "gateway_upgrade_refusals_total", help: "Connections refused before authentication because the node was not taking sockets, by reason.", labelNames: ["transport", "reason"], registers });
     this.httpRequests = new Counter({ name: "gateway_http_requests_total", help: "HTTP API requests by route and status code.", labelNames: ["route", "status"], registers });
     const poolSource = this.poolSource;
-    this.pgPoolConnections = new Gauge({
+    // Read at scrape time from the pool watchPgPool() hands over.
+    new Gauge({
       name: "gateway_pg_pool_connections",
       help: "Postgres pool clients by state: total, idle, waiting (callers queued for a client).",
       labelNames: ["state"],

@@ -4,6 +4,7 @@
  * when not (→ `error` frame).
  */
 
+import { isPlainObject } from "../../../shared/src/json.js";
 import { ErrorCodes } from "../../../shared/src/codes.js";
 import type { ClientFrame, ErrorBody, JsonValue } from "../../../shared/src/protocol.js";
 
@@ -17,9 +18,6 @@ function refuse(id: number | null, code: ErrorBody["code"], message: string): Pa
   return { ok: false, id, error: { code, message } };
 }
 
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
 
 export function parseClientFrame(text: string): ParsedFrame {
   let value: unknown;

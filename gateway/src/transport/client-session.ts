@@ -42,6 +42,17 @@ export interface SessionDeps {
   readonly snapshotFor?: (channel: string) => Promise<RaceSnapshot | null> | null;
 }
 
+/** What every transport needs to authenticate connections and give them sessions. */
+export interface TransportDeps {
+  readonly verifier: JwtVerifier;
+  readonly metrics: GatewayMetrics;
+  readonly log: Logger;
+  /** Why the node takes no new connections right now, or null when it does. */
+  readonly refusal: () => string | null;
+  /** Everything a session needs besides its connection and transport. */
+  readonly session: Omit<SessionDeps, "transport">;
+}
+
 /** One channel of one session; `live` once the connection receives it. Identity matters. */
 interface Membership {
   live: boolean;

@@ -15,16 +15,14 @@
  */
 
 import type { TemplatedApp } from "uWebSockets.js";
-import type { Logger } from "pino";
 import { Server, type Socket } from "socket.io";
 import type { Adapter } from "socket.io-adapter";
 import { CloseCodes, ErrorCodes, type CloseCodeSpec } from "../../../shared/src/codes.js";
 import type { ErrorBody, JsonValue, MessageFrame, WelcomeFrame } from "../../../shared/src/protocol.js";
-import type { JwtVerifier, Principal } from "../auth/verifier.js";
+import { tokenFrom, type Principal } from "../auth/verifier.js";
 import type { Delivery } from "../broker/broker.js";
 import type { FanoutSink } from "../fanout/local-fanout.js";
-import type { GatewayMetrics } from "../metrics/gateway-metrics.js";
-import { ClientSession, type Answer, type SessionDeps } from "./client-session.js";
+import { ClientSession, type Answer, type TransportDeps } from "./client-session.js";
 import { spreadOver } from "./ws-transport.js";
 
 export const SOCKETIO_PATH = "/socket.io/";
@@ -63,24 +61,18 @@ export interface SocketIoOptions {
   readonly corsOrigins: readonly string[];
 }
 
-export interface SocketIoDeps {
-  readonly verifier: JwtVerifier;
-  readonly metrics: GatewayMetrics;
-  readonly log: Logger;
-  readonly refusal: () => string | null;
-  readonly session: Omit<SessionDeps, "transport">;
+export interface SocketIoDeps extends TransportDeps {
   /** The Redis adapter (or any adapter constructor) for Socket.IO's own cluster operations. */
   readonly adapter: (nsp: unknown) => Adapter;
 }
 
+/** The handshake's `auth.token`, else the same header and query parameter as `/ws`. */
 function tokenOf(socket: GatewaySocket): string | undefined {
   const auth = socket.handshake.auth as Record<string, unknown>;
   if (typeof auth["token"] === "string" && auth["token"].length > 0) return auth["token"];
   const header = socket.handshake.headers.authorization;
-  const bearer = typeof header === "string" ? /^Bearer\s+(\S+)\s*$/i.exec(header)?.[1] : undefined;
-  if (bearer !== undefined) return bearer;
   const query = socket.handshake.query["token"];
-  return typeof query === "string" && query.length > 0 ? query : undefined;
+  return tokenFrom(typeof header === "string" ? header : "", typeof query === "string" ? query : "");
 }
 
 function stringField(request: unknown, field: string): string | null {
@@ -150,10 +142,6 @@ export class SocketIoTransport {
         return members;
       },
     };
-  }
-
-  connectionCount(): number {
-    return this.io?.of("/").sockets.size ?? 0;
   }
 
   /**

@@ -6,13 +6,11 @@
  */
 
 import type { HttpRequest, HttpResponse, TemplatedApp, us_socket_context_t, WebSocket } from "uWebSockets.js";
-import type { Logger } from "pino";
 import { CloseCodes, ErrorCodes, type CloseCodeSpec } from "../../../shared/src/codes.js";
 import type { ClientFrame, ErrorBody, OkReplyFrame, ServerFrame } from "../../../shared/src/protocol.js";
-import { tokenFrom, type JwtVerifier, type Principal } from "../auth/verifier.js";
-import type { GatewayMetrics } from "../metrics/gateway-metrics.js";
+import { tokenFrom, type Principal } from "../auth/verifier.js";
 import { parseClientFrame } from "./client-frames.js";
-import { ClientSession, type Answer, type SessionConnection, type SessionDeps } from "./client-session.js";
+import { ClientSession, type Answer, type SessionConnection, type SessionDeps, type TransportDeps } from "./client-session.js";
 
 export interface WsTransportOptions {
   readonly nodeId: string;
@@ -21,15 +19,6 @@ export interface WsTransportOptions {
   readonly maxBackpressureBytes: number;
 }
 
-export interface WsTransportDeps {
-  readonly verifier: JwtVerifier;
-  readonly metrics: GatewayMetrics;
-  readonly log: Logger;
-  /** Why the node takes no new sockets right now, or null when it does. */
-  readonly refusal: () => string | null;
-  /** Everything a session needs besides its connection. */
-  readonly session: Omit<SessionDeps, "transport">;
-}
 
 interface SocketState {
   readonly principal: Principal;
@@ -79,7 +68,7 @@ export class WsTransport {
 
   constructor(
     private readonly options: WsTransportOptions,
-    private readonly deps: WsTransportDeps,
+    private readonly deps: TransportDeps,
   ) {
     this.sessionDeps = { ...deps.session, transport: "ws" };
   }
@@ -101,10 +90,6 @@ export class WsTransport {
       message: (ws, message, isBinary) => this.message(ws, message, isBinary),
       close: (ws, code) => this.close(ws, code),
     });
-  }
-
-  connectionCount(): number {
-    return this.sockets.size;
   }
 
   /**
