@@ -5,6 +5,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startRedis, type RedisHandle } from "../../scripts/lib/redis.js";
+import { encodeFrameHead, encodeFrameTail } from "../src/fanout/message-frame.js";
 import { startGatewayNode, TEST_PUBLISH_KEY, uniquePrefix, type GatewayNode } from "./support/gateway-node.js";
 import { metricValue } from "./support/metrics.js";
 import { token } from "./support/tokens.js";
@@ -48,6 +49,9 @@ describe("cross-node fan-out", () => {
     const message = await onB.waitForMessage((m) => m.event === "timer_update");
     expect(message).toMatchObject({ type: "message", channel: "race", data: { timeLeft: 12 }, offset: outcome.offset, epoch: outcome.epoch });
     expect(message.ts).toBeGreaterThan(Date.now() - 10_000);
+    // The Redis script appends exactly the tail encodeFrameTail() describes.
+    const raw = onB.rawMessages.find((text) => text.includes('"timer_update"'));
+    expect(raw).toBe(encodeFrameHead("race", "timer_update", JSON.stringify({ timeLeft: 12 })) + encodeFrameTail(outcome.offset, outcome.epoch, message.ts));
   });
 
   it("gives every device of a user each personal message exactly once, and nobody else any", async () => {

@@ -79,10 +79,6 @@ export class RoundAuthority {
     elect();
   }
 
-  isLeader(): boolean {
-    return this.lease !== null;
-  }
-
   /** Stops ticking and hands the lease back so another node takes over at once. */
   async stop(): Promise<void> {
     this.stopped = true;
@@ -173,7 +169,11 @@ export class RoundAuthority {
       }
       if (err instanceof RoundConflictError) {
         this.deps.log.error({ roundId: this.state?.id ?? null }, "round changed underneath the authority; reloading");
-        this.state = await this.deps.ledger.read().catch(() => this.state);
+        this.state = await this.deps.ledger.read().catch((readError: Error) => {
+          // Keep the stale state: the next step's compare-and-set refuses it again if it is wrong.
+          this.deps.log.warn({ err: readError.message }, "reloading the round failed");
+          return this.state;
+        });
       } else {
         this.deps.log.warn({ err: (err as Error).message }, "clock step failed");
       }
