@@ -9,6 +9,7 @@ import { createPublicKey, type KeyObject } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import type { Algorithm } from "jsonwebtoken";
+import { DEFAULT_MAX_JSON_DEPTH } from "../../shared/src/json-limits.js";
 
 export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
 export type GatewayEnv = "development" | "production";
@@ -55,6 +56,8 @@ export interface GatewayConfig {
   readonly publishKey: string;
   readonly publishMaxBodyBytes: number;
   readonly publishMaxBatch: number;
+  /** Deepest JSON nesting accepted from backends and clients. */
+  readonly maxJsonDepth: number;
   readonly maxFrameBytes: number;
   readonly maxSubscriptions: number;
   readonly idleTimeoutSeconds: number;
@@ -122,6 +125,7 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
   { name: "PUBLISH_KEY", default: undefined, description: "Required. Bearer key for POST /v1/publish (at least 16 characters)." },
   { name: "PUBLISH_MAX_BODY_BYTES", default: "1048576", description: "Largest publish body; larger gets 413." },
   { name: "PUBLISH_MAX_BATCH", default: "1000", description: "Most messages in one batch publish." },
+  { name: "MAX_JSON_DEPTH", default: "32", description: "Deepest nesting of publish and ingest `data` and of client frames; deeper gets 400 or `bad_request`." },
   { name: "MAX_FRAME_BYTES", default: "16384", description: "Largest client frame; larger closes the socket with 1009." },
   { name: "MAX_SUBSCRIPTIONS", default: "100", description: "Most channels one socket may hold, its own `user:<sub>` included." },
   { name: "IDLE_TIMEOUT_S", default: "60", description: "Close sockets silent this long; the server pings before (0 disables, else ≥ 8)." },
@@ -388,6 +392,7 @@ export function loadConfig(env: Env): GatewayConfig {
     publishKey,
     publishMaxBodyBytes: integer(env, "PUBLISH_MAX_BODY_BYTES", 1024 * 1024, 256, 64 * 1024 * 1024),
     publishMaxBatch: integer(env, "PUBLISH_MAX_BATCH", 1000, 1, 100_000),
+    maxJsonDepth: integer(env, "MAX_JSON_DEPTH", DEFAULT_MAX_JSON_DEPTH, 1, 256),
     maxFrameBytes: integer(env, "MAX_FRAME_BYTES", 16 * 1024, 256, 16 * 1024 * 1024),
     maxSubscriptions: integer(env, "MAX_SUBSCRIPTIONS", 100, 1, 10_000),
     idleTimeoutSeconds: idleTimeout(env),

@@ -149,7 +149,7 @@ async function main(): Promise<void> {
   const metrics = new GatewayMetrics(config.nodeId, memoryLimitBytes(config.memoryLimitMb));
   metrics.clockEnabled(config.clock !== null);
   const app = createApp();
-  const fanout = new LocalFanout(metrics);
+  const fanout = new LocalFanout(metrics, log);
   fanout.addSink(new UwsTopicSink(app));
   let draining = false;
 
@@ -199,7 +199,7 @@ async function main(): Promise<void> {
     snapshotFor: (channel: string) => (channel === RACE_CHANNEL ? roundView.snapshot() : null),
   };
   const ws = new WsTransport(
-    { nodeId: config.nodeId, maxFrameBytes: config.maxFrameBytes, idleTimeoutSeconds: config.idleTimeoutSeconds, maxBackpressureBytes: config.maxBackpressureBytes },
+    { nodeId: config.nodeId, maxFrameBytes: config.maxFrameBytes, maxJsonDepth: config.maxJsonDepth, idleTimeoutSeconds: config.idleTimeoutSeconds, maxBackpressureBytes: config.maxBackpressureBytes },
     { verifier, metrics, log, refusal, session: sessionDeps },
   );
   // Socket.IO's own cluster operations ride its Redis adapter on two more
@@ -210,7 +210,7 @@ async function main(): Promise<void> {
     connection.on("error", (err: Error) => log.warn({ err: err.message, role: "socketio-adapter" }, "redis connection error"));
   }
   const socketIo = new SocketIoTransport(
-    { nodeId: config.nodeId, maxFrameBytes: config.maxFrameBytes, corsOrigins: config.socketIoCorsOrigins },
+    { nodeId: config.nodeId, maxFrameBytes: config.maxFrameBytes, maxJsonDepth: config.maxJsonDepth, corsOrigins: config.socketIoCorsOrigins },
     { verifier, metrics, log, refusal, session: sessionDeps, adapter: createAdapter(adapterPub, adapterSub, { key: `${config.redisPrefix}:sio` }) },
   );
   fanout.addSink(socketIo.sink());
@@ -219,7 +219,7 @@ async function main(): Promise<void> {
     ws,
     socketIo,
     probes: { nodeId: config.nodeId, notReadyReason, registry: metrics.registry, log },
-    publishOptions: { publishKey: config.publishKey, maxBodyBytes: config.publishMaxBodyBytes, maxBatch: config.publishMaxBatch },
+    publishOptions: { publishKey: config.publishKey, maxBodyBytes: config.publishMaxBodyBytes, limits: { maxBatch: config.publishMaxBatch, maxDataDepth: config.maxJsonDepth } },
     publish: { publisher, metrics, log, refusal },
   });
 
@@ -245,6 +245,7 @@ async function main(): Promise<void> {
           blockMs: INGEST_BLOCK_MS,
           claimIdleMs: config.ingest.claimIdleMs,
           maxDataBytes: config.publishMaxBodyBytes,
+          maxDataDepth: config.maxJsonDepth,
           metrics,
           log,
         });

@@ -163,6 +163,8 @@ describe("Redis stream ingest", () => {
       entry(channel, "forecast_update", { seq: 1 }),
       entry("has space", "forecast_update", { seq: 99 }),
       { channel, data: JSON.stringify({ seq: 98 }) },
+      // Deep enough to overflow a recursive encoder on every node, were it published.
+      { channel, event: "forecast_update", data: '{"a":'.repeat(5000) + "1" + "}".repeat(5000) },
       entry(channel, "forecast_update", { seq: 2 }),
     ]);
 
@@ -172,7 +174,7 @@ describe("Redis stream ingest", () => {
     expectGapless(frames);
 
     const rejectedKey = `${prefix}:ingest:rejected`;
-    await eventually(async () => (await backend.xlen(rejectedKey)) === 3);
+    await eventually(async () => (await backend.xlen(rejectedKey)) === 4);
     const rejected = (await backend.xrange(rejectedKey, "-", "+")).map(([, fields]) => {
       const record: Record<string, string> = {};
       for (let i = 0; i + 1 < fields.length; i += 2) record[fields[i] as string] = fields[i + 1] as string;
@@ -182,10 +184,11 @@ describe("Redis stream ingest", () => {
       expect.objectContaining({ data: "{not json", reason: expect.stringMatching(/JSON/) }),
       expect.objectContaining({ channel: "has space", reason: expect.stringMatching(/channel/) }),
       expect.objectContaining({ data: JSON.stringify({ seq: 98 }), reason: expect.stringMatching(/event/) }),
+      expect.objectContaining({ code: "invalid", reason: "data nests deeper than 32 levels" }),
     ]);
     await eventually(async () => (await pendingCount()) === 0);
     const rejectedAfter = await Promise.all(consumers.map((node) => metricValue(node.httpUrl, "gateway_ingest_rejected_total")));
-    expect(rejectedAfter.reduce((sum, value, i) => sum + value - (rejectedBefore[i] ?? 0), 0)).toBe(3);
+    expect(rejectedAfter.reduce((sum, value, i) => sum + value - (rejectedBefore[i] ?? 0), 0)).toBe(4);
   });
 
   it("takes over entries a dead consumer left pending, and publishes them before the entries after them", async () => {

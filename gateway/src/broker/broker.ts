@@ -21,10 +21,18 @@ export interface Delivery {
   readonly channel: string;
   /** The complete client frame; forwarded to sockets byte for byte. */
   readonly frame: Buffer;
+  readonly offset: number;
+  readonly epoch: string;
+  /** Publish time at the accepting node, ms since the epoch. */
   readonly ts: number;
 }
 
 export interface BrokerHandler {
+  /**
+   * One well-formed delivery, in offset order per channel. Whatever it throws
+   * is the handler's failure for that delivery alone: the broker counts and
+   * logs it and goes on with the next one.
+   */
   onDelivery(delivery: Delivery): void;
   /** Connectivity changed; `ready` means publish and subscribe work now. */
   onReadyChange(ready: boolean): void;

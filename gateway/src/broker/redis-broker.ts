@@ -8,13 +8,17 @@
 import { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { Broker, BrokerHandler, Publication, PublishOutcome } from "./broker.js";
-import { readFrameTs } from "../fanout/message-frame.js";
+import { readFrameEnvelope } from "../fanout/message-frame.js";
 import { parsePublishReply, PUBLISH_ALL_LUA, publishScriptArgs } from "./publish-script.js";
 import { messageChannelPrefix } from "./redis-keys.js";
+
+/** Why a pub/sub message was not delivered; a metric label, so a closed set. */
+export type DroppedMessageReason = "malformed" | "handler_error";
 
 export interface BrokerMetrics {
   redisConnectionChanged(role: "publisher" | "subscriber", up: boolean): void;
   redisMessageReceived(): void;
+  redisMessageDropped(reason: DroppedMessageReason): void;
   redisCommandFailed(command: string): void;
   redisResubscribed(channels: number): void;
 }
@@ -162,17 +166,29 @@ export class RedisBroker implements Broker {
     this.emitReadiness();
   }
 
+  /**
+   * Runs inside ioredis's data handler: nothing may escape from here, or one
+   * bad message (every node receives every one) stops every node's
+   * subscriber. Anything that is not a gateway frame for its channel is
+   * dropped and counted.
+   */
   private onMessage(redisChannel: Buffer, frame: Buffer): void {
     this.options.metrics.redisMessageReceived();
     const name = redisChannel.toString("latin1");
     if (!name.startsWith(this.messagePrefix)) return;
     const channel = name.slice(this.messagePrefix.length);
-    const ts = readFrameTs(frame);
-    if (Number.isNaN(ts)) {
-      this.options.log.warn({ channel }, "dropped a pub/sub message that is not a gateway frame");
+    const envelope = readFrameEnvelope(channel, frame);
+    if (envelope === null) {
+      this.options.metrics.redisMessageDropped("malformed");
+      this.options.log.warn({ channel, bytes: frame.length }, "dropped a pub/sub message that is not a gateway frame");
       return;
     }
-    this.options.handler.onDelivery({ channel, frame, ts });
+    try {
+      this.options.handler.onDelivery({ channel, frame, ...envelope });
+    } catch (err) {
+      this.options.metrics.redisMessageDropped("handler_error");
+      this.options.log.error({ err, channel, offset: envelope.offset }, "delivery failed");
+    }
   }
 
   private emitReadiness(): void {

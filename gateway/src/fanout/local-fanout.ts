@@ -5,13 +5,16 @@
  * recipient.
  */
 
+import type { Logger } from "pino";
 import { channelNamespace } from "../../../shared/src/channels.js";
 import type { Delivery } from "../broker/broker.js";
 import type { GatewayMetrics } from "../metrics/gateway-metrics.js";
 
 /** One protocol's local subscribers. */
 export interface FanoutSink {
-  /** Hands the delivery to this sink's local subscribers; returns how many there were. */
+  /** A metric label: the protocol this sink serves. */
+  readonly name: "ws" | "socketio";
+  /** Hands the delivery to this sink's local subscribers; returns how many there were. May throw. */
   deliver(delivery: Delivery): number;
 }
 
@@ -23,6 +26,8 @@ export interface TopicPublisher {
 
 /** Raw `/ws` sockets: the channel name is the uWS topic. */
 export class UwsTopicSink implements FanoutSink {
+  readonly name = "ws";
+
   constructor(private readonly topics: TopicPublisher) {}
 
   deliver(delivery: Delivery): number {
@@ -41,6 +46,7 @@ export class LocalFanout {
 
   constructor(
     private readonly metrics: GatewayMetrics,
+    private readonly log: Logger,
     private readonly clock: Clock = Date,
   ) {}
 
@@ -48,10 +54,22 @@ export class LocalFanout {
     this.sinks.push(sink);
   }
 
+  /**
+   * Never throws. A sink that fails on one delivery (a payload its encoder
+   * cannot handle) costs only that sink that delivery: the other sinks still
+   * get it, later deliveries are untouched, and the failure is counted.
+   */
   deliver(delivery: Delivery): void {
     const started = process.hrtime.bigint();
     let recipients = 0;
-    for (const sink of this.sinks) recipients += sink.deliver(delivery);
+    for (const sink of this.sinks) {
+      try {
+        recipients += sink.deliver(delivery);
+      } catch (err) {
+        this.metrics.deliveryFailed(sink.name);
+        this.log.error({ err, sink: sink.name, channel: delivery.channel, offset: delivery.offset }, "local delivery failed");
+      }
+    }
     const duration = Number(process.hrtime.bigint() - started) / 1e9;
     const latency = (this.clock.now() - delivery.ts) / 1000;
     this.metrics.broadcastDelivered(channelNamespace(delivery.channel), recipients, delivery.frame.length, latency, duration);

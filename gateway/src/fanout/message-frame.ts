@@ -8,25 +8,44 @@
  *   head: {"type":"message","channel":"race","event":"tick","data":{…},"offset":
  *   tail: 42,"epoch":"k3J9x0aQ","ts":1732350000000}
  *
- * `ts` is always last, so a node can read it from the end of the frame.
+ * The tail is always last, so a node reads offset, epoch and ts from the end
+ * of the frame (readFrameEnvelope) without parsing `data`.
  */
 
 export function encodeFrameHead(channel: string, event: string, dataJson: string): string {
   return `{"type":"message","channel":${JSON.stringify(channel)},"event":${JSON.stringify(event)},"data":${dataJson},"offset":`;
 }
 
-/** The tail in TypeScript; the Redis script in broker/redis-broker.ts writes the same bytes. */
+/** The tail in TypeScript; publish_all in broker/publish-script.ts writes the same bytes. */
 export function encodeFrameTail(offset: number, epoch: string, ts: number): string {
   return `${offset},"epoch":"${epoch}","ts":${ts}}`;
 }
 
-const TS_MARKER = Buffer.from(',"ts":');
-const CLOSE_BRACE = 0x7d;
+const OFFSET_MARKER = Buffer.from(',"offset":');
+/** The tail publish_all appends; the epoch alphabet is base64url (publish-script.ts). */
+const TAIL_PATTERN = /^(\d{1,16}),"epoch":"([A-Za-z0-9_-]{1,64})","ts":(\d{1,16})\}$/;
 
-/** Reads `ts` from the end of a finished frame; NaN when the frame is not ours. */
-export function readFrameTs(frame: Buffer): number {
-  const at = frame.lastIndexOf(TS_MARKER);
-  if (at === -1 || frame[frame.length - 1] !== CLOSE_BRACE) return Number.NaN;
-  const digits = frame.toString("latin1", at + TS_MARKER.length, frame.length - 1);
-  return /^\d{1,16}$/.test(digits) ? Number(digits) : Number.NaN;
+/** What a node reads from a frame it forwards: only the envelope, never `data`. */
+export interface FrameEnvelope {
+  readonly offset: number;
+  readonly epoch: string;
+  /** Publish time at the accepting node, ms since the epoch. */
+  readonly ts: number;
+}
+
+/**
+ * Checks that `frame` is a gateway message frame for `channel` (its head names
+ * the channel, its tail is the script's) and reads the tail; null for anything
+ * else. The middle (event, data) is not parsed: the accepting node encoded it,
+ * and parsing every frame on every node would undo serialize-once. The tail
+ * is the last `,"offset":` in the frame, since `data` precedes it.
+ */
+export function readFrameEnvelope(channel: string, frame: Buffer): FrameEnvelope | null {
+  const head = `{"type":"message","channel":${JSON.stringify(channel)},"event":"`;
+  if (frame.length <= head.length || frame.toString("latin1", 0, head.length) !== head) return null;
+  const at = frame.lastIndexOf(OFFSET_MARKER);
+  if (at < head.length) return null;
+  const tail = TAIL_PATTERN.exec(frame.toString("latin1", at + OFFSET_MARKER.length));
+  if (tail === null) return null;
+  return { offset: Number(tail[1]), epoch: tail[2] as string, ts: Number(tail[3]) };
 }

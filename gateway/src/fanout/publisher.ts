@@ -5,6 +5,7 @@
  */
 
 import { isPlainObject } from "../../../shared/src/json.js";
+import { exceedsJsonDepth } from "../../../shared/src/json-limits.js";
 import { channelNamespace, isValidChannelName } from "../../../shared/src/channels.js";
 import { isValidEventName, MAX_EVENT_NAME_LENGTH, type JsonValue, type PublishRequest, type PublishResult } from "../../../shared/src/protocol.js";
 import type { Broker } from "../broker/broker.js";
@@ -14,8 +15,23 @@ import { encodeFrameHead } from "./message-frame.js";
 
 export type ValidatedBatch = { readonly ok: true; readonly requests: PublishRequest[]; readonly batch: boolean } | { readonly ok: false; readonly message: string };
 
+/** Structural bounds every publish is held to, whichever way it arrives. */
+export interface PublishLimits {
+  /** Most messages in one batch. */
+  readonly maxBatch: number;
+  /** Deepest nesting of `data` (MAX_JSON_DEPTH); checked before anything is encoded. */
+  readonly maxDataDepth: number;
+}
 
-function validateOne(value: unknown, where: string): PublishRequest | string {
+/**
+ * A publish that cannot be encoded. The request's fault, never the bus's: the
+ * publish API answers 400, not 503, and nothing was published.
+ */
+export class PublishEncodeError extends Error {
+  override readonly name = "PublishEncodeError";
+}
+
+function validateOne(value: unknown, where: string, limits: PublishLimits): PublishRequest | string {
   if (!isPlainObject(value)) return `${where} must be an object with channel, event and data`;
   const { channel, event, data } = value;
   if (typeof channel !== "string" || !isValidChannelName(channel)) {
@@ -25,24 +41,25 @@ function validateOne(value: unknown, where: string): PublishRequest | string {
     return `${where}.event must be 1-${MAX_EVENT_NAME_LENGTH} characters of A-Z a-z 0-9 _ - . :`;
   }
   if (data === undefined) return `${where}.data is required (use null for none)`;
+  if (exceedsJsonDepth(data, limits.maxDataDepth)) return `${where}.data nests deeper than ${limits.maxDataDepth} levels`;
   return { channel, event, data: data as JsonValue };
 }
 
 /** Accepts `{channel, event, data}` or `{messages: [{channel, event, data}, …]}`; all or nothing. */
-export function validatePublishBody(body: unknown, maxBatch: number): ValidatedBatch {
+export function validatePublishBody(body: unknown, limits: PublishLimits): ValidatedBatch {
   if (isPlainObject(body) && "messages" in body) {
     const messages = body["messages"];
     if (!Array.isArray(messages) || messages.length === 0) return { ok: false, message: "messages must be a non-empty array" };
-    if (messages.length > maxBatch) return { ok: false, message: `at most ${maxBatch} messages per batch` };
+    if (messages.length > limits.maxBatch) return { ok: false, message: `at most ${limits.maxBatch} messages per batch` };
     const requests: PublishRequest[] = [];
     for (let i = 0; i < messages.length; i++) {
-      const one = validateOne(messages[i], `messages[${i}]`);
+      const one = validateOne(messages[i], `messages[${i}]`, limits);
       if (typeof one === "string") return { ok: false, message: one };
       requests.push(one);
     }
     return { ok: true, requests, batch: true };
   }
-  const one = validateOne(body, "body");
+  const one = validateOne(body, "body", limits);
   return typeof one === "string" ? { ok: false, message: one } : { ok: true, requests: [one], batch: false };
 }
 
@@ -53,15 +70,28 @@ export class Publisher {
     private readonly clock: Clock = Date,
   ) {}
 
-  /** Publishes validated requests atomically; rejects (publishing nothing) when the broker is unreachable. */
+  /**
+   * Publishes validated requests atomically. Rejects, publishing nothing, with
+   * PublishEncodeError when a request cannot be encoded, else with the
+   * broker's error when the bus is unreachable.
+   */
   async publish(requests: readonly PublishRequest[]): Promise<PublishResult[]> {
     const ts = this.clock.now();
     const publications = requests.map((request) => {
       this.metrics.frameEncoded();
-      return { channel: request.channel, ts, frameHead: encodeFrameHead(request.channel, request.event, JSON.stringify(request.data)) };
+      return { channel: request.channel, ts, frameHead: encodeFrameHead(request.channel, request.event, encodeData(request.data)) };
     });
     const outcomes = await this.broker.publish(publications);
     for (const request of requests) this.metrics.published(channelNamespace(request.channel));
     return outcomes;
+  }
+}
+
+/** JSON text of `data`; validated input never fails here, this is the last line of defence. */
+function encodeData(data: JsonValue): string {
+  try {
+    return JSON.stringify(data);
+  } catch (err) {
+    throw new PublishEncodeError(`data cannot be encoded: ${(err as Error).message}`, { cause: err });
   }
 }

@@ -9,7 +9,7 @@ import type { HttpResponse, TemplatedApp } from "uWebSockets.js";
 import type { Logger } from "pino";
 import { ErrorCodes } from "../../../shared/src/codes.js";
 import { bearerToken } from "../auth/verifier.js";
-import { validatePublishBody, type Publisher } from "../fanout/publisher.js";
+import { PublishEncodeError, validatePublishBody, type PublishLimits, type Publisher } from "../fanout/publisher.js";
 import type { GatewayMetrics } from "../metrics/gateway-metrics.js";
 import { readBody } from "./body.js";
 import { guard, sendError, sendJson, type ResponseGuard } from "./responses.js";
@@ -17,7 +17,7 @@ import { guard, sendError, sendJson, type ResponseGuard } from "./responses.js";
 export interface PublishApiOptions {
   readonly publishKey: string;
   readonly maxBodyBytes: number;
-  readonly maxBatch: number;
+  readonly limits: PublishLimits;
 }
 
 export interface PublishApiDeps {
@@ -77,7 +77,7 @@ export function attachPublishApi(app: TemplatedApp, options: PublishApiOptions, 
         refuse(res, state, "400 Bad Request", "bad_request", ErrorCodes.badRequest.code, "body is not valid JSON");
         return;
       }
-      const validated = validatePublishBody(body, options.maxBatch);
+      const validated = validatePublishBody(body, options.limits);
       if (!validated.ok) {
         refuse(res, state, "400 Bad Request", "bad_request", ErrorCodes.badRequest.code, validated.message);
         return;
@@ -88,7 +88,13 @@ export function attachPublishApi(app: TemplatedApp, options: PublishApiOptions, 
           sendJson(res, state, "200 OK", validated.batch ? { results } : results[0]);
         },
         (err: unknown) => {
-          deps.log.error({ err: (err as Error).message, messages: validated.requests.length }, "publish failed");
+          // 503 means "the bus is down, retry"; a body that cannot be encoded is the caller's error.
+          if (err instanceof PublishEncodeError) {
+            deps.log.debug({ err, messages: validated.requests.length }, "publish refused: cannot encode");
+            refuse(res, state, "400 Bad Request", "bad_request", ErrorCodes.badRequest.code, err.message);
+            return;
+          }
+          deps.log.error({ err, messages: validated.requests.length }, "publish failed");
           refuse(res, state, "503 Service Unavailable", "broker", ErrorCodes.unavailable.code, "message bus unavailable, nothing was published; retry");
         },
       );

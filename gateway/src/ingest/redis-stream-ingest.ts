@@ -63,6 +63,8 @@ export interface RedisStreamIngestOptions {
   readonly claimIdleMs: number;
   /** Largest `data` field, in bytes; a larger entry is rejected (too_large). */
   readonly maxDataBytes: number;
+  /** Deepest nesting of `data` (MAX_JSON_DEPTH); a deeper entry is rejected (invalid). */
+  readonly maxDataDepth: number;
   readonly metrics: IngestMetrics;
   readonly log: Logger;
 }
@@ -355,7 +357,7 @@ export class RedisStreamIngest {
         return { entry, reason: "bad_json", message: `data is not valid JSON: ${(err as Error).message}` };
       }
     }
-    const validated = validatePublishBody({ channel, event, data }, 1);
+    const validated = validatePublishBody({ channel, event, data }, { maxBatch: 1, maxDataDepth: this.options.maxDataDepth });
     if (!validated.ok) return { entry, reason: "invalid", message: validated.message.replace(/^body\./, "") };
     const request = validated.requests[0];
     if (request === undefined) return { entry, reason: "invalid", message: "no message" };

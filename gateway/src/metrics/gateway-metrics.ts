@@ -8,7 +8,7 @@
 import { monitorEventLoopDelay, type IntervalHistogram } from "node:perf_hooks";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import { AUTH_FAILURE_REASONS } from "../auth/verifier.js";
-import type { BrokerMetrics } from "../broker/redis-broker.js";
+import type { BrokerMetrics, DroppedMessageReason } from "../broker/redis-broker.js";
 import type { ClockMetrics } from "../clock/round-authority.js";
 import type { IngestMetrics, IngestRejectReason } from "../ingest/redis-stream-ingest.js";
 
@@ -48,6 +48,8 @@ export class GatewayMetrics implements BrokerMetrics, ClockMetrics, IngestMetric
   private readonly sendDrops: Counter<"kind">;
   private readonly redisUp: Gauge<"role">;
   private readonly redisMessages: Counter;
+  private readonly redisDropped: Counter<"reason">;
+  private readonly deliveryFailures: Counter<"sink">;
   private readonly redisErrors: Counter<"command">;
   private readonly redisResubscribes: Counter;
   private readonly ready: Gauge;
@@ -113,6 +115,18 @@ export class GatewayMetrics implements BrokerMetrics, ClockMetrics, IngestMetric
     this.sendDrops = new Counter({ name: "gateway_send_drops_total", help: "Frames not delivered: dropped over backpressure or sockets closed as slow consumers.", labelNames: ["kind"], registers });
     this.redisUp = new Gauge({ name: "gateway_redis_up", help: "1 while the Redis connection of this role is ready.", labelNames: ["role"], registers });
     this.redisMessages = new Counter({ name: "gateway_redis_messages_received_total", help: "Pub/sub messages received from Redis.", registers });
+    this.redisDropped = new Counter({
+      name: "gateway_redis_messages_dropped_total",
+      help: "Pub/sub messages not delivered: not a gateway frame for their channel (malformed), or the delivery threw (handler_error).",
+      labelNames: ["reason"],
+      registers,
+    });
+    this.deliveryFailures = new Counter({
+      name: "gateway_delivery_failures_total",
+      help: "Deliveries one protocol's sink failed to hand to its local sockets (the other sinks and later deliveries go on).",
+      labelNames: ["sink"],
+      registers,
+    });
     this.redisErrors = new Counter({ name: "gateway_redis_command_errors_total", help: "Failed Redis commands by command.", labelNames: ["command"], registers });
     this.redisResubscribes = new Counter({ name: "gateway_redis_resubscribed_channels_total", help: "Channels resubscribed after a Redis reconnect.", registers });
     this.ready = new Gauge({ name: "gateway_ready", help: "1 while the node reports ready.", registers });
@@ -165,6 +179,8 @@ export class GatewayMetrics implements BrokerMetrics, ClockMetrics, IngestMetric
     // node instead of "no data", and alerts on them can evaluate at all.
     for (const kind of ["backpressure", "slow_consumer_close"]) this.sendDrops.inc({ kind }, 0);
     for (const command of ["publish", "subscribe", "unsubscribe", "resubscribe"]) this.redisErrors.inc({ command }, 0);
+    for (const reason of ["malformed", "handler_error"] satisfies DroppedMessageReason[]) this.redisDropped.inc({ reason }, 0);
+    for (const sink of ["ws", "socketio"]) this.deliveryFailures.inc({ sink }, 0);
     for (const reason of ["unauthorized", "too_large", "bad_request", "unavailable", "broker"]) this.publishFailures.inc({ reason }, 0);
     for (const reason of ["overloaded", "unavailable"]) this.writerRejected.inc({ reason }, 0);
     for (const reason of ["bad_json", "invalid", "too_large", "trimmed"]) this.ingestRejections.inc({ reason }, 0);
@@ -264,6 +280,14 @@ export class GatewayMetrics implements BrokerMetrics, ClockMetrics, IngestMetric
 
   redisMessageReceived(): void {
     this.redisMessages.inc();
+  }
+
+  redisMessageDropped(reason: DroppedMessageReason): void {
+    this.redisDropped.inc({ reason });
+  }
+
+  deliveryFailed(sink: "ws" | "socketio"): void {
+    this.deliveryFailures.inc({ sink });
   }
 
   redisCommandFailed(command: string): void {

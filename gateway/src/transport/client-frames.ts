@@ -5,6 +5,7 @@
  */
 
 import { isPlainObject } from "../../../shared/src/json.js";
+import { exceedsJsonDepth } from "../../../shared/src/json-limits.js";
 import { ErrorCodes } from "../../../shared/src/codes.js";
 import type { ClientFrame, ErrorBody, JsonValue } from "../../../shared/src/protocol.js";
 
@@ -18,8 +19,8 @@ function refuse(id: number | null, code: ErrorBody["code"], message: string): Pa
   return { ok: false, id, error: { code, message } };
 }
 
-
-export function parseClientFrame(text: string): ParsedFrame {
+/** `maxDepth` bounds a command's `data`; the frame around it is one level more. */
+export function parseClientFrame(text: string, maxDepth: number): ParsedFrame {
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -33,6 +34,7 @@ export function parseClientFrame(text: string): ParsedFrame {
     return refuse(null, ErrorCodes.badRequest.code, "frame needs an integer id ≥ 0");
   }
   if (typeof type !== "string") return refuse(id, ErrorCodes.badRequest.code, "frame needs a string type");
+  if (exceedsJsonDepth(value, maxDepth + 1)) return refuse(id, ErrorCodes.badRequest.code, `frame nests deeper than ${maxDepth + 1} levels`);
 
   switch (type) {
     case "subscribe":

@@ -19,6 +19,7 @@ import { Server, type Socket } from "socket.io";
 import type { Adapter } from "socket.io-adapter";
 import { CloseCodes, ErrorCodes, type CloseCodeSpec } from "../../../shared/src/codes.js";
 import type { ErrorBody, JsonValue, MessageFrame, WelcomeFrame } from "../../../shared/src/protocol.js";
+import { exceedsJsonDepth } from "../../../shared/src/json-limits.js";
 import { tokenFrom, type Principal } from "../auth/verifier.js";
 import type { Delivery } from "../broker/broker.js";
 import type { FanoutSink } from "../fanout/local-fanout.js";
@@ -57,6 +58,8 @@ type GatewayServer = Server<ClientToServerEvents, ServerToClientEvents, Record<s
 export interface SocketIoOptions {
   readonly nodeId: string;
   readonly maxFrameBytes: number;
+  /** Deepest JSON nesting of a command's data (MAX_JSON_DEPTH). */
+  readonly maxJsonDepth: number;
   /** Origins allowed to connect from other sites; empty = same origin only. */
   readonly corsOrigins: readonly string[];
 }
@@ -131,6 +134,7 @@ export class SocketIoTransport {
   /** The sink that hands gateway deliveries to this node's Socket.IO rooms. */
   sink(): FanoutSink {
     return {
+      name: "socketio",
       deliver: (delivery: Delivery): number => {
         const io = this.io;
         const members = io?.of("/").adapter.rooms.get(delivery.channel)?.size ?? 0;
@@ -200,6 +204,7 @@ export class SocketIoTransport {
       const name = stringField(request, "name");
       const data = typeof request === "object" && request !== null && "data" in request ? (request.data as JsonValue) : undefined;
       if (name === null || name.length === 0 || data === undefined) return this.answer(socket, ack, badRequest("command needs { name, data }"));
+      if (exceedsJsonDepth(data, this.options.maxJsonDepth)) return this.answer(socket, ack, badRequest(`command data nests deeper than ${this.options.maxJsonDepth} levels`));
       void session.command(name, data).then((answer) => this.answer(socket, ack, answer));
     });
 

@@ -15,6 +15,8 @@ import { ClientSession, type Answer, type SessionConnection, type SessionDeps, t
 export interface WsTransportOptions {
   readonly nodeId: string;
   readonly maxFrameBytes: number;
+  /** Deepest JSON nesting of a command's data (MAX_JSON_DEPTH). */
+  readonly maxJsonDepth: number;
   readonly idleTimeoutSeconds: number;
   readonly maxBackpressureBytes: number;
 }
@@ -179,7 +181,7 @@ export class WsTransport {
       return;
     }
     // The ArrayBuffer is neutered when this callback returns: decode now.
-    const parsed = parseClientFrame(Buffer.from(message).toString("utf8"));
+    const parsed = parseClientFrame(Buffer.from(message).toString("utf8"), this.options.maxJsonDepth);
     if (!parsed.ok) {
       this.deps.metrics.frameReceived("ws", "invalid");
       this.deps.log.debug({ code: parsed.error.code }, "client frame refused");

@@ -55,7 +55,7 @@ export class TestClient {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiters = this.waiters.filter((waiter) => waiter.resolve !== done);
-        reject(new Error(`no matching frame within ${timeoutMs} ms; got ${JSON.stringify(this.frames.slice(-5))}`));
+        reject(new Error(`no matching frame within ${timeoutMs} ms; got ${this.rawMessages.length} messages, last frames: ${summarize(this.frames.slice(-5))}`));
       }, timeoutMs);
       const done = (frame: ServerFrame): void => {
         clearTimeout(timer);
@@ -155,4 +155,17 @@ export async function publish(httpUrl: string, key: string, body: unknown): Prom
   });
   const text = await res.text();
   return { status: res.status, json: text.length > 0 ? (JSON.parse(text) as unknown) : null };
+}
+
+/** Frames for an error message; bounded, since a hostile test frame may be too deep to stringify. */
+function summarize(frames: readonly ServerFrame[]): string {
+  return frames
+    .map((frame) => {
+      try {
+        return JSON.stringify(frame).slice(0, 300);
+      } catch {
+        return `<${frame.type} frame too deep to print>`;
+      }
+    })
+    .join(", ");
 }
