@@ -320,7 +320,7 @@ async function inspectorProfile(url: string): Promise<{ stop: () => Promise<CpuP
       const id = nextId++;
       const timer = setTimeout(() => reject(new Error(`inspector ${method} timed out`)), 30_000);
       const onMessage = (data: WebSocket.RawData): void => {
-        const message = JSON.parse(String(data)) as { id?: number; result?: Record<string, unknown>; error?: unknown };
+        const message = JSON.parse((data as Buffer).toString("utf8")) as { id?: number; result?: Record<string, unknown>; error?: unknown };
         if (message.id !== id) return;
         clearTimeout(timer);
         ws.off("message", onMessage);

@@ -88,7 +88,7 @@ async function main(): Promise<void> {
       await new Promise<void>((resolve, reject) => {
         socket.once("error", reject);
         socket.on("message", (raw) => {
-          const frame = JSON.parse(String(raw)) as { type: string; id?: number; ts?: number; offset?: number };
+          const frame = JSON.parse((raw as Buffer).toString("utf8")) as { type: string; id?: number; ts?: number; offset?: number };
           if (frame.type === "welcome") socket.send(JSON.stringify({ type: "subscribe", id: 1, channel: "race" }));
           else if (frame.type === "reply" && frame.id === 1) resolve();
           else if (frame.type === "message" && frame.ts !== undefined) {

@@ -53,7 +53,7 @@ const cluster: Cluster = { gateways: [], exporters: [] };
 let shuttingDown = false;
 
 async function shutdown(exitCode: number): Promise<never> {
-  if (shuttingDown) return process.exit(exitCode) as never;
+  if (shuttingDown) return process.exit(exitCode);
   shuttingDown = true;
   log("stopping: prometheus, exporters, gateways (draining), nginx, redis, postgres ...");
   // Monitoring first: it only watches, and would otherwise record the drain as an outage.

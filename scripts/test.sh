@@ -6,4 +6,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 bash scripts/ensure-system.sh prometheus chromium
 bash scripts/ensure-deps.sh
+# Static checks first: they fail in seconds where the suite takes minutes.
+echo "test: typecheck (sources, tests, live page)" >&2
+npm run -s typecheck
+echo "test: lint" >&2
+npm run -s lint
 exec ./node_modules/.bin/vitest run "$@"

@@ -57,5 +57,5 @@ export function closeListenSocket(token: uWS.us_listen_socket): void {
 }
 
 export function listeningPort(token: uWS.us_listen_socket): number {
-  return uWS.us_socket_local_port(token as unknown as uWS.us_socket);
+  return uWS.us_socket_local_port(token);
 }

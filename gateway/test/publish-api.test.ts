@@ -13,7 +13,7 @@ let redis: RedisHandle;
 let node: GatewayNode;
 let watcher: TestClient;
 
-async function post(body: string | Buffer, headers: Record<string, string> = { authorization: `Bearer ${TEST_PUBLISH_KEY}` }): Promise<{ status: number; json: { error?: { code: string; message: string } } }> {
+async function post(body: string | Uint8Array<ArrayBuffer>, headers: Record<string, string> = { authorization: `Bearer ${TEST_PUBLISH_KEY}` }): Promise<{ status: number; json: { error?: { code: string; message: string } } }> {
   const res = await fetch(`${node.httpUrl}/v1/publish`, { method: "POST", headers, body });
   return { status: res.status, json: (await res.json()) as { error?: { code: string; message: string } } };
 }

@@ -105,7 +105,7 @@ describe("round clock", () => {
     const arrivals = new Map<number, number[]>();
     for (const s of screens) {
       s.socket.on("message", (raw) => {
-        const frame = JSON.parse(String(raw)) as MessageFrame;
+        const frame = JSON.parse((raw as Buffer).toString("utf8")) as MessageFrame;
         if (frame.type === "message" && frame.event === "timer_update") arrivals.set(frame.offset, [...(arrivals.get(frame.offset) ?? []), Date.now()]);
       });
     }

@@ -31,13 +31,13 @@ io.use((socket, next) => {
   const userId = verifySub(auth["token"], env.jwtSecret);
   if (userId === null) next(new Error("invalid_token"));
   else {
-    socket.data.sub = userId;
+    (socket.data as { sub?: string }).sub = userId;
     next();
   }
 });
 
 io.on("connection", (socket) => {
-  const userId = String(socket.data.sub);
+  const userId = String((socket.data as { sub?: string }).sub);
   void socket.join(`user:${userId}`);
   socket.on("subscribe", (request: { channel?: unknown }, ack?: (answer: object) => void) => {
     const channel = typeof request?.channel === "string" ? request.channel : null;
@@ -54,7 +54,7 @@ io.on("connection", (socket) => {
 http.listen(env.port, "127.0.0.1", () => process.stdout.write(`listening ${env.port}\n`));
 
 const stop = (): void => {
-  io.close();
+  void io.close();
   pub.disconnect();
   sub.disconnect();
   process.exit(0);

@@ -42,7 +42,7 @@ http.on("upgrade", (req, socket, head) => {
     ws.on("message", (data) => {
       let frame: { type?: unknown; id?: unknown; channel?: unknown };
       try {
-        frame = JSON.parse(String(data)) as typeof frame;
+        frame = JSON.parse((data as Buffer).toString("utf8")) as typeof frame;
       } catch {
         ws.send(JSON.stringify({ type: "error", error: { code: "bad_request", message: "frame is not valid JSON" } }));
         return;

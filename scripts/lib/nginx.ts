@@ -132,7 +132,7 @@ export async function testNginxConfig(dir: string): Promise<string> {
     return stderr;
   } catch (err) {
     const e = err as { stderr?: string; message?: string };
-    throw new Error(`nginx -t failed: ${e.stderr ?? e.message ?? String(err)}`);
+    throw new Error(`nginx -t failed: ${e.stderr ?? e.message ?? String(err)}`, { cause: err });
   }
 }
 

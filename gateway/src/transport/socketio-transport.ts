@@ -163,8 +163,9 @@ export class SocketIoTransport {
     const io = this.io;
     this.io = null;
     if (io === null) return;
+    // io.close() also returns a promise; the callback is the one that waits for the engine.
     await new Promise<void>((resolve) => {
-      io.close(() => resolve());
+      void io.close(() => resolve());
     });
   }
 
