@@ -10,6 +10,7 @@ import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import type { Algorithm } from "jsonwebtoken";
 import { DEFAULT_MAX_JSON_DEPTH } from "../../shared/src/json-limits.js";
+import { DEFAULT_CHANNEL_HISTORY, HistoryPolicy, HistoryPolicyError } from "./history/history-policy.js";
 
 export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
 export type GatewayEnv = "development" | "production";
@@ -63,6 +64,8 @@ export interface GatewayConfig {
   readonly idleTimeoutSeconds: number;
   readonly maxBackpressureBytes: number;
   readonly channelStateTtlSeconds: number;
+  readonly history: HistoryPolicy;
+  readonly idempotencyWindowMs: number;
   readonly unsubscribeDelayMs: number;
   readonly drainWindowMs: number;
   /** Null: take the cgroup limit or physical memory. */
@@ -131,6 +134,8 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
   { name: "IDLE_TIMEOUT_S", default: "60", description: "Close sockets silent this long; the server pings before (0 disables, else ≥ 8)." },
   { name: "MAX_BACKPRESSURE_BYTES", default: "1048576", description: "Per-socket send buffer; a socket past it is closed as a slow consumer." },
   { name: "CHANNEL_STATE_TTL_S", default: "86400", description: "A channel's offset/epoch expire after this long without publishes (a new epoch follows)." },
+  { name: "CHANNEL_HISTORY", default: "race=20/30,forecasts=100/300,user=200/900,*=100/300", description: "Per channel namespace, `size/ttl_seconds` of history kept for resume and gap repair; `*` covers every other namespace. A history disappears ttl seconds after the channel's last publish." },
+  { name: "IDEMPOTENCY_WINDOW_S", default: "300", description: "How long a publish's `idempotencyKey` is remembered per channel; a repeat within it publishes nothing." },
   { name: "UNSUBSCRIBE_DELAY_MS", default: "1000", description: "Keep a Redis subscription this long after the last local subscriber leaves." },
   { name: "DRAIN_WINDOW_MS", default: "10000", description: "On SIGTERM, close sockets with 1012 spread over this window." },
   { name: "MEMORY_LIMIT_MB", default: "cgroup limit, else physical memory", description: "Memory budget that `gateway_memory_limit_bytes` reports for the memory alert." },
@@ -285,6 +290,21 @@ function idleTimeout(env: Env): number {
   return value;
 }
 
+function historyPolicy(env: Env, channelStateTtlSeconds: number): HistoryPolicy {
+  let policy: HistoryPolicy;
+  try {
+    policy = HistoryPolicy.parse(read(env, "CHANNEL_HISTORY") ?? DEFAULT_CHANNEL_HISTORY);
+  } catch (err) {
+    if (err instanceof HistoryPolicyError) throw new ConfigError("CHANNEL_HISTORY", err.message);
+    throw err;
+  }
+  // History whose channel state expired first would be numbered by a new epoch.
+  if (channelStateTtlSeconds > 0 && policy.longestTtlSeconds() > channelStateTtlSeconds) {
+    throw new ConfigError("CHANNEL_HISTORY", `a ttl (${policy.longestTtlSeconds()} s) is longer than CHANNEL_STATE_TTL_S (${channelStateTtlSeconds} s)`);
+  }
+  return policy;
+}
+
 function flag(env: Env, name: string, fallback: boolean): boolean {
   return oneOf(env, name, ["true", "false"], fallback ? "true" : "false") === "true";
 }
@@ -380,6 +400,7 @@ export function loadConfig(env: Env): GatewayConfig {
   }
 
   const postgres = postgresConfig(env);
+  const channelStateTtlSeconds = integer(env, "CHANNEL_STATE_TTL_S", 86_400, 0, 365 * 86_400);
   return {
     nodeId,
     env: oneOf(env, "GATEWAY_ENV", ["development", "production"], "production"),
@@ -397,7 +418,9 @@ export function loadConfig(env: Env): GatewayConfig {
     maxSubscriptions: integer(env, "MAX_SUBSCRIPTIONS", 100, 1, 10_000),
     idleTimeoutSeconds: idleTimeout(env),
     maxBackpressureBytes: integer(env, "MAX_BACKPRESSURE_BYTES", 1024 * 1024, 1024, 1024 * 1024 * 1024),
-    channelStateTtlSeconds: integer(env, "CHANNEL_STATE_TTL_S", 86_400, 0, 365 * 86_400),
+    channelStateTtlSeconds,
+    history: historyPolicy(env, channelStateTtlSeconds),
+    idempotencyWindowMs: integer(env, "IDEMPOTENCY_WINDOW_S", 300, 1, 86_400) * 1000,
     unsubscribeDelayMs: integer(env, "UNSUBSCRIBE_DELAY_MS", 1000, 0, 600_000),
     drainWindowMs: integer(env, "DRAIN_WINDOW_MS", 10_000, 0, 600_000),
     memoryLimitMb: read(env, "MEMORY_LIMIT_MB") === undefined ? null : integer(env, "MEMORY_LIMIT_MB", 0, 16, 16 * 1024 * 1024),

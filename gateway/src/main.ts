@@ -15,6 +15,9 @@ import { isRetryablePgError } from "./store/pg-errors.js";
 import { PgHealth } from "./store/pg-health.js";
 import { JwtVerifier } from "./auth/verifier.js";
 import { RedisBroker } from "./broker/redis-broker.js";
+import type { PublishPolicy } from "./broker/publish-script.js";
+import { ChannelSequencer } from "./history/channel-sequencer.js";
+import { RedisHistory } from "./history/redis-history.js";
 import { ConfigError, loadConfig, type GatewayConfig } from "./config.js";
 import { LocalFanout, UwsTopicSink } from "./fanout/local-fanout.js";
 import { Publisher } from "./fanout/publisher.js";
@@ -35,6 +38,7 @@ import { RoundView } from "./clock/round-view.js";
 import { migrateWhenReachable } from "./store/migrations.js";
 import { createPool } from "./store/pg-pool.js";
 import { attachDevTokenRoute } from "./http/dev-token.js";
+import { attachHistoryApi } from "./http/history-api.js";
 import { attachStaticSite } from "./http/static-site.js";
 import { RedisStreamIngest } from "./ingest/redis-stream-ingest.js";
 import { PgRoundStore } from "./store/round-store.js";
@@ -50,6 +54,12 @@ const PG_PROBE_MS = 2000;
 const WRITER_STOP_TIMEOUT_MS = 5000;
 /** How long one ingest read blocks; bounds how late a stop or a takeover check runs. */
 const INGEST_BLOCK_MS = 1000;
+/** Most messages one gap repair reads; no namespace's history is longer by default. */
+const HISTORY_REPAIR_LIMIT = 1000;
+/** Deliveries held per channel while its gap is repaired (a repair takes one Redis round trip). */
+const HISTORY_MAX_HELD = 10_000;
+/** History reads in flight while every channel is checked after a Redis reconnect. */
+const HISTORY_CATCH_UP_CONCURRENCY = 32;
 
 function configOrExit(): GatewayConfig {
   try {
@@ -153,17 +163,38 @@ async function main(): Promise<void> {
   fanout.addSink(new UwsTopicSink(app));
   let draining = false;
 
-  const broker = RedisBroker.start({
-    url: config.redisUrl,
+  const publishPolicy: PublishPolicy = {
     prefix: config.redisPrefix,
     channelStateTtlSeconds: config.channelStateTtlSeconds,
+    history: config.history,
+    idempotencyWindowMs: config.idempotencyWindowMs,
+  };
+  const historyRedis = new Redis(config.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
+  historyRedis.on("error", (err: Error) => log.warn({ err, role: "history" }, "redis connection error"));
+  const history = new RedisHistory(historyRedis, { prefix: config.redisPrefix, channelStateTtlSeconds: config.channelStateTtlSeconds });
+  const sequencer = new ChannelSequencer({
+    history,
+    forward: (delivery) => fanout.deliver(delivery),
+    signalGap: (notice) => fanout.signalGap(notice),
+    metrics,
+    log,
+    repairLimit: HISTORY_REPAIR_LIMIT,
+    maxHeld: HISTORY_MAX_HELD,
+    catchUpConcurrency: HISTORY_CATCH_UP_CONCURRENCY,
+  });
+
+  const broker = RedisBroker.start({
+    url: config.redisUrl,
+    policy: publishPolicy,
     metrics,
     log,
     handler: {
-      onDelivery: (delivery) => fanout.deliver(delivery),
+      onDelivery: (delivery) => sequencer.onDelivery(delivery),
       onReadyChange: (ready) => {
         metrics.readinessChanged(ready && !draining);
         log.info({ ready }, ready ? "redis ready" : "redis unavailable");
+        // Whatever was published while the subscriber was away is in history.
+        if (ready) void sequencer.catchUpAll();
       },
     },
   });
@@ -178,12 +209,12 @@ async function main(): Promise<void> {
   const notReadyReason = (): string | null => refusal() ?? database?.notReadyReason() ?? null;
 
   // Every node can answer `race` snapshots; only CLOCK_ENABLED nodes compete to drive rounds.
-  const ledger = new RoundLedger({ url: config.redisUrl, prefix: config.redisPrefix, channelStateTtlSeconds: config.channelStateTtlSeconds, log });
+  const ledger = new RoundLedger({ url: config.redisUrl, policy: publishPolicy, log });
   const roundView = new RoundView(ledger);
   let stopping = false;
   const database = startDatabase(config, log, metrics, ledger, roundView, () => stopping);
 
-  const hub = new ChannelHub(broker, config.unsubscribeDelayMs);
+  const hub = new ChannelHub(sequencer.subscriptions(broker), config.unsubscribeDelayMs);
   const verifier = new JwtVerifier(config.jwt);
   const publisher = new Publisher(broker, metrics);
   const expiries = new ExpiryWheel();
@@ -222,6 +253,8 @@ async function main(): Promise<void> {
     publishOptions: { publishKey: config.publishKey, maxBodyBytes: config.publishMaxBodyBytes, limits: { maxBatch: config.publishMaxBatch, maxDataDepth: config.maxJsonDepth } },
     publish: { publisher, metrics, log, refusal },
   });
+
+  attachHistoryApi(app, { publishKey: config.publishKey }, { history, metrics, log });
 
   // The live page at / and, in development only, GET /v1/dev/token for it.
   attachStaticSite(app, { log });
@@ -284,6 +317,7 @@ async function main(): Promise<void> {
       { name: "stop postgres probe", run: () => database?.health.stop() },
       { name: "close clock ledger", run: () => ledger.close() },
       { name: "close broker", run: () => broker.close() },
+      { name: "close history", run: async () => void (await historyRedis.quit().catch((err: unknown) => log.debug({ err }, "history redis quit failed"))) },
       { name: "close socket.io adapter", run: async () => void (await Promise.allSettled([adapterPub.quit(), adapterSub.quit()])) },
       { name: "close postgres pool", run: () => database?.pool.end() },
       { name: "stop expiry timer", run: () => expiries.stop() },

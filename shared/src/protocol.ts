@@ -133,7 +133,23 @@ export interface MessageFrame<Data extends JsonValue = JsonValue> {
   readonly ts: number;
 }
 
-export type ServerFrame = WelcomeFrame | ReplyFrame | ErrorFrame | MessageFrame;
+/**
+ * Messages of `channel` after `offset` (of `epoch`) were lost on the way to
+ * this socket and are no longer in history, or the channel's numbering was
+ * reset (`epoch_changed`). The socket stays subscribed and live messages go
+ * on after this frame. To resynchronise, unsubscribe and subscribe again with
+ * `since` set to the last message processed: the reply says whether anything
+ * could be recovered and gives the channel's current position.
+ */
+export interface GapFrame {
+  readonly type: "gap";
+  readonly channel: string;
+  readonly offset: number;
+  readonly epoch: string;
+  readonly reason: "history_lost" | "epoch_changed" | "unavailable";
+}
+
+export type ServerFrame = WelcomeFrame | ReplyFrame | ErrorFrame | MessageFrame | GapFrame;
 
 // ---- publish API (POST /v1/publish) -----------------------------------------
 
@@ -141,6 +157,12 @@ export interface PublishRequest {
   readonly channel: string;
   readonly event: string;
   readonly data: JsonValue;
+  /**
+   * Optional. The same key on the same channel within IDEMPOTENCY_WINDOW_S
+   * publishes nothing and answers the first publish's offset and epoch with
+   * `duplicate: true`. Retry a publish whose answer was lost with its key.
+   */
+  readonly idempotencyKey?: string;
 }
 
 export interface PublishBatchRequest {
@@ -150,10 +172,19 @@ export interface PublishBatchRequest {
 export interface PublishResult {
   readonly offset: number;
   readonly epoch: string;
+  /** Present (true) only when the idempotency key was seen: nothing was published this time. */
+  readonly duplicate?: true;
 }
 
 export interface PublishBatchResult {
   readonly results: readonly PublishResult[];
+}
+
+export const MAX_IDEMPOTENCY_KEY_LENGTH = 128;
+const IDEMPOTENCY_KEY_PATTERN = /^[A-Za-z0-9_\-.:@|=+/]+$/;
+
+export function isValidIdempotencyKey(key: string): boolean {
+  return key.length > 0 && key.length <= MAX_IDEMPOTENCY_KEY_LENGTH && IDEMPOTENCY_KEY_PATTERN.test(key);
 }
 
 export const MAX_EVENT_NAME_LENGTH = 64;

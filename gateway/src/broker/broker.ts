@@ -6,6 +6,11 @@
 
 export interface Publication {
   readonly channel: string;
+  /**
+   * A publish repeated with the same key on the same channel within the
+   * idempotency window publishes nothing and returns the first one's outcome.
+   */
+  readonly idempotencyKey?: string;
   /** The delivery frame up to `"offset":`, built once by encodeFrameHead(). */
   readonly frameHead: string;
   /** Publish time at the accepting node, ms since the epoch. */
@@ -15,6 +20,8 @@ export interface Publication {
 export interface PublishOutcome {
   readonly offset: number;
   readonly epoch: string;
+  /** True when an earlier publish with the same idempotency key already took this offset. */
+  readonly duplicate: boolean;
 }
 
 export interface Delivery {

@@ -9,7 +9,7 @@ import { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { Broker, BrokerHandler, Publication, PublishOutcome } from "./broker.js";
 import { readFrameEnvelope } from "../fanout/message-frame.js";
-import { parsePublishReply, PUBLISH_ALL_LUA, publishScriptArgs } from "./publish-script.js";
+import { parsePublishReply, PUBLISH_ALL_LUA, publishScriptArgs, type PublishPolicy } from "./publish-script.js";
 import { messageChannelPrefix } from "./redis-keys.js";
 
 /** Why a pub/sub message was not delivered; a metric label, so a closed set. */
@@ -25,9 +25,8 @@ export interface BrokerMetrics {
 
 export interface RedisBrokerOptions {
   readonly url: string;
-  readonly prefix: string;
-  /** Channel offsets and epochs expire after this long without a publish; 0 keeps them. */
-  readonly channelStateTtlSeconds: number;
+  /** Key prefix, state TTL, history bounds and idempotency window of every publish. */
+  readonly policy: PublishPolicy;
   readonly handler: BrokerHandler;
   readonly metrics: BrokerMetrics;
   readonly log: Logger;
@@ -52,10 +51,13 @@ export class RedisBroker implements Broker {
 
   private constructor(private readonly options: RedisBrokerOptions) {
     const { url, log } = options;
-    this.messagePrefix = messageChannelPrefix(options.prefix);
+    this.messagePrefix = messageChannelPrefix(options.policy.prefix);
     // No offline queue: a publish while Redis is away must fail fast (503), not
     // pile up in memory and go out late.
-    this.publisher = new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true }) as ScriptedRedis;
+    // No resend after a reconnect either: a publish whose reply was lost may
+    // have run, and running it again would publish it twice. It fails; the
+    // caller retries, with an idempotency key if it must not double.
+    this.publisher = new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true, autoResendUnfulfilledCommands: false }) as ScriptedRedis;
     this.publisher.defineCommand("gatewayPublish", { lua: PUBLISH_SCRIPT });
     // Resubscribing is ours, not ioredis's: we re-issue SUBSCRIBE for every
     // channel on each 'ready', and only then call the node ready again.
@@ -101,7 +103,7 @@ export class RedisBroker implements Broker {
 
   async publish(publications: readonly Publication[]): Promise<PublishOutcome[]> {
     if (publications.length === 0) return [];
-    const { keys, args } = publishScriptArgs(this.options.prefix, this.options.channelStateTtlSeconds, publications);
+    const { keys, args } = publishScriptArgs(this.options.policy, publications);
     let reply: Array<string | number>;
     try {
       reply = await this.publisher.gatewayPublish(keys.length, ...keys, ...args);

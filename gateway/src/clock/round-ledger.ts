@@ -9,7 +9,7 @@
 import { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { Publication, PublishOutcome } from "../broker/broker.js";
-import { parsePublishReply, PUBLISH_ALL_LUA, publishScriptArgs } from "../broker/publish-script.js";
+import { parsePublishReply, PUBLISH_ALL_LUA, publishScriptArgs, type PublishPolicy } from "../broker/publish-script.js";
 import { decodeState, encodeState, type RoundPhase, type RoundState } from "./round-schedule.js";
 
 /** The lease moved to another node: stop acting as the authority at once. */
@@ -80,8 +80,8 @@ type LedgerRedis = Redis & {
 
 export interface RoundLedgerOptions {
   readonly url: string;
-  readonly prefix: string;
-  readonly channelStateTtlSeconds: number;
+  /** The same publish policy as the broker's: race events get offsets and history like any publish. */
+  readonly policy: PublishPolicy;
   readonly log: Logger;
 }
 
@@ -97,12 +97,13 @@ export class RoundLedger {
   private readonly roundKey: string;
 
   constructor(private readonly options: RoundLedgerOptions) {
-    this.leaseKey = `${options.prefix}:clock:lease`;
-    this.fenceKey = `${options.prefix}:clock:fence`;
-    this.roundKey = `${options.prefix}:clock:round`;
+    const { prefix } = options.policy;
+    this.leaseKey = `${prefix}:clock:lease`;
+    this.fenceKey = `${prefix}:clock:fence`;
+    this.roundKey = `${prefix}:clock:round`;
     // Fail fast while Redis is away: the clock retries on its own schedule,
     // and a queued command could run after the lease has moved on.
-    this.redis = new Redis(options.url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true }) as LedgerRedis;
+    this.redis = new Redis(options.url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true, autoResendUnfulfilledCommands: false }) as LedgerRedis;
     this.redis.defineCommand("clockAcquire", { numberOfKeys: 2, lua: ACQUIRE_LUA });
     this.redis.defineCommand("clockRenew", { numberOfKeys: 1, lua: RENEW_LUA });
     this.redis.defineCommand("clockRelease", { numberOfKeys: 1, lua: RELEASE_LUA });
@@ -148,7 +149,7 @@ export class RoundLedger {
   }
 
   private async fenced(lease: string, head: Array<string | number>, publications: readonly Publication[]): Promise<PublishOutcome[]> {
-    const { keys, args } = publishScriptArgs(this.options.prefix, this.options.channelStateTtlSeconds, publications);
+    const { keys, args } = publishScriptArgs(this.options.policy, publications);
     try {
       const reply = await this.redis.clockFenced(2 + keys.length, this.leaseKey, this.roundKey, ...keys, lease, ...head, ...args);
       return parsePublishReply(reply, publications.length);

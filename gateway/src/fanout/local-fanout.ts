@@ -7,7 +7,9 @@
 
 import type { Logger } from "pino";
 import { channelNamespace } from "../../../shared/src/channels.js";
+import type { GapFrame } from "../../../shared/src/protocol.js";
 import type { Delivery } from "../broker/broker.js";
+import type { GapNotice } from "../history/channel-sequencer.js";
 import type { GatewayMetrics } from "../metrics/gateway-metrics.js";
 
 /** One protocol's local subscribers. */
@@ -16,6 +18,8 @@ export interface FanoutSink {
   readonly name: "ws" | "socketio";
   /** Hands the delivery to this sink's local subscribers; returns how many there were. May throw. */
   deliver(delivery: Delivery): number;
+  /** Tells the channel's local subscribers that continuity broke (a `gap` frame or event). May throw. */
+  signalGap(gap: GapFrame): void;
 }
 
 /** The part of a uWS App that raw fan-out needs. */
@@ -34,6 +38,10 @@ export class UwsTopicSink implements FanoutSink {
     const recipients = this.topics.numSubscribers(delivery.channel);
     if (recipients > 0) this.topics.publish(delivery.channel, delivery.frame, false);
     return recipients;
+  }
+
+  signalGap(gap: GapFrame): void {
+    if (this.topics.numSubscribers(gap.channel) > 0) this.topics.publish(gap.channel, Buffer.from(JSON.stringify(gap)), false);
   }
 }
 
@@ -74,4 +82,17 @@ export class LocalFanout {
     const latency = (this.clock.now() - delivery.ts) / 1000;
     this.metrics.broadcastDelivered(channelNamespace(delivery.channel), recipients, delivery.frame.length, latency, duration);
   }
+  /** Never throws, like deliver(). */
+  signalGap(notice: GapNotice): void {
+    const frame: GapFrame = { type: "gap", ...notice };
+    for (const sink of this.sinks) {
+      try {
+        sink.signalGap(frame);
+      } catch (err) {
+        this.metrics.deliveryFailed(sink.name);
+        this.log.error({ err, sink: sink.name, channel: notice.channel }, "gap notice failed");
+      }
+    }
+  }
+
 }

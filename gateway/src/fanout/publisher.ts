@@ -7,7 +7,7 @@
 import { isPlainObject } from "../../../shared/src/json.js";
 import { exceedsJsonDepth } from "../../../shared/src/json-limits.js";
 import { channelNamespace, isValidChannelName } from "../../../shared/src/channels.js";
-import { isValidEventName, MAX_EVENT_NAME_LENGTH, type JsonValue, type PublishRequest, type PublishResult } from "../../../shared/src/protocol.js";
+import { isValidEventName, isValidIdempotencyKey, MAX_EVENT_NAME_LENGTH, MAX_IDEMPOTENCY_KEY_LENGTH, type JsonValue, type PublishRequest, type PublishResult } from "../../../shared/src/protocol.js";
 import type { Broker } from "../broker/broker.js";
 import type { GatewayMetrics } from "../metrics/gateway-metrics.js";
 import type { Clock } from "./local-fanout.js";
@@ -33,7 +33,7 @@ export class PublishEncodeError extends Error {
 
 function validateOne(value: unknown, where: string, limits: PublishLimits): PublishRequest | string {
   if (!isPlainObject(value)) return `${where} must be an object with channel, event and data`;
-  const { channel, event, data } = value;
+  const { channel, event, data, idempotencyKey } = value;
   if (typeof channel !== "string" || !isValidChannelName(channel)) {
     return `${where}.channel must be 1-128 characters of A-Z a-z 0-9 _ - . : @ | = + /`;
   }
@@ -42,7 +42,10 @@ function validateOne(value: unknown, where: string, limits: PublishLimits): Publ
   }
   if (data === undefined) return `${where}.data is required (use null for none)`;
   if (exceedsJsonDepth(data, limits.maxDataDepth)) return `${where}.data nests deeper than ${limits.maxDataDepth} levels`;
-  return { channel, event, data: data as JsonValue };
+  if (idempotencyKey !== undefined && (typeof idempotencyKey !== "string" || !isValidIdempotencyKey(idempotencyKey))) {
+    return `${where}.idempotencyKey must be 1-${MAX_IDEMPOTENCY_KEY_LENGTH} characters of A-Z a-z 0-9 _ - . : @ | = + /`;
+  }
+  return { channel, event, data: data as JsonValue, ...(idempotencyKey === undefined ? {} : { idempotencyKey }) };
 }
 
 /** Accepts `{channel, event, data}` or `{messages: [{channel, event, data}, …]}`; all or nothing. */
@@ -79,11 +82,15 @@ export class Publisher {
     const ts = this.clock.now();
     const publications = requests.map((request) => {
       this.metrics.frameEncoded();
-      return { channel: request.channel, ts, frameHead: encodeFrameHead(request.channel, request.event, encodeData(request.data)) };
+      const publication = { channel: request.channel, ts, frameHead: encodeFrameHead(request.channel, request.event, encodeData(request.data)) };
+      return request.idempotencyKey === undefined ? publication : { ...publication, idempotencyKey: request.idempotencyKey };
     });
     const outcomes = await this.broker.publish(publications);
-    for (const request of requests) this.metrics.published(channelNamespace(request.channel));
-    return outcomes;
+    return outcomes.map((outcome, i) => {
+      if (outcome.duplicate) return { offset: outcome.offset, epoch: outcome.epoch, duplicate: true };
+      this.metrics.published(channelNamespace((requests[i] as PublishRequest).channel));
+      return { offset: outcome.offset, epoch: outcome.epoch };
+    });
   }
 }
 

@@ -4,13 +4,12 @@
  * `{results: […]}`. Checks run cheapest first: key, declared length, body.
  */
 
-import { createHash, timingSafeEqual } from "node:crypto";
 import type { HttpResponse, TemplatedApp } from "uWebSockets.js";
 import type { Logger } from "pino";
 import { ErrorCodes } from "../../../shared/src/codes.js";
-import { bearerToken } from "../auth/verifier.js";
 import { PublishEncodeError, validatePublishBody, type PublishLimits, type Publisher } from "../fanout/publisher.js";
 import type { GatewayMetrics } from "../metrics/gateway-metrics.js";
+import { apiKeyCheck } from "./api-key.js";
 import { readBody } from "./body.js";
 import { guard, sendError, sendJson, type ResponseGuard } from "./responses.js";
 
@@ -27,17 +26,8 @@ export interface PublishApiDeps {
   readonly refusal: () => string | null;
 }
 
-function digest(value: string): Buffer {
-  return createHash("sha256").update(value).digest();
-}
-
 export function attachPublishApi(app: TemplatedApp, options: PublishApiOptions, deps: PublishApiDeps): void {
-  // Comparing digests keeps the comparison constant-time whatever the length.
-  const expected = digest(options.publishKey);
-  const authorized = (header: string): boolean => {
-    const key = bearerToken(header);
-    return key !== undefined && timingSafeEqual(digest(key), expected);
-  };
+  const authorized = apiKeyCheck(options.publishKey);
 
   const refuse = (res: HttpResponse, state: ResponseGuard, status: string, reason: string, code: (typeof ErrorCodes)[keyof typeof ErrorCodes]["code"], message: string, close = false): void => {
     deps.metrics.publishFailed(reason);

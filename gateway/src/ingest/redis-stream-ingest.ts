@@ -6,12 +6,13 @@
  * publishes it once through the same Publisher as POST /v1/publish.
  *
  * Guarantees:
- * - At least once into the cluster: an entry is acknowledged only after its
- *   publish succeeded. A node that dies (or stalls for more than
- *   `claimIdleMs`) between publish and XACK leaves the entry pending; another
- *   node takes it over and publishes it again. Exactly once otherwise.
- *   A repeat is a new message with the next offset (offsets stay gapless), so
- *   only an id or version inside `data` lets a subscriber recognise it.
+ * - Exactly once into the cluster: an entry is acknowledged only after its
+ *   publish succeeded, and every entry is published with its stream id as
+ *   idempotency key. A node that dies (or stalls for more than `claimIdleMs`)
+ *   between publish and XACK leaves the entry pending; another node takes it
+ *   over and publishes it again, which the key turns into a no-op as long as
+ *   the takeover comes within IDEMPOTENCY_WINDOW_S (default 300 s, against a
+ *   claimIdleMs of 30 s).
  * - Stream order: a node publishes an entry only once every older entry of
  *   the stream is acknowledged (published or rejected) or pending on itself,
  *   so the competing consumers never overtake each other. A takeover keeps
@@ -361,7 +362,7 @@ export class RedisStreamIngest {
     if (!validated.ok) return { entry, reason: "invalid", message: validated.message.replace(/^body\./, "") };
     const request = validated.requests[0];
     if (request === undefined) return { entry, reason: "invalid", message: "no message" };
-    return request;
+    return { ...request, idempotencyKey: `ingest:${entry.id}` };
   }
 
   private async claimIdle(): Promise<void> {

@@ -9,6 +9,7 @@ import { monitorEventLoopDelay, type IntervalHistogram } from "node:perf_hooks";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import { AUTH_FAILURE_REASONS } from "../auth/verifier.js";
 import type { BrokerMetrics, DroppedMessageReason } from "../broker/redis-broker.js";
+import type { GapReason, SequencerMetrics } from "../history/channel-sequencer.js";
 import type { ClockMetrics } from "../clock/round-authority.js";
 import type { IngestMetrics, IngestRejectReason } from "../ingest/redis-stream-ingest.js";
 
@@ -25,7 +26,7 @@ export interface PoolState {
   readonly waitingCount: number;
 }
 
-export class GatewayMetrics implements BrokerMetrics, ClockMetrics, IngestMetrics {
+export class GatewayMetrics implements BrokerMetrics, ClockMetrics, IngestMetrics, SequencerMetrics {
   readonly registry = new Registry();
   private readonly poolSource: { current: PoolState | null } = { current: null };
 
@@ -50,6 +51,11 @@ export class GatewayMetrics implements BrokerMetrics, ClockMetrics, IngestMetric
   private readonly redisMessages: Counter;
   private readonly redisDropped: Counter<"reason">;
   private readonly deliveryFailures: Counter<"sink">;
+  private readonly historyGaps: Counter<"namespace">;
+  private readonly historyRepairs: Counter<"namespace">;
+  private readonly historyRepairedMessages: Counter<"namespace">;
+  private readonly historyUnrecoverable: Counter<"namespace" | "reason">;
+  private readonly historyDuplicates: Counter<"namespace">;
   private readonly redisErrors: Counter<"command">;
   private readonly redisResubscribes: Counter;
   private readonly ready: Gauge;
@@ -127,6 +133,16 @@ export class GatewayMetrics implements BrokerMetrics, ClockMetrics, IngestMetric
       labelNames: ["sink"],
       registers,
     });
+    this.historyGaps = new Counter({ name: "gateway_history_gaps_total", help: "Gaps in a channel's offsets seen by this node (a lost pub/sub message, or a channel behind after a Redis reconnect).", labelNames: ["namespace"], registers });
+    this.historyRepairs = new Counter({ name: "gateway_history_gaps_repaired_total", help: "Gaps closed from history before anything later was delivered.", labelNames: ["namespace"], registers });
+    this.historyRepairedMessages = new Counter({ name: "gateway_history_repaired_messages_total", help: "Messages read from history to close gaps.", labelNames: ["namespace"], registers });
+    this.historyUnrecoverable = new Counter({
+      name: "gateway_history_gaps_unrecoverable_total",
+      help: "Gaps this node could not repair; the channel's local subscribers were sent a gap notice.",
+      labelNames: ["namespace", "reason"],
+      registers,
+    });
+    this.historyDuplicates = new Counter({ name: "gateway_history_duplicates_dropped_total", help: "Deliveries dropped because their offset was already forwarded.", labelNames: ["namespace"], registers });
     this.redisErrors = new Counter({ name: "gateway_redis_command_errors_total", help: "Failed Redis commands by command.", labelNames: ["command"], registers });
     this.redisResubscribes = new Counter({ name: "gateway_redis_resubscribed_channels_total", help: "Channels resubscribed after a Redis reconnect.", registers });
     this.ready = new Gauge({ name: "gateway_ready", help: "1 while the node reports ready.", registers });
@@ -288,6 +304,23 @@ export class GatewayMetrics implements BrokerMetrics, ClockMetrics, IngestMetric
 
   deliveryFailed(sink: "ws" | "socketio"): void {
     this.deliveryFailures.inc({ sink });
+  }
+
+  gapDetected(namespace: string): void {
+    this.historyGaps.inc({ namespace });
+  }
+
+  gapRepaired(namespace: string, messages: number): void {
+    this.historyRepairs.inc({ namespace });
+    this.historyRepairedMessages.inc({ namespace }, messages);
+  }
+
+  gapUnrecoverable(namespace: string, reason: GapReason): void {
+    this.historyUnrecoverable.inc({ namespace, reason });
+  }
+
+  duplicateDropped(namespace: string): void {
+    this.historyDuplicates.inc({ namespace });
   }
 
   redisCommandFailed(command: string): void {

@@ -18,7 +18,7 @@ import type { TemplatedApp } from "uWebSockets.js";
 import { Server, type Socket } from "socket.io";
 import type { Adapter } from "socket.io-adapter";
 import { CloseCodes, ErrorCodes, type CloseCodeSpec } from "../../../shared/src/codes.js";
-import type { ErrorBody, JsonValue, MessageFrame, WelcomeFrame } from "../../../shared/src/protocol.js";
+import type { ErrorBody, GapFrame, JsonValue, MessageFrame, WelcomeFrame } from "../../../shared/src/protocol.js";
 import { exceedsJsonDepth } from "../../../shared/src/json-limits.js";
 import { tokenFrom, type Principal } from "../auth/verifier.js";
 import type { Delivery } from "../broker/broker.js";
@@ -44,6 +44,7 @@ export interface ServerToClientEvents {
   welcome: (welcome: Omit<WelcomeFrame, "type">) => void;
   message: (frame: MessageFrame) => void;
   closing: (close: { code: number; reason: string; reconnect: boolean }) => void;
+  gap: (gap: GapFrame) => void;
 }
 
 interface SocketData {
@@ -144,6 +145,9 @@ export class SocketIoTransport {
         this.deps.metrics.frameEncoded("socketio");
         io.local.to(delivery.channel).emit("message", JSON.parse(delivery.frame.toString("utf8")) as MessageFrame);
         return members;
+      },
+      signalGap: (gap: GapFrame): void => {
+        this.io?.local.to(gap.channel).emit("gap", gap);
       },
     };
   }

@@ -1,0 +1,93 @@
+/**
+ * History in Redis: the stream publish_all appends to (broker/publish-script.ts),
+ * read together with the channel's position in one script.
+ */
+
+import { randomBytes } from "node:crypto";
+import type { Redis } from "ioredis";
+import { channelStateKey, historyKey } from "../broker/redis-keys.js";
+import { readFrameEnvelope } from "../fanout/message-frame.js";
+import type { Delivery } from "../broker/broker.js";
+import type { ChannelPosition, History, HistorySlice } from "./history.js";
+
+/*
+ * KEYS[1] channel state hash, KEYS[2] history stream
+ * ARGV[1] since (offset), ARGV[2] limit, ARGV[3] epoch for a channel without
+ * one, ARGV[4] state TTL in seconds (0 = none)
+ * Returns offset, epoch, then id, frame pairs of the entries after `since`.
+ * A channel without an epoch gets one here, exactly as publish_all would
+ * give it, so the position a client is told now is the one the next publish
+ * continues from.
+ */
+const HISTORY_SINCE_LUA = `
+if redis.call('TYPE', KEYS[1]).ok ~= 'hash' then redis.call('DEL', KEYS[1]) end
+if redis.call('TYPE', KEYS[2]).ok ~= 'stream' then redis.call('DEL', KEYS[2]) end
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if not epoch then
+  epoch = ARGV[3]
+  redis.call('HSET', KEYS[1], 'epoch', epoch)
+  redis.call('HSETNX', KEYS[1], 'offset', 0)
+  redis.call('DEL', KEYS[2])
+  if tonumber(ARGV[4]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[4]) end
+end
+local offset = tonumber(redis.call('HGET', KEYS[1], 'offset'))
+local out = { offset, epoch }
+local since = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
+if limit > 0 and since < offset then
+  for _, entry in ipairs(redis.call('XRANGE', KEYS[2], (since + 1) .. '-0', '+', 'COUNT', limit)) do
+    out[#out + 1] = entry[1]
+    out[#out + 1] = entry[2][2]
+  end
+end
+return out
+`;
+
+type HistoryRedis = Redis & {
+  historySinceBuffer(stateKey: string, historyKey: string, since: number, limit: number, epoch: string, ttl: number): Promise<unknown[]>;
+};
+
+export interface RedisHistoryOptions {
+  readonly prefix: string;
+  readonly channelStateTtlSeconds: number;
+}
+
+export class MalformedHistoryError extends Error {
+  override readonly name = "MalformedHistoryError";
+}
+
+export class RedisHistory implements History {
+  private readonly redis: HistoryRedis;
+
+  /** `redis` is a command connection; this defines one script on it. */
+  constructor(
+    redis: Redis,
+    private readonly options: RedisHistoryOptions,
+  ) {
+    this.redis = redis as HistoryRedis;
+    this.redis.defineCommand("historySince", { numberOfKeys: 2, lua: HISTORY_SINCE_LUA });
+  }
+
+  async since(channel: string, since: number, limit: number): Promise<HistorySlice> {
+    const { prefix, channelStateTtlSeconds } = this.options;
+    const epoch = randomBytes(6).toString("base64url");
+    const reply = await this.redis.historySinceBuffer(channelStateKey(prefix, channel), historyKey(prefix, channel), since, limit, epoch, channelStateTtlSeconds);
+    return parseSlice(channel, reply);
+  }
+}
+
+function parseSlice(channel: string, reply: readonly unknown[]): HistorySlice {
+  const [offset, epoch] = reply;
+  if (typeof offset !== "number" || !Buffer.isBuffer(epoch)) throw new MalformedHistoryError("unexpected history reply");
+  const position: ChannelPosition = { offset, epoch: epoch.toString("latin1") };
+  const messages: Delivery[] = [];
+  for (let i = 2; i + 1 < reply.length; i += 2) {
+    const frame = reply[i + 1];
+    if (!Buffer.isBuffer(frame)) throw new MalformedHistoryError("unexpected history entry");
+    const envelope = readFrameEnvelope(channel, frame);
+    // An entry the gateway did not write ends the usable history there.
+    if (envelope === null) break;
+    messages.push({ channel, frame, ...envelope });
+  }
+  return { position, messages };
+}
