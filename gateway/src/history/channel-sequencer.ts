@@ -232,22 +232,32 @@ export class ChannelSequencer {
       track.epoch = slice.position.epoch;
       track.offset = slice.position.offset;
     } else if (coversFrom(slice, track.offset)) {
-      let repaired = 0;
-      for (const message of slice.messages) {
-        if (message.offset !== track.offset + 1) continue;
-        track.offset = message.offset;
-        this.options.forward(message);
-        repaired++;
-      }
+      const repaired = this.forwardRun(slice, track);
       if (behind) {
         this.options.metrics.gapRepaired(namespace, repaired);
         this.options.log.info({ channel, repaired, offset: track.offset }, "gap repaired from history");
       }
     } else {
       this.unrecoverable(channel, track, "history_lost");
-      track.offset = slice.position.offset;
+      // Subscribers were told; what history still holds after the hole goes
+      // on in order, so a client that ignores the notice loses no more.
+      const resumeAt = slice.messages[0]?.offset ?? track.held?.[0]?.offset ?? slice.position.offset + 1;
+      track.offset = resumeAt - 1;
+      this.forwardRun(slice, track);
     }
     this.release(track);
+  }
+
+  /** Forwards the slice's messages that continue the track's offset; returns how many. */
+  private forwardRun(slice: HistorySlice, track: Track): number {
+    let forwarded = 0;
+    for (const message of slice.messages) {
+      if (message.offset !== track.offset + 1) continue;
+      track.offset = message.offset;
+      this.options.forward(message);
+      forwarded++;
+    }
+    return forwarded;
   }
 
   /** Replays held deliveries through the normal rules, in arrival order; a new gap holds the rest again. */
