@@ -12,6 +12,8 @@ import { readRecord, removeRecord, setAsideRecord, type RecordedProcess, type St
 /** Clean stop per stage: gateways drain for up to 10 s by default, Postgres checkpoints. */
 const STOP_TIMEOUT_MS = 15_000;
 const KILL_TIMEOUT_MS = 5_000;
+/** How long a dead run's watchdog may take before the next npm start takes over: every stage's clean stop. */
+const WATCHDOG_GRACE_MS = 4 * STOP_TIMEOUT_MS;
 const POLL_MS = 50;
 
 export type Say = (line: string) => void;
@@ -46,7 +48,7 @@ async function stopOne(proc: RecordedProcess, say: Say): Promise<void> {
 }
 
 /** The processes of `record` that are still running (leaders, or members that outlived them). */
-export function survivors(record: StartRecord): RecordedProcess[] {
+function survivors(record: StartRecord): RecordedProcess[] {
   if (record.bootId !== bootId()) return [];
   return record.stages.flatMap((stage) => stage.processes).filter(anythingLeft);
 }
@@ -71,8 +73,6 @@ export interface ClearOptions {
   readonly say: Say;
   /** What the user must notice: a dead run was found. */
   readonly warn: Say;
-  /** How long a dead run's watchdog may take to finish before this takes over. */
-  readonly watchdogGraceMs?: number;
 }
 
 /**
@@ -100,9 +100,8 @@ export async function clearDeadRun(file: string, options: ClearOptions): Promise
   const watchdog = sameBoot ? record.watchdog : null;
   if (watchdog !== null && isRunning(watchdog)) {
     warn(`npm start (pid ${record.supervisor.pid}) died; its watchdog (pid ${watchdog.pid}) is stopping what it started. Waiting for it ...`);
-    const graceMs = options.watchdogGraceMs ?? 4 * STOP_TIMEOUT_MS;
-    if (!(await pollUntil(() => !isRunning(watchdog), graceMs))) {
-      say(`the watchdog is still busy after ${graceMs / 1000} s; stopping it and taking over`);
+    if (!(await pollUntil(() => !isRunning(watchdog), WATCHDOG_GRACE_MS))) {
+      say(`the watchdog is still busy after ${WATCHDOG_GRACE_MS / 1000} s; stopping it and taking over`);
       signalGroupOf(watchdog, "SIGKILL");
       await pollUntil(() => !isRunning(watchdog), KILL_TIMEOUT_MS);
     }

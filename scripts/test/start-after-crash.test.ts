@@ -60,14 +60,15 @@ afterAll(async () => {
   if (workDir !== undefined) await rm(workDir, { recursive: true, force: true });
 }, 60_000);
 
-function startSupervisor(): Promise<ManagedProcess> {
+/** `npm start` as scripts/start.sh runs it; resolves once a line matches `readyLine`. */
+function startSupervisor(readyLine = STARTED): Promise<ManagedProcess> {
   const proc = startProcess({
     name: "npm-start",
     command: process.execPath,
     args: [path.join(repoRoot(), "dist", "scripts", "start.js")],
     cwd: repoRoot(),
     env,
-    readyLine: STARTED,
+    readyLine,
     timeoutMs: 45_000,
   });
   return proc.then((p) => {
@@ -178,5 +179,33 @@ describe("npm start after its supervisor was SIGKILLed", () => {
     expect(exit).toMatchObject({ code: 0 });
     await eventually(async () => (live.watchdog !== null && isRunning(live.watchdog)) || existsSync(live.tempDir), (busy) => !busy, 5000);
     await expectNothingLeft([dead, live]);
+  }, 90_000);
+
+  it("a new npm start waits for a dead run's watchdog that is still stopping things", async () => {
+    const first = await startSupervisor();
+    const dead = currentRecord();
+    const watchdog = dead.watchdog!;
+    // A stopped watchdog stands for one still busy stopping a slow gateway.
+    process.kill(watchdog.pid, "SIGSTOP");
+    try {
+      await first.kill9();
+      const second = await startSupervisor(/its watchdog \(pid \d+\) is stopping what it started\. Waiting for it/);
+      expect(processesOf(dead).filter((p) => !isRunning(p)).map((p) => p.name)).toEqual([]);
+      process.kill(watchdog.pid, "SIGCONT");
+      await second.waitForLine(STARTED, 45_000, { includeSeen: true });
+      expect(second.output()).toContain("the watchdog stopped everything");
+      expect(second.output()).not.toContain("died without stopping what it started");
+      expect(first.output()).toMatch(/\[start-watchdog\] stopped everything npm start/);
+      expect(processesOf(dead).filter((p) => isRunning(p)).map((p) => p.name)).toEqual([]);
+      const live = currentRecord();
+      expect(await readyzThroughNginx()).toBe(200);
+
+      process.kill(second.pid, "SIGTERM");
+      expect(await second.exited).toMatchObject({ code: 0 });
+      await eventually(async () => isRunning(live.watchdog!), (running) => !running, 5000);
+      await expectNothingLeft([dead, live]);
+    } finally {
+      if (isRunning(watchdog)) process.kill(watchdog.pid, "SIGCONT");
+    }
   }, 90_000);
 });
