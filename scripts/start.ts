@@ -105,7 +105,7 @@ async function main(): Promise<void> {
   // stopped before anything else looks at ports; a running npm start is refused here.
   const recordFile = path.join(options.runDir, "start.json");
   await clearDeadRun(recordFile, { say: log, warn: loud });
-  const supervised = await beginRun(recordFile, (m) => loud(m));
+  const supervised = await beginRun(recordFile, loud);
   run = supervised;
 
   // Fixed ports are part of the documented interface (clients, curl examples): refuse to
