@@ -94,7 +94,7 @@ export async function beginRun(recordFile: string, warn: (message: string) => vo
   } catch (err) {
     await rm(tempDir, { recursive: true, force: true });
     if ((err as NodeJS.ErrnoException).code === "EEXIST") {
-      throw new Error(`another npm start claimed ${recordFile} a moment ago`);
+      throw new Error(`another npm start claimed ${recordFile} a moment ago`, { cause: err });
     }
     throw err;
   }
