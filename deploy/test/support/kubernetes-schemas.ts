@@ -8,7 +8,8 @@
  *   1. the models' JSON Schema validators: types, enums, formats, required fields;
  *   2. unknown fields: every document becomes an object literal typed with the
  *      model's TypeScript interface (generated from the same schemas), and the
- *      compiler's excess-property check names each field the schema lacks.
+ *      compiler's excess-property check names each field the schema lacks. It
+ *      stops at the first problem inside one object, so a fix can reveal the next.
  */
 
 import path from "node:path";
