@@ -19,7 +19,7 @@ import { ConfigError, loadConfig, type GatewayConfig } from "./config.js";
 import { LocalFanout, UwsTopicSink } from "./fanout/local-fanout.js";
 import { Publisher } from "./fanout/publisher.js";
 import { ChannelHub } from "./hub/channel-hub.js";
-import { Shutdown } from "./lifecycle/shutdown.js";
+import { Shutdown, SHUTDOWN_WATCHDOG_MARGIN_MS } from "./lifecycle/shutdown.js";
 import { GatewayMetrics } from "./metrics/gateway-metrics.js";
 import { memoryLimitBytes } from "./metrics/memory-limit.js";
 import { assertNativeUws, attachRoutes, closeListenSocket, createApp, listen, listeningPort } from "./server.js";
@@ -290,7 +290,7 @@ async function main(): Promise<void> {
       { name: "stop metrics", run: () => metrics.stop() },
     ],
     log,
-    config.drainWindowMs + 15_000,
+    config.drainWindowMs + SHUTDOWN_WATCHDOG_MARGIN_MS,
   );
   for (const signal of ["SIGTERM", "SIGINT"] as const) {
     process.on(signal, () => {

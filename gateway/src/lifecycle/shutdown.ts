@@ -7,6 +7,13 @@
 
 import type { Logger } from "pino";
 
+/**
+ * How much longer than the drain window the whole shutdown may take before the
+ * watchdog exits 1. Orchestrators must wait longer than drain window + this
+ * before they kill (deploy/kubernetes checks its grace period against it).
+ */
+export const SHUTDOWN_WATCHDOG_MARGIN_MS = 15_000;
+
 export interface ShutdownStep {
   readonly name: string;
   run(): void | Promise<void>;
