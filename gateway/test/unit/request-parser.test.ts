@@ -1,10 +1,14 @@
 /**
  * The request parser on its own: the /ws envelope, what a request carries on
  * (only its schema's fields), and that a frame and the same request as a
- * Socket.IO event always come out the same.
+ * Socket.IO event always come out the same, and that docs/protocol.schema.json
+ * accepts exactly the frames the parser accepts.
  */
 
+import { readFileSync } from "node:fs";
+import { Compile } from "typebox/compile";
 import { describe, expect, it } from "vitest";
+import { protocolSchemaPath } from "../../../scripts/lib/protocol-schema.js";
 import { RequestParser } from "../../src/transport/request-parser.js";
 
 const parser = new RequestParser(4);
@@ -80,6 +84,39 @@ describe("one result whichever transport carried the request", () => {
       const event = parser.parse(type, fields);
       const frame = parser.parseFrame(JSON.stringify({ type, id: 9, ...fields }));
       expect(frame).toEqual(event.ok ? { ok: true, id: 9, request: event.request } : { ok: false, id: 9, error: event.error });
+    });
+  }
+});
+
+describe("docs/protocol.schema.json", () => {
+  const schema = Compile(JSON.parse(readFileSync(protocolSchemaPath(), "utf8")) as Record<string, unknown>);
+  // Depth and prototype keys are the parser's own limits, outside the schema; nothing here hits them.
+  const frames: readonly unknown[] = [
+    { type: "subscribe", id: 1, channel: "race" },
+    { type: "subscribe", id: 1, channel: "race", since: { offset: 1, epoch: "e" } },
+    { type: "subscribe", id: 1 },
+    { type: "subscribe", id: -1, channel: "race" },
+    { type: "subscribe", id: 1.5, channel: "race" },
+    { type: "unsubscribe", id: 0, channel: 1 },
+    { type: "refresh", id: 2, token: "t" },
+    { type: "refresh", id: 2, token: "" },
+    { type: "ping", id: Number.MAX_SAFE_INTEGER },
+    { type: "ping" },
+    { type: "command", id: 3, name: "place_bet", data: { roundId: 1 } },
+    { type: "command", id: 3, name: "place_bet", data: null },
+    { type: "command", id: 3, name: "place_bet" },
+    { type: "command", id: 3, name: "x".repeat(64), data: 1 },
+    { type: "command", id: 3, name: "x".repeat(65), data: 1 },
+    { type: "command", id: 3, name: "", data: 1 },
+    { type: "dance", id: 4 },
+    { id: 4 },
+    [1],
+    "ping",
+  ];
+
+  for (const frame of frames) {
+    it(`agrees with the parser on ${JSON.stringify(frame).slice(0, 60)}`, () => {
+      expect(schema.Check(frame)).toBe(parser.parseFrame(JSON.stringify(frame)).ok);
     });
   }
 });
