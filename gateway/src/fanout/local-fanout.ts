@@ -10,7 +10,7 @@ import { channelNamespace } from "../../../shared/src/channels.js";
 import type { Delivery } from "../broker/broker.js";
 import type { Clock } from "../time/clock.js";
 
-// For clock/ and commands/ until they import ../time/clock.js themselves.
+// For clock/ until it imports ../time/clock.js itself; then drop this line.
 export type { Clock } from "../time/clock.js";
 
 /** What local fan-out records. */
