@@ -11,6 +11,11 @@ import { AUTH_FAILURE_REASONS } from "../auth/verifier.js";
 import type { BrokerMetrics, DroppedMessageReason } from "../broker/redis-broker.js";
 import type { ClockMetrics } from "../clock/round-authority.js";
 import type { IngestMetrics, IngestRejectReason } from "../ingest/redis-stream-ingest.js";
+import type { FanoutMetrics } from "../fanout/local-fanout.js";
+import type { PublisherMetrics } from "../fanout/publisher.js";
+import type { PublishApiMetrics } from "../http/publish-api.js";
+import type { SessionMetrics } from "../transport/client-session.js";
+import type { TransportMetrics } from "../transport/transport-deps.js";
 
 export type Transport = "ws" | "socketio";
 
@@ -25,7 +30,9 @@ export interface PoolState {
   readonly waitingCount: number;
 }
 
-export class GatewayMetrics implements BrokerMetrics, ClockMetrics, IngestMetrics {
+export class GatewayMetrics
+  implements BrokerMetrics, ClockMetrics, IngestMetrics, TransportMetrics, SessionMetrics, FanoutMetrics, PublisherMetrics, PublishApiMetrics
+{
   readonly registry = new Registry();
   private readonly poolSource: { current: PoolState | null } = { current: null };
 
