@@ -10,7 +10,8 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom
 import { AUTH_FAILURE_REASONS } from "../auth/verifier.js";
 import type { BrokerMetrics, DroppedMessageReason } from "../broker/redis-broker.js";
 import type { ClockMetrics } from "../clock/round-authority.js";
-import type { IngestMetrics, IngestRejectReason } from "../ingest/redis-stream-ingest.js";
+import type { IngestMetrics, IngestRejectReason } from "../ingest/ingest-metrics.js";
+import type { PoolState } from "../store/pg-pool.js";
 
 export type Transport = "ws" | "socketio";
 
@@ -18,12 +19,6 @@ export type Transport = "ws" | "socketio";
 export const FANOUT_LATENCY_BUCKETS = [
   0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1,
 ];
-
-export interface PoolState {
-  readonly totalCount: number;
-  readonly idleCount: number;
-  readonly waitingCount: number;
-}
 
 export class GatewayMetrics implements BrokerMetrics, ClockMetrics, IngestMetrics {
   readonly registry = new Registry();
