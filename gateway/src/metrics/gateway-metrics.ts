@@ -5,7 +5,6 @@
  * user id.
  */
 
-import { monitorEventLoopDelay, type IntervalHistogram } from "node:perf_hooks";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import { AUTH_FAILURE_REASONS } from "../auth/verifier.js";
 import type { BrokerMetrics, DroppedMessageReason } from "../broker/redis-broker.js";
@@ -68,11 +67,11 @@ export class GatewayMetrics implements BrokerMetrics, ClockMetrics, IngestMetric
   private readonly ingestRejections: Counter<"reason">;
   private readonly ingestFailures: Counter;
   private readonly ingestClaims: Counter;
-  private readonly eventLoopDelay: IntervalHistogram;
 
   constructor(nodeId: string, memoryLimitBytes: number) {
     const registers = [this.registry];
     this.registry.setDefaultLabels({ node: nodeId });
+    // process_* and nodejs_*, event-loop lag among them (nodejs_eventloop_lag_p99_seconds, reset at every scrape).
     collectDefaultMetrics({ register: this.registry });
 
     this.connections = new Gauge({ name: "gateway_connections", help: "Open client connections.", labelNames: ["transport"], registers });
@@ -124,7 +123,11 @@ export class GatewayMetrics implements BrokerMetrics, ClockMetrics, IngestMetric
     });
     this.redisErrors = new Counter({ name: "gateway_redis_command_errors_total", help: "Failed Redis commands by command.", labelNames: ["command"], registers });
     this.redisResubscribes = new Counter({ name: "gateway_redis_resubscribed_channels_total", help: "Channels resubscribed after a Redis reconnect.", registers });
-    this.ready = new Gauge({ name: "gateway_ready", help: "1 while the node reports ready.", registers });
+    this.ready = new Gauge({
+      name: "gateway_ready",
+      help: "1 while Redis is connected (subscriptions restored) and the node is not draining. /readyz is also 503 while Postgres is down or not migrated: see gateway_pg_up.",
+      registers,
+    });
 
     this.clockLeader = new Gauge({ name: "gateway_clock_leader", help: "1 while this node is the round authority.", registers });
     this.clockEvents = new Counter({ name: "gateway_clock_events_total", help: "Race events broadcast by this node as round authority.", labelNames: ["event"], registers });
@@ -186,19 +189,6 @@ export class GatewayMetrics implements BrokerMetrics, ClockMetrics, IngestMetric
       for (const reason of ["draining", "unavailable"]) this.upgradeRefusals.inc({ transport, reason }, 0);
       for (const reason of ["normal", "abnormal", "drain", "slow_consumer", "token_expired", "message_too_big"]) this.disconnects.inc({ transport, reason }, 0);
     }
-
-    this.eventLoopDelay = monitorEventLoopDelay({ resolution: 10 });
-    this.eventLoopDelay.enable();
-    const delay = this.eventLoopDelay;
-    new Gauge({
-      name: "gateway_event_loop_lag_p99_seconds",
-      help: "p99 event-loop delay since the previous scrape.",
-      registers,
-      collect() {
-        this.set(delay.percentile(99) / 1e9);
-        delay.reset();
-      },
-    });
     for (const role of ["publisher", "subscriber"] as const) this.redisUp.set({ role }, 0);
     this.ready.set(0);
   }
@@ -367,9 +357,5 @@ export class GatewayMetrics implements BrokerMetrics, ClockMetrics, IngestMetric
 
   ingestClaimed(count: number): void {
     this.ingestClaims.inc(count);
-  }
-
-  stop(): void {
-    this.eventLoopDelay.disable();
   }
 }
