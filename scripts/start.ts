@@ -4,11 +4,12 @@
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { DEV_JWT_SECRET, DEV_PUBLISH_KEY } from "./lib/dev-defaults.js";
+import { startGatewayProcess } from "./lib/gateway.js";
 import { startNginx, type NginxHandle } from "./lib/nginx.js";
 import { repoRoot } from "./lib/paths.js";
 import { isPortFree, preferredOrFreePort } from "./lib/ports.js";
 import { startPostgres, type PostgresHandle } from "./lib/postgres.js";
-import { liveProcesses, startProcess, type ManagedProcess } from "./lib/process.js";
+import { liveProcesses, type ManagedProcess } from "./lib/process.js";
 import {
   repoRuleFiles,
   startPostgresExporter,
@@ -84,24 +85,6 @@ function watch(proc: ManagedProcess, essential: boolean): void {
   });
 }
 
-async function startGateway(
-  node: { name: string; port: number },
-  env: NodeJS.ProcessEnv,
-  root: string,
-): Promise<ManagedProcess> {
-  const url = `http://127.0.0.1:${node.port}/readyz`;
-  return startProcess({
-    name: node.name,
-    command: process.execPath,
-    args: [path.join(root, "dist", "gateway", "src", "main.js")],
-    cwd: root,
-    env: { ...env, PORT: String(node.port), NODE_ID: node.name },
-    readyProbe: async () => (await fetch(url, { signal: AbortSignal.timeout(1000) })).status === 200,
-    timeoutMs: 30_000,
-    echo: true,
-  });
-}
-
 async function main(): Promise<void> {
   const root = repoRoot();
   const nginxPort = envPort("NGINX_PORT", 8080);
@@ -148,7 +131,7 @@ async function main(): Promise<void> {
   // Started one by one so the `cluster` record always matches what is running, even if a
   // later node fails.
   for (const node of NODES) {
-    const proc = await startGateway(node, gatewayEnv, root);
+    const proc = await startGatewayProcess({ name: node.name, port: node.port, env: gatewayEnv, timeoutMs: 30_000, echo: true });
     cluster.gateways.push(proc);
     watch(proc, false);
   }
