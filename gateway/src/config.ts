@@ -31,7 +31,7 @@ export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" |
 export type GatewayEnv = "development" | "production";
 
 export interface JwtConfig {
-  /** HS256 shared secret or an asymmetric public key; never both. */
+  /** HMAC shared secret (JWT_SECRET) or an asymmetric public key (JWT_PUBLIC_KEY_FILE); never both. */
   readonly key: string | KeyObject;
   readonly algorithms: readonly Algorithm[];
   readonly issuer: string | undefined;
