@@ -10,6 +10,8 @@ import { AUTH_FAILURE_REASONS } from "../auth/verifier.js";
 import type { BrokerMetrics, DroppedMessageReason } from "../broker/redis-broker.js";
 import type { ClockMetrics } from "../clock/round-authority.js";
 import type { IngestMetrics, IngestRejectReason } from "../ingest/ingest-metrics.js";
+import type { WriterMetrics } from "../store/batching-writer.js";
+import type { QueryTimer } from "../store/bet-store.js";
 import type { PoolState } from "../store/pg-pool.js";
 
 export type Transport = "ws" | "socketio";
@@ -19,7 +21,11 @@ export const FANOUT_LATENCY_BUCKETS = [
   0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1,
 ];
 
-export class GatewayMetrics implements BrokerMetrics, ClockMetrics, IngestMetrics {
+/**
+ * Implements the metrics interface each module declares for itself; only the
+ * composition root (main.ts and wiring/) imports this class.
+ */
+export class GatewayMetrics implements BrokerMetrics, ClockMetrics, IngestMetrics, WriterMetrics, QueryTimer {
   readonly registry = new Registry();
   private readonly poolSource: { current: PoolState | null } = { current: null };
 
