@@ -1,8 +1,9 @@
 /**
- * Composition root: config → wiring → listen → signals. The only place that
- * chooses implementations (Redis broker, JWT verifier, Postgres stores) and
- * reads the process environment. Each wiring step returns its parts and its
- * shutdown steps; the shutdown order is written out once, at the end.
+ * Composition root: config → wiring → listen → signals. With wiring/, the
+ * only place that chooses implementations (Redis broker, JWT verifier,
+ * Postgres stores) and reads the process environment. Each wiring step
+ * returns its parts and its shutdown steps; the shutdown order is written
+ * out once, at the end.
  */
 
 import { pino, type Logger } from "pino";
@@ -81,7 +82,7 @@ async function main(): Promise<void> {
       log,
     },
   });
-  const ingest = startIngest(config, redis, publisher, metrics, log);
+  const stopIngest = startIngest(config, redis, publisher, metrics, log);
   const stopListening = await listenOn(app, config, log);
 
   const shutdown = new Shutdown(
@@ -96,7 +97,7 @@ async function main(): Promise<void> {
       stopListening,
       transports.steps.stopSweeps,
       // Before the broker closes: a batch in flight is published and acknowledged, not repeated.
-      ingest,
+      stopIngest,
       // Early, so another node takes the round over while this one drains.
       rounds.steps.handOver,
       // Before the sockets close, so queued bets are committed and acknowledged.
