@@ -18,6 +18,7 @@
 import { parseArgs } from "node:util";
 import { Redis } from "ioredis";
 import { pino } from "pino";
+import { redisConnections } from "../gateway/src/redis/connections.js";
 import { RedisBroker, type BrokerMetrics } from "../gateway/src/broker/redis-broker.js";
 import type { Publication } from "../gateway/src/broker/broker.js";
 import { encodeFrameHead } from "../gateway/src/fanout/message-frame.js";
@@ -61,7 +62,7 @@ async function startPod(url: string): Promise<Pod> {
   const ready = new Promise<void>((resolve) => (markReady = resolve));
   const pod: { broker: RedisBroker | null; delivered: number } = { broker: null, delivered: 0 };
   pod.broker = RedisBroker.start({
-    url,
+    redis: redisConnections(url, log),
     prefix: PREFIX,
     channelStateTtlSeconds: 86_400,
     metrics: noMetrics,

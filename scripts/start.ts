@@ -7,11 +7,12 @@ import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { tolerateClosedOutput } from "./lib/closed-output.js";
 import { clearDeadRun } from "./lib/leftovers.js";
+import { startGatewayProcess } from "./lib/gateway.js";
 import { startNginx, type NginxHandle } from "./lib/nginx.js";
 import { repoRoot } from "./lib/paths.js";
 import { isPortFree, preferredOrFreePort } from "./lib/ports.js";
 import { startPostgres, type PostgresHandle } from "./lib/postgres.js";
-import { liveProcesses, startProcess, type ManagedProcess } from "./lib/process.js";
+import { liveProcesses, type ManagedProcess } from "./lib/process.js";
 import {
   repoRuleFiles,
   startPostgresExporter,
@@ -21,7 +22,7 @@ import {
   type PrometheusHandle,
 } from "./lib/prometheus.js";
 import { startRedis, type RedisHandle } from "./lib/redis.js";
-import { readStartOptions, type GatewayNodeSpec } from "./lib/start-options.js";
+import { readStartOptions } from "./lib/start-options.js";
 import { beginRun, type SupervisedRun } from "./lib/supervised-run.js";
 
 const log = (message: string): void => {
@@ -75,24 +76,6 @@ function watch(proc: ManagedProcess, essential: boolean): void {
     } else {
       loud(`${proc.name} (pid ${proc.pid}) died unexpectedly (${how}); the rest keeps running. Last output:\n${proc.output().slice(-2000)}`);
     }
-  });
-}
-
-async function startGateway(
-  node: GatewayNodeSpec,
-  env: NodeJS.ProcessEnv,
-  root: string,
-): Promise<ManagedProcess> {
-  const url = `http://127.0.0.1:${node.port}/readyz`;
-  return startProcess({
-    name: node.name,
-    command: process.execPath,
-    args: [path.join(root, "dist", "gateway", "src", "main.js")],
-    cwd: root,
-    env: { ...env, PORT: String(node.port), NODE_ID: node.name },
-    readyProbe: async () => (await fetch(url, { signal: AbortSignal.timeout(1000) })).status === 200,
-    timeoutMs: 30_000,
-    echo: true,
   });
 }
 
@@ -160,7 +143,7 @@ async function main(): Promise<void> {
   // Started one by one so the `cluster` record always matches what is running, even if a
   // later node fails.
   for (const node of nodes) {
-    const proc = await startGateway(node, gatewayEnv, root);
+    const proc = await startGatewayProcess({ name: node.name, port: node.port, env: gatewayEnv, timeoutMs: 30_000, echo: true });
     cluster.gateways.push(proc);
     watch(proc, false);
   }

@@ -381,7 +381,6 @@ describe("gateway pods", () => {
     });
     afterAll(() => {
       if (token !== null) closeListenSocket(token);
-      metrics.stop();
     });
 
     const probes: Array<[string, keyof Container]> = [

@@ -6,10 +6,11 @@
  * lease value inside the same script that publishes.
  */
 
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { Publication, PublishOutcome } from "../broker/broker.js";
 import { parsePublishReply, PUBLISH_ALL_LUA, publishScriptArgs } from "../broker/publish-script.js";
+import type { RedisConnections } from "../redis/connections.js";
 import { decodeState, encodeState, type RoundPhase, type RoundState } from "./round-schedule.js";
 
 /** The lease moved to another node: stop acting as the authority at once. */
@@ -79,7 +80,7 @@ type LedgerRedis = Redis & {
 };
 
 export interface RoundLedgerOptions {
-  readonly url: string;
+  readonly redis: RedisConnections;
   readonly prefix: string;
   readonly channelStateTtlSeconds: number;
   readonly log: Logger;
@@ -102,13 +103,11 @@ export class RoundLedger {
     this.roundKey = `${options.prefix}:clock:round`;
     // Fail fast while Redis is away: the clock retries on its own schedule,
     // and a queued command could run after the lease has moved on.
-    this.redis = new Redis(options.url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true }) as LedgerRedis;
+    this.redis = options.redis.open("clock", { offlineQueue: false, maxRetriesPerRequest: 1 }) as LedgerRedis;
     this.redis.defineCommand("clockAcquire", { numberOfKeys: 2, lua: ACQUIRE_LUA });
     this.redis.defineCommand("clockRenew", { numberOfKeys: 1, lua: RENEW_LUA });
     this.redis.defineCommand("clockRelease", { numberOfKeys: 1, lua: RELEASE_LUA });
     this.redis.defineCommand("clockFenced", { lua: FENCED_LUA });
-    this.redis.on("error", (err: Error) => options.log.warn({ err: err.message, role: "clock" }, "redis connection error"));
-    this.redis.connect().catch((err: Error) => options.log.warn({ err: err.message, role: "clock" }, "redis not reachable yet, retrying"));
   }
 
   /** The lease value ("node:fence") when this node became the authority, else null. */
@@ -143,7 +142,7 @@ export class RoundLedger {
   }
 
   async close(): Promise<void> {
-    await this.redis.quit().catch((err: Error) => this.options.log.debug({ err: err.message }, "clock redis quit failed"));
+    await this.redis.quit().catch((err: Error) => this.options.log.debug({ err }, "clock redis quit failed"));
     this.redis.disconnect();
   }
 

@@ -43,7 +43,7 @@ export class Shutdown {
         try {
           await step.run();
         } catch (err) {
-          this.log.error({ err: (err as Error).message, step: step.name }, "shutdown step failed");
+          this.log.error({ err, step: step.name }, "shutdown step failed");
         }
         this.log.info({ step: step.name, ms: Date.now() - started }, "shutdown step done");
       }
