@@ -1,0 +1,156 @@
+/**
+ * Finding and running a k6 binary. k6 is neither on npm nor in Debian's
+ * archive, so it is never installed here: `$K6` names one, or the first `k6`
+ * on PATH is used, and callers skip (tests) or stop (the benchmark) when
+ * there is none.
+ */
+
+import { execFile } from "node:child_process";
+import { accessSync, constants, statSync } from "node:fs";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { promisify } from "node:util";
+import { startProcess } from "../../scripts/lib/process.js";
+
+const execFileAsync = promisify(execFile);
+
+/** The oldest k6 the scripts are written for (see loadtest/README.md). */
+export const K6_MIN_MAJOR = 1;
+
+export interface K6Binary {
+  readonly path: string;
+  /** Where it came from, for messages: "$K6" or "PATH". */
+  readonly source: "$K6" | "PATH";
+}
+
+function isExecutable(file: string): boolean {
+  try {
+    accessSync(file, constants.X_OK);
+    return statSync(file).isFile();
+  } catch {
+    // Missing or not executable: either way not a k6 we can run.
+    return false;
+  }
+}
+
+/**
+ * `$K6` when set (it must then be an executable file: a wrong setting is an
+ * error, not a reason to skip), else the first executable `k6` on PATH, else null.
+ */
+export function findK6(env: NodeJS.ProcessEnv = process.env): K6Binary | null {
+  const named = env.K6;
+  if (named !== undefined && named !== "") {
+    const resolved = path.resolve(named);
+    if (!isExecutable(resolved)) throw new Error(`K6=${named}: not an executable file`);
+    return { path: resolved, source: "$K6" };
+  }
+  for (const dir of (env.PATH ?? "").split(path.delimiter)) {
+    if (dir === "") continue;
+    const candidate = path.join(dir, "k6");
+    if (isExecutable(candidate)) return { path: candidate, source: "PATH" };
+  }
+  return null;
+}
+
+export interface K6Version {
+  readonly text: string;
+  readonly major: number;
+  readonly minor: number;
+}
+
+/** `k6 version` → "v1.3.0" and its numbers; throws when the output has no version. */
+export async function k6Version(k6: K6Binary): Promise<K6Version> {
+  const { stdout } = await execFileAsync(k6.path, ["version"], { timeout: 10_000 });
+  const match = /\bv(\d+)\.(\d+)\.(\d+)\S*/.exec(stdout);
+  if (!match) throw new Error(`${k6.path} version printed no version: ${stdout.trim()}`);
+  return { text: match[0], major: Number(match[1]), minor: Number(match[2]) };
+}
+
+/** The parts of `--summary-export` JSON read here. Threshold values are true when the threshold FAILED. */
+export interface K6Summary {
+  readonly metrics: Readonly<Record<string, K6SummaryMetric>>;
+  readonly root_group: { readonly checks: Readonly<Record<string, { readonly passes: number; readonly fails: number }>> };
+}
+
+export interface K6SummaryMetric {
+  readonly count?: number;
+  readonly passes?: number;
+  readonly fails?: number;
+  readonly value?: number;
+  readonly avg?: number;
+  readonly med?: number;
+  readonly max?: number;
+  readonly "p(90)"?: number;
+  readonly "p(95)"?: number;
+  readonly thresholds?: Readonly<Record<string, boolean>>;
+}
+
+export interface K6RunOptions {
+  readonly k6: K6Binary;
+  /** Path of the script. */
+  readonly script: string;
+  /** Passed as `-e NAME=value`. */
+  readonly env: Readonly<Record<string, string>>;
+  /** k6 is stopped (SIGINT, then SIGKILL) past this. */
+  readonly timeoutMs: number;
+}
+
+export interface K6Result {
+  /** 0: every threshold passed; 99: a threshold failed; 107: script error; null: killed. */
+  readonly exitCode: number | null;
+  readonly timedOut: boolean;
+  /** Combined stdout and stderr (the end-of-test summary and any script errors), last ~200 KB. */
+  readonly output: string;
+  /** null when k6 wrote none (it died before the end of the test). */
+  readonly summary: K6Summary | null;
+  readonly seconds: number;
+}
+
+/** Runs one script to completion with `--summary-export`, and never leaves k6 running. */
+export async function runK6(options: K6RunOptions): Promise<K6Result> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), "gw-k6-"));
+  const summaryFile = path.join(dir, "summary.json");
+  const args = ["run", "--no-usage-report", "--quiet", "--summary-export", summaryFile];
+  for (const [name, value] of Object.entries(options.env)) args.push("-e", `${name}=${value}`);
+  args.push(options.script);
+  const started = Date.now();
+  try {
+    // No readiness to wait for: startProcess resolves on spawn, and its registry
+    // kills k6 with us should this process die first.
+    const proc = await startProcess({ name: `k6 ${path.basename(options.script)}`, command: options.k6.path, args, timeoutMs: 10_000 });
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = await Promise.race([
+      proc.exited.then(() => false),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(true), options.timeoutMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    // SIGINT is k6's own "stop the test" signal; it still writes the summary.
+    const exitCode = timedOut ? await proc.stop("SIGINT", 10_000) : (await proc.exited).code;
+    return { exitCode, timedOut, output: proc.output(), summary: await readSummary(summaryFile), seconds: (Date.now() - started) / 1000 };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function readSummary(file: string): Promise<K6Summary | null> {
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
+    throw err;
+  }
+  return JSON.parse(text) as K6Summary;
+}
+
+/** The thresholds that failed, as "metric: expression". */
+export function failedThresholds(summary: K6Summary): string[] {
+  const failed: string[] = [];
+  for (const [metric, values] of Object.entries(summary.metrics)) {
+    for (const [expression, crossed] of Object.entries(values.thresholds ?? {})) if (crossed) failed.push(`${metric}: ${expression}`);
+  }
+  return failed;
+}
