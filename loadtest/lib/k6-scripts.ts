@@ -20,6 +20,8 @@ export interface K6ScriptRun {
   /** Upper bound on one run (k6 is stopped past it). */
   readonly timeoutMs: number;
   readonly expect: K6Expectation;
+  /** The figures a report leads with: the script's success rate and its latency trend. */
+  readonly headline: { readonly rate: string; readonly trend: string };
 }
 
 /** Exact figures, from the run's parameters. */
@@ -60,6 +62,7 @@ function broadcast(name: string, file: string, metric: (what: string) => string,
         checks: { "publish 200": published, "subscribed to race": subscribers },
       },
     },
+    headline: { rate: metric("delivered"), trend: metric("latency_ms") },
   };
 }
 
@@ -74,6 +77,7 @@ function connectionRamp(target: number, ramp: string, hold: string): K6ScriptRun
       samples: { gw_connected: target },
       lossless: { counts: { gw_unexpected_closes: 0 }, checks: { "subscribed to race": target } },
     },
+    headline: { rate: "gw_connected", trend: "gw_welcome_ms" },
   };
 }
 
@@ -91,27 +95,41 @@ function multiDevice(users: number, devices: number, rate: number, duration: str
       samples: { gw_personal_delivered: owed },
       lossless: { counts: { gw_personal_received: owed }, checks: { "publish 200": published } },
     },
+    headline: { rate: "gw_personal_delivered", trend: "gw_personal_latency_ms" },
   };
 }
 
-const raw = (what: string): string => (what === "delivered" ? "gw_delivered" : `gw_messages_${what}`);
+const raw = (what: string): string => ({ delivered: "gw_delivered", latency_ms: "gw_fanout_latency_ms" })[what] ?? `gw_messages_${what}`;
 const sio = (what: string): string => `gw_sio_${what}`;
 
-/** Every script once, in the order they run. */
-export function k6ScriptRuns(size: K6Size): K6ScriptRun[] {
-  if (size === "brief") {
-    return [
-      broadcast("broadcast-latency", "broadcast-latency.js", raw, 20, "3s", 2),
-      connectionRamp(30, "2s", "1s"),
-      multiDevice(5, 3, 10, "2s", 2),
-      broadcast("socketio-broadcast", "socketio-broadcast.js", sio, 20, "3s", 2),
-    ];
-  }
+/** Each script's parameters at each size; `full` is what the scripts default to. */
+const SIZES: Record<K6Size, Readonly<Record<string, string>>> = {
+  brief: { SUBSCRIBERS: "20", DURATION: "3s", WARMUP_S: "2", TARGET: "30", RAMP: "2s", HOLD: "1s", USERS: "5", DEVICES: "3", RATE: "10" },
+  full: { SUBSCRIBERS: "1000", DURATION: "60s", WARMUP_S: "20", TARGET: "1000", RAMP: "60s", HOLD: "60s", USERS: "100", DEVICES: "10", RATE: "20" },
+};
+
+/** The parameter names `overrides` may set; a name applies to every script that has it (RATE: multi-device.js only; the broadcasts publish twice a second). */
+export const K6_PARAMETERS: readonly string[] = Object.keys(SIZES.full);
+
+/** Every script once, in the order they run; `overrides` replace parameters of the size. */
+export function k6ScriptRuns(size: K6Size, overrides: Readonly<Record<string, string>> = {}): K6ScriptRun[] {
+  for (const name of Object.keys(overrides)) if (!K6_PARAMETERS.includes(name)) throw new Error(`unknown k6 parameter ${name} (known: ${K6_PARAMETERS.join(", ")})`);
+  const params = { ...SIZES[size], ...overrides };
+  const text = (name: string): string => {
+    const value = params[name];
+    if (value === undefined) throw new Error(`k6 parameter ${name} missing`);
+    return value;
+  };
+  const count = (name: string): number => {
+    const value = Number(text(name));
+    if (!Number.isInteger(value) || value < 1) throw new Error(`k6 parameter ${name} must be a positive whole number, got "${text(name)}"`);
+    return value;
+  };
   return [
-    broadcast("broadcast-latency", "broadcast-latency.js", raw, 1000, "60s", 20),
-    connectionRamp(1000, "60s", "60s"),
-    multiDevice(100, 10, 20, "60s", 20),
-    broadcast("socketio-broadcast", "socketio-broadcast.js", sio, 1000, "60s", 20),
+    broadcast("broadcast-latency", "broadcast-latency.js", raw, count("SUBSCRIBERS"), text("DURATION"), count("WARMUP_S")),
+    connectionRamp(count("TARGET"), text("RAMP"), text("HOLD")),
+    multiDevice(count("USERS"), count("DEVICES"), count("RATE"), text("DURATION"), count("WARMUP_S")),
+    broadcast("socketio-broadcast", "socketio-broadcast.js", sio, count("SUBSCRIBERS"), text("DURATION"), count("WARMUP_S")),
   ];
 }
 
