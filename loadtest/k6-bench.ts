@@ -74,7 +74,8 @@ function renderTable(rows: readonly Row[]): string {
   ];
   for (const { run, result, problems } of rows) {
     const metrics = result.summary?.metrics ?? {};
-    const trend = metrics[run.headline.trend];
+    // k6 reports an empty trend as zeros; with nothing delivered there is no latency to show.
+    const trend = (metrics[run.headline.rate]?.passes ?? 0) > 0 ? metrics[run.headline.trend] : undefined;
     const verdict = result.exitCode === 0 && problems.length === 0 ? "pass" : `**fail** (k6 exit ${String(result.exitCode)})`;
     const params = Object.entries(run.params).map(([k, v]) => `${k}=${v}`).join(" ");
     lines.push(

@@ -73,6 +73,6 @@ describe.skipIf(!k6)(`k6 scripts through NGINX and three nodes (${k6 ? `${k6.sou
     const summary = result.summary;
     expect(summary, describeRun(result)).not.toBeNull();
     expect(summaryMismatches(run, summary!, false), describeRun(result)).toEqual([]);
-    expect(summary!.metrics.gw_delivered).toMatchObject({ passes: 0, fails: run.expect.samples.gw_delivered, thresholds: { "rate>0.999": true } });
+    expect(summary!.metrics.gw_delivered).toMatchObject({ passes: 0, fails: run.expect.samples.gw_delivered });
   }, 60_000);
 });

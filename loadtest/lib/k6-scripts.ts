@@ -155,7 +155,7 @@ export function summaryMismatches(run: K6ScriptRun, summary: K6Summary, lossless
   }
   if (lossless) {
     for (const [name, expected] of Object.entries(run.expect.lossless.checks)) {
-      const check = summary.root_group.checks[name];
+      const check = summary.checks[name];
       if (check?.passes !== expected || check.fails !== 0) problems.push(`check "${name}": ${check?.passes ?? 0} passed, ${check?.fails ?? 0} failed, expected ${expected} passed`);
     }
   }

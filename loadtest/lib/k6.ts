@@ -67,25 +67,114 @@ export async function k6Version(k6: K6Binary): Promise<K6Version> {
   return { text: match[0], major: Number(match[1]), minor: Number(match[2]) };
 }
 
-/** The parts of `--summary-export` JSON read here. Threshold values are true when the threshold FAILED. */
+/**
+ * The end-of-test figures read here, from `--summary-export`. k6 writes that
+ * file in its classic shape, or in the machine-readable schema (k6 ≥ 1.5 with
+ * --new-machine-readable-summary, meant to become the default in a later
+ * major); readSummary accepts both.
+ */
 export interface K6Summary {
+  /** By metric name: counters have `count`, rates `passes`/`fails`, trends the K6_TREND_STATS. */
   readonly metrics: Readonly<Record<string, K6SummaryMetric>>;
-  readonly root_group: { readonly checks: Readonly<Record<string, { readonly passes: number; readonly fails: number }>> };
+  /** By check name, over all groups. */
+  readonly checks: Readonly<Record<string, K6CheckResult>>;
 }
 
-/** Trend figures in the summary (thresholds on other percentiles work regardless). */
+/** Trend figures asked of k6 (thresholds on other percentiles work regardless). */
 export const K6_TREND_STATS = ["med", "p(95)", "p(99)", "max"] as const;
 
 export interface K6SummaryMetric {
   readonly count?: number;
   readonly passes?: number;
   readonly fails?: number;
-  readonly value?: number;
   readonly med?: number;
   readonly "p(95)"?: number;
   readonly "p(99)"?: number;
   readonly max?: number;
+  /** Classic shape only: expression → true when the threshold FAILED. */
   readonly thresholds?: Readonly<Record<string, boolean>>;
+}
+
+export interface K6CheckResult {
+  readonly passes: number;
+  readonly fails: number;
+}
+
+type Json = Record<string, unknown>;
+
+const isObject = (value: unknown): value is Json => typeof value === "object" && value !== null && !Array.isArray(value);
+const numberAt = (object: Json, key: string): number | undefined => (typeof object[key] === "number" ? object[key] : undefined);
+
+/** The figures of one metric, from either shape's value object. */
+function metricFigures(values: Json, rate: boolean): K6SummaryMetric {
+  const figures: Record<string, unknown> = {};
+  for (const key of ["count", "passes", "fails", ...K6_TREND_STATS]) {
+    const value = numberAt(values, key);
+    if (value !== undefined) figures[key] = value;
+  }
+  // Machine-readable rates: `matches` true samples out of `total`.
+  const matches = numberAt(values, "matches");
+  const total = numberAt(values, "total");
+  if (rate && matches !== undefined && total !== undefined) {
+    figures.passes = matches;
+    figures.fails = total - matches;
+  }
+  if (isObject(values.thresholds)) {
+    figures.thresholds = Object.fromEntries(Object.entries(values.thresholds).filter((entry): entry is [string, boolean] => typeof entry[1] === "boolean"));
+  }
+  return figures as K6SummaryMetric;
+}
+
+function checkResult(value: unknown): K6CheckResult | null {
+  if (!isObject(value)) return null;
+  const passes = numberAt(value, "passes");
+  const fails = numberAt(value, "fails");
+  return passes === undefined || fails === undefined ? null : { passes, fails };
+}
+
+/** Classic groups nest: { checks: { name: {passes, fails} } (or a list of {name, …}), groups: { name: group } }. */
+function collectGroupChecks(group: unknown, into: Record<string, K6CheckResult>): void {
+  if (!isObject(group)) return;
+  const entries = Array.isArray(group.checks)
+    ? group.checks.map((check): [unknown, unknown] => [isObject(check) ? check.name : undefined, check])
+    : isObject(group.checks)
+      ? Object.entries(group.checks)
+      : [];
+  for (const [name, value] of entries) {
+    const result = checkResult(value);
+    if (result && typeof name === "string") into[name] = result;
+  }
+  const groups = group.groups;
+  if (isObject(groups)) for (const child of Object.values(groups)) collectGroupChecks(child, into);
+  if (Array.isArray(groups)) for (const child of groups) collectGroupChecks(child, into);
+}
+
+/** Either shape of a `--summary-export` file → K6Summary; throws on anything else. */
+export function parseK6Summary(raw: unknown): K6Summary {
+  if (!isObject(raw)) throw new Error("k6 summary: not a JSON object");
+  const metrics: Record<string, K6SummaryMetric> = {};
+  const checks: Record<string, K6CheckResult> = {};
+  const results = raw.results;
+  if (isObject(results) && Array.isArray(results.metrics)) {
+    for (const metric of results.metrics) {
+      if (!isObject(metric) || typeof metric.name !== "string" || !isObject(metric.values)) continue;
+      metrics[metric.name] = metricFigures(metric.values, metric.type === "rate");
+    }
+    const checkList = isObject(results.checks) ? results.checks.results : undefined;
+    if (Array.isArray(checkList)) {
+      for (const check of checkList) {
+        const result = checkResult(check);
+        if (result && isObject(check) && typeof check.name === "string") checks[check.name] = result;
+      }
+    }
+    return { metrics, checks };
+  }
+  if (isObject(raw.metrics)) {
+    for (const [name, values] of Object.entries(raw.metrics)) if (isObject(values)) metrics[name] = metricFigures(values, false);
+    collectGroupChecks(raw.root_group, checks);
+    return { metrics, checks };
+  }
+  throw new Error("k6 summary: neither the classic shape (metrics) nor the machine-readable one (results.metrics)");
 }
 
 export interface K6RunOptions {
@@ -145,10 +234,10 @@ async function readSummary(file: string): Promise<K6Summary | null> {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
     throw err;
   }
-  return JSON.parse(text) as K6Summary;
+  return parseK6Summary(JSON.parse(text));
 }
 
-/** The thresholds that failed, as "metric: expression". */
+/** The thresholds that failed, as "metric: expression" (the classic shape only; k6's exit code says it for both). */
 export function failedThresholds(summary: K6Summary): string[] {
   const failed: string[] = [];
   for (const [metric, values] of Object.entries(summary.metrics)) {
