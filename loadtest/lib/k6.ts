@@ -34,23 +34,29 @@ function isExecutable(file: string): boolean {
   }
 }
 
+function onPath(name: string, env: NodeJS.ProcessEnv): string | null {
+  for (const dir of (env.PATH ?? "").split(path.delimiter)) {
+    if (dir === "") continue;
+    const candidate = path.join(dir, name);
+    if (isExecutable(candidate)) return candidate;
+  }
+  return null;
+}
+
 /**
- * `$K6` when set (it must then be an executable file: a wrong setting is an
- * error, not a reason to skip), else the first executable `k6` on PATH, else null.
+ * `$K6` when set: a path, or a bare name looked up on PATH (it must then name
+ * an executable file: a wrong setting is an error, not a reason to skip).
+ * Otherwise the first executable `k6` on PATH, else null.
  */
 export function findK6(env: NodeJS.ProcessEnv = process.env): K6Binary | null {
   const named = env.K6;
   if (named !== undefined && named !== "") {
-    const resolved = path.resolve(named);
-    if (!isExecutable(resolved)) throw new Error(`K6=${named}: not an executable file`);
+    const resolved = named.includes(path.sep) ? path.resolve(named) : onPath(named, env);
+    if (resolved === null || !isExecutable(resolved)) throw new Error(`K6=${named}: not an executable file${resolved === null ? " on PATH" : ""}`);
     return { path: resolved, source: "$K6" };
   }
-  for (const dir of (env.PATH ?? "").split(path.delimiter)) {
-    if (dir === "") continue;
-    const candidate = path.join(dir, "k6");
-    if (isExecutable(candidate)) return { path: candidate, source: "PATH" };
-  }
-  return null;
+  const found = onPath("k6", env);
+  return found === null ? null : { path: found, source: "PATH" };
 }
 
 export interface K6Version {

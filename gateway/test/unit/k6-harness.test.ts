@@ -1,12 +1,16 @@
 /**
- * The k6 summary reader and the exact-count check, on both shapes k6 writes
+ * What decides whether and how the k6 scripts run: finding k6 ($K6, PATH),
+ * and the summary reader with the exact-count check, on both shapes k6 writes
  * to --summary-export: the classic one (k6 1.x by default; what
  * gateway/test/k6-scripts.test.ts reads from k6 1.3.0) and the
  * machine-readable schema a later k6 may make the default.
  */
 
-import { describe, expect, it } from "vitest";
-import { parseK6Summary } from "../../../loadtest/lib/k6.js";
+import { chmod, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { findK6, parseK6Summary } from "../../../loadtest/lib/k6.js";
 import { k6ScriptRuns, summaryMismatches, type K6ScriptRun } from "../../../loadtest/lib/k6-scripts.js";
 
 function briefRun(name: string): K6ScriptRun {
@@ -88,5 +92,44 @@ describe("k6 summaries", () => {
   it("refuses a file of neither shape", () => {
     expect(() => parseK6Summary({ something: "else" })).toThrow(/neither the classic shape/);
     expect(() => parseK6Summary([])).toThrow(/not a JSON object/);
+  });
+});
+
+describe("finding k6", () => {
+  let root: string;
+  let first: string;
+  let second: string;
+  let empty: string;
+
+  beforeAll(async () => {
+    root = await mkdtemp(path.join(os.tmpdir(), "gw-k6-find-"));
+    [first, second, empty] = ["first", "second", "empty"].map((name) => path.join(root, name)) as [string, string, string];
+    for (const dir of [first, second, empty]) await mkdir(dir);
+    for (const dir of [first, second]) {
+      await writeFile(path.join(dir, "k6"), "#!/bin/sh\n");
+      await chmod(path.join(dir, "k6"), 0o755);
+    }
+    // Not executable, and a directory named k6: neither is a k6.
+    await writeFile(path.join(empty, "k6-plain"), "");
+    await mkdir(path.join(empty, "k6"));
+  });
+
+  afterAll(async () => {
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it("takes the first executable k6 on PATH, and none when there is none", () => {
+    expect(findK6({ PATH: [empty, second, first].join(path.delimiter) })).toEqual({ path: path.join(second, "k6"), source: "PATH" });
+    expect(findK6({ PATH: empty })).toBeNull();
+    expect(findK6({})).toBeNull();
+  });
+
+  it("prefers $K6, as a path or a name on PATH, and refuses one that is not an executable file", () => {
+    const env = { PATH: [first].join(path.delimiter) };
+    expect(findK6({ ...env, K6: path.join(second, "k6") })).toEqual({ path: path.join(second, "k6"), source: "$K6" });
+    expect(findK6({ ...env, K6: "k6" })).toEqual({ path: path.join(first, "k6"), source: "$K6" });
+    expect(() => findK6({ ...env, K6: path.join(empty, "k6-plain") })).toThrow(/not an executable file/);
+    expect(() => findK6({ ...env, K6: path.join(empty, "k6") })).toThrow(/not an executable file/);
+    expect(() => findK6({ PATH: empty, K6: "k6" })).toThrow(/not an executable file on PATH/);
   });
 });
