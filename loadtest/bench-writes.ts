@@ -93,7 +93,7 @@ async function main(): Promise<void> {
       write: (items) => store.insertBatch(items),
       isRetryable: isRetryablePgError,
       metrics: noMetrics,
-      onError: (err) => log.warn({ err: (err as Error).message }, "batch failed"),
+      onError: (err) => log.warn({ err }, "batch failed"),
     });
     const runs: Run[] = [];
     runs.push(await drive("batching", async (command) => {

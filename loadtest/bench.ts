@@ -24,6 +24,7 @@ import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import WebSocket from "ws";
+import { startGatewayProcess } from "../scripts/lib/gateway.js";
 import { startNginx, type NginxHandle } from "../scripts/lib/nginx.js";
 import { repoRoot } from "../scripts/lib/paths.js";
 import { freePort } from "../scripts/lib/ports.js";
@@ -154,14 +155,11 @@ async function startServers(scenario: Scenario, redis: RedisHandle, profile: boo
           const name = `bench-node-${i + 1}`;
           const port = await freePort();
           const inspect = profile && i === 0;
-          const proc = await startProcess({
+          const proc = await startGatewayProcess({
             name,
-            command: process.execPath,
-            args: [...(inspect ? ["--inspect=127.0.0.1:0"] : []), path.join(repoRoot(), "dist/gateway/src/main.js")],
+            port,
+            nodeArgs: inspect ? ["--inspect=127.0.0.1:0"] : [],
             env: {
-              NODE_ID: name,
-              HOST: "127.0.0.1",
-              PORT: String(port),
               REDIS_URL: redis.url,
               REDIS_PREFIX: prefix,
               JWT_SECRET,
@@ -172,7 +170,6 @@ async function startServers(scenario: Scenario, redis: RedisHandle, profile: boo
               IDLE_TIMEOUT_S: "120",
               DRAIN_WINDOW_MS: "200",
             },
-            readyProbe: async () => (await fetch(`http://127.0.0.1:${port}/readyz`, { signal: AbortSignal.timeout(1000) })).status === 200,
             timeoutMs: 30_000,
           });
           procs.push(proc);

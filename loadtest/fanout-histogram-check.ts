@@ -13,10 +13,10 @@
 import { parseArgs } from "node:util";
 import jwt from "jsonwebtoken";
 import WebSocket from "ws";
+import { startGatewayProcess } from "../scripts/lib/gateway.js";
 import { freePort } from "../scripts/lib/ports.js";
-import { startProcess, stopAll } from "../scripts/lib/process.js";
+import { stopAll } from "../scripts/lib/process.js";
 import { startRedis } from "../scripts/lib/redis.js";
-import { repoRoot } from "../scripts/lib/paths.js";
 
 const SECRET = "histogram-check-secret-0123456789";
 const PUBLISH_KEY = "histogram-check-publish-key";
@@ -67,13 +67,10 @@ async function main(): Promise<void> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   try {
-    await startProcess({
-      name: "gateway",
-      command: process.execPath,
-      args: [`${repoRoot()}/dist/gateway/src/main.js`],
-      env: { NODE_ID: "histogram-node", HOST: "127.0.0.1", PORT: String(port), REDIS_URL: redis.url, JWT_SECRET: SECRET, PUBLISH_KEY, CLOCK_ENABLED: "false", INGEST_ENABLED: "false", LOG_LEVEL: "warn" },
-      readyProbe: async () => (await fetch(`${url}/readyz`)).status === 200,
-      timeoutMs: 15_000,
+    await startGatewayProcess({
+      name: "histogram-node",
+      port,
+      env: { REDIS_URL: redis.url, JWT_SECRET: SECRET, PUBLISH_KEY, CLOCK_ENABLED: "false", INGEST_ENABLED: "false", LOG_LEVEL: "warn" },
     });
 
     const latencies: number[] = [];

@@ -1,14 +1,18 @@
 // npm start: Postgres, Redis, three gateway nodes and NGINX in front, plus Prometheus and
-// the Redis/Postgres exporters, all as local processes (no Docker). Ctrl-C stops
-// everything in dependency order.
+// the Redis/Postgres exporters, all as local processes (no Docker). Ctrl-C, SIGTERM or a
+// closed terminal (SIGHUP) stops everything in dependency order. Everything started is
+// recorded in <run dir>/start.json as it starts: if this process is killed outright, its
+// watchdog stops it all, and if the watchdog is gone too, the next npm start does.
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
-import { DEV_JWT_SECRET, DEV_PUBLISH_KEY } from "./lib/dev-defaults.js";
+import { tolerateClosedOutput } from "./lib/closed-output.js";
+import { clearDeadRun } from "./lib/leftovers.js";
+import { startGatewayProcess } from "./lib/gateway.js";
 import { startNginx, type NginxHandle } from "./lib/nginx.js";
 import { repoRoot } from "./lib/paths.js";
 import { isPortFree, preferredOrFreePort } from "./lib/ports.js";
 import { startPostgres, type PostgresHandle } from "./lib/postgres.js";
-import { liveProcesses, startProcess, type ManagedProcess } from "./lib/process.js";
+import { liveProcesses, type ManagedProcess } from "./lib/process.js";
 import {
   repoRuleFiles,
   startPostgresExporter,
@@ -18,12 +22,8 @@ import {
   type PrometheusHandle,
 } from "./lib/prometheus.js";
 import { startRedis, type RedisHandle } from "./lib/redis.js";
-
-const NODES = [
-  { name: "node-1", port: 9001 },
-  { name: "node-2", port: 9002 },
-  { name: "node-3", port: 9003 },
-] as const;
+import { readStartOptions } from "./lib/start-options.js";
+import { beginRun, type SupervisedRun } from "./lib/supervised-run.js";
 
 const log = (message: string): void => {
   process.stdout.write(`[start] ${message}\n`);
@@ -31,14 +31,6 @@ const log = (message: string): void => {
 const loud = (message: string): void => {
   process.stderr.write(`\n[start] !!! ${message}\n\n`);
 };
-
-function envPort(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === "") return fallback;
-  const port = Number(raw);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`${name} must be a port number, got "${raw}"`);
-  return port;
-}
 
 interface Cluster {
   postgres?: PostgresHandle;
@@ -50,6 +42,7 @@ interface Cluster {
 }
 
 const cluster: Cluster = { gateways: [], exporters: [] };
+let run: SupervisedRun | undefined;
 let shuttingDown = false;
 
 async function shutdown(exitCode: number): Promise<never> {
@@ -66,7 +59,9 @@ async function shutdown(exitCode: number): Promise<never> {
   await cluster.redis?.stop();
   await cluster.postgres?.stop();
   // Anything started but not yet recorded in `cluster` (interrupted start-up).
-  for (const proc of liveProcesses().reverse()) await proc.stop("SIGTERM", 5000);
+  for (const proc of liveProcesses().reverse()) await proc.stop(proc.stopSignal, 5000);
+  // Only now: a crash before this point leaves the record for the watchdog.
+  await run?.finish();
   log("all stopped");
   process.exit(exitCode);
 }
@@ -84,105 +79,110 @@ function watch(proc: ManagedProcess, essential: boolean): void {
   });
 }
 
-async function startGateway(
-  node: { name: string; port: number },
-  env: NodeJS.ProcessEnv,
-  root: string,
-): Promise<ManagedProcess> {
-  const url = `http://127.0.0.1:${node.port}/readyz`;
-  return startProcess({
-    name: node.name,
-    command: process.execPath,
-    args: [path.join(root, "dist", "gateway", "src", "main.js")],
-    cwd: root,
-    env: { ...env, PORT: String(node.port), NODE_ID: node.name },
-    readyProbe: async () => (await fetch(url, { signal: AbortSignal.timeout(1000) })).status === 200,
-    timeoutMs: 30_000,
-    echo: true,
-  });
-}
-
 async function main(): Promise<void> {
   const root = repoRoot();
-  const nginxPort = envPort("NGINX_PORT", 8080);
+  const options = readStartOptions(process.env, root);
+  const nodes = options.gateways;
+
+  // What a killed npm start left (its record names every process and its temp dir) is
+  // stopped before anything else looks at ports; a running npm start is refused here.
+  const recordFile = path.join(options.runDir, "start.json");
+  await clearDeadRun(recordFile, { say: log, warn: loud });
+  const supervised = await beginRun(recordFile, loud);
+  run = supervised;
 
   // Fixed ports are part of the documented interface (clients, curl examples): refuse to
   // start rather than silently moving them.
-  const fixed = [...NODES.map((n) => ({ what: n.name, port: n.port })), { what: "nginx", port: nginxPort }];
+  const fixed = [...nodes.map((n) => ({ what: n.name, port: n.port })), { what: "nginx", port: options.nginxPort }];
   const taken: string[] = [];
   for (const { what, port } of fixed) if (!(await isPortFree(port))) taken.push(`${port} (${what})`);
   if (taken.length > 0) {
-    throw new Error(`port(s) already in use: ${taken.join(", ")}. Stop whatever holds them (or set NGINX_PORT) and retry.`);
+    throw new Error(`port(s) already in use: ${taken.join(", ")}. Stop whatever holds them (or set NGINX_PORT / GATEWAY_PORTS) and retry.`);
   }
 
-  const pgPort = await preferredOrFreePort(envPort("PG_PORT", 5432));
-  const redisPort = await preferredOrFreePort(envPort("REDIS_PORT", 6379));
+  const pgPort = await preferredOrFreePort(options.pgPort);
+  const redisPort = await preferredOrFreePort(options.redisPort);
 
-  const dataRoot = path.join(root, ".data");
-  await mkdir(dataRoot, { recursive: true });
+  // Temporary state (Redis dir, NGINX prefix, Prometheus TSDB, Postgres socket) lives in the
+  // run's temp dir, which goes with the run even after a crash; not in .data/: nginx workers
+  // and the postgres user must reach it, which a mode-0700 checkout would prevent.
+  const tempDir = async (name: string): Promise<string> => {
+    const dir = path.join(supervised.tempDir, name);
+    await mkdir(dir);
+    return dir;
+  };
+
+  supervised.stage("storage");
+  await mkdir(options.dataDir, { recursive: true });
   log(`postgres: starting on 127.0.0.1:${pgPort} ...`);
   cluster.postgres = await startPostgres({
     port: pgPort,
-    dataDir: path.join(dataRoot, "postgres"),
+    dataDir: path.join(options.dataDir, "postgres"),
+    tempDir: supervised.tempDir,
     echo: false,
     log: (m) => loud(m),
   });
   watch(cluster.postgres.proc, true);
   log(`postgres: ${cluster.postgres.url} (data: ${cluster.postgres.dataDir}${cluster.postgres.persistent ? "" : ", temporary"})`);
 
-  cluster.redis = await startRedis({ port: redisPort });
+  cluster.redis = await startRedis({ port: redisPort, dir: await tempDir("redis") });
   watch(cluster.redis.proc, true);
   log(`redis:    ${cluster.redis.url}`);
 
-  const publishKey = process.env.PUBLISH_KEY ?? DEV_PUBLISH_KEY;
   const gatewayEnv: NodeJS.ProcessEnv = {
     HOST: "127.0.0.1",
     REDIS_URL: cluster.redis.url,
     DATABASE_URL: cluster.postgres.url,
-    JWT_SECRET: process.env.JWT_SECRET ?? DEV_JWT_SECRET,
-    PUBLISH_KEY: publishKey,
-    LOG_LEVEL: process.env.LOG_LEVEL ?? "info",
+    JWT_SECRET: options.jwtSecret,
+    PUBLISH_KEY: options.publishKey,
+    LOG_LEVEL: options.logLevel,
     GATEWAY_ENV: "development",
   };
-  log(`gateways: starting ${NODES.map((n) => `${n.name}:${n.port}`).join(", ")} ...`);
+  supervised.stage("gateways");
+  log(`gateways: starting ${nodes.map((n) => `${n.name}:${n.port}`).join(", ")} ...`);
   // Started one by one so the `cluster` record always matches what is running, even if a
   // later node fails.
-  for (const node of NODES) {
-    const proc = await startGateway(node, gatewayEnv, root);
+  for (const node of nodes) {
+    const proc = await startGatewayProcess({ name: node.name, port: node.port, env: gatewayEnv, timeoutMs: 30_000, echo: true });
     cluster.gateways.push(proc);
     watch(proc, false);
   }
 
+  supervised.stage("nginx");
   cluster.nginx = await startNginx({
-    port: nginxPort,
-    nodes: NODES.map((n) => ({ name: n.name, host: "127.0.0.1", port: n.port })),
-    // A temp prefix, not .data/: nginx workers run as an unprivileged user and must reach
-    // their temp dirs, which a mode-0700 checkout would prevent.
+    port: options.nginxPort,
+    nodes: nodes.map((n) => ({ name: n.name, host: "127.0.0.1", port: n.port })),
+    dir: await tempDir("nginx"),
   });
   watch(cluster.nginx.proc, false);
 
   // Monitoring is not essential: the cluster keeps running if any of it dies. Exporters
   // and Prometheus prefer their usual ports (what prometheus/prometheus.yml and Grafana
   // expect) and move to free ones when those are taken.
-  const redisExporter = await startRedisExporter({ redisUrl: cluster.redis.url, port: await preferredOrFreePort(9121) });
+  supervised.stage("monitoring");
+  const redisExporter = await startRedisExporter({ redisUrl: cluster.redis.url, port: await preferredOrFreePort(options.redisExporterPort) });
   cluster.exporters.push(redisExporter);
   watch(redisExporter.proc, false);
-  const postgresExporter = await startPostgresExporter({ postgresUrl: cluster.postgres.url, port: await preferredOrFreePort(9187) });
+  const postgresExporter = await startPostgresExporter({
+    postgresUrl: cluster.postgres.url,
+    port: await preferredOrFreePort(options.pgExporterPort),
+  });
   cluster.exporters.push(postgresExporter);
   watch(postgresExporter.proc, false);
   const local = { deployment: "local" };
   cluster.prometheus = await startPrometheus({
-    port: await preferredOrFreePort(envPort("PROMETHEUS_PORT", 9090)),
+    port: await preferredOrFreePort(options.prometheusPort),
     ruleFiles: repoRuleFiles(),
     scrapeTargets: [
-      { job: "gateway", targets: NODES.map((n) => `127.0.0.1:${n.port}`), labels: local },
+      { job: "gateway", targets: nodes.map((n) => `127.0.0.1:${n.port}`), labels: local },
       { job: "redis", targets: [redisExporter.target], labels: local },
       { job: "postgres", targets: [postgresExporter.target], labels: local },
     ],
+    dir: await tempDir("prometheus"),
   });
   watch(cluster.prometheus.proc, false);
 
-  const base = `127.0.0.1:${nginxPort}`;
+  const base = `127.0.0.1:${options.nginxPort}`;
   const lines = [
     "",
     "Realtime gateway cluster is up (Ctrl-C to stop).",
@@ -191,27 +191,31 @@ async function main(): Promise<void> {
     `  Mint a token:     TOKEN=$(npm run -s token -- --sub alice)      # --channels 'race,forecasts:*' --ttl 3600`,
     `  WebSocket:        ws://${base}/ws?token=$TOKEN`,
     `  Publish:          curl -sS -X POST http://${base}/v1/publish \\`,
-    `                      -H 'Authorization: Bearer ${publishKey}' -H 'Content-Type: application/json' \\`,
+    `                      -H 'Authorization: Bearer ${options.publishKey}' -H 'Content-Type: application/json' \\`,
     `                      -d '{"channel":"user:alice","event":"portfolio_update","data":{"cash":100}}'`,
     `  NGINX health:     http://${base}/healthz`,
-    ...NODES.map((n) => `  ${n.name}:           http://127.0.0.1:${n.port}  (readyz: /readyz, metrics: http://127.0.0.1:${n.port}/metrics, via nginx: http://${base}/node/${n.name}/readyz)`),
+    ...nodes.map((n) => `  ${n.name}:           http://127.0.0.1:${n.port}  (readyz: /readyz, metrics: http://127.0.0.1:${n.port}/metrics, via nginx: http://${base}/node/${n.name}/readyz)`),
     `  Redis:            ${cluster.redis.url}`,
     `  Postgres:         ${cluster.postgres.url}`,
     `  NGINX logs:       ${cluster.nginx.dir}/access.log, error.log`,
     `  Prometheus:       ${cluster.prometheus.url}  (alerts: ${cluster.prometheus.url}/alerts, targets: ${cluster.prometheus.url}/targets; rules from prometheus/rules)`,
+    `  Process record:   ${recordFile}`,
     "",
   ];
   process.stdout.write(`${lines.join("\n")}\n`);
 }
 
-let interrupts = 0;
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
+// The terminal's Ctrl-C, a process manager's SIGTERM, or the terminal closing (SIGHUP) all
+// stop the cluster in order. A second Ctrl-C or SIGTERM while stopping means "do not wait for
+// draining"; SIGHUP may come more than once from a closing terminal and never forces.
+tolerateClosedOutput();
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
   process.on(signal, () => {
-    interrupts += 1;
-    if (interrupts > 1) {
-      // Second Ctrl-C: the user does not want to wait for draining.
+    if (shuttingDown) {
+      if (signal === "SIGHUP") return;
       loud("forced exit: killing every child now");
       for (const proc of liveProcesses()) void proc.kill9();
+      // The record stays: the watchdog removes the temp dir once the children are gone.
       process.exit(130);
     }
     log(`${signal} received`);

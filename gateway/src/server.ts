@@ -1,13 +1,16 @@
 /**
- * The node's uWebSockets.js App: every route in one place.
+ * The node's uWebSockets.js App: every route in one place, and the listen
+ * socket's life.
  */
 
 import uWS, { type TemplatedApp } from "uWebSockets.js";
 import { ErrorCodes } from "../../shared/src/codes.js";
 import type { PublishApiDeps, PublishApiOptions } from "./http/publish-api.js";
 import { attachPublishApi } from "./http/publish-api.js";
+import { attachDevTokenRoute, type DevTokenOptions } from "./http/dev-token.js";
 import { attachProbes, type ProbeDeps } from "./http/probes.js";
 import { guard, sendError } from "./http/responses.js";
+import { attachStaticSite, type StaticSiteOptions } from "./http/static-site.js";
 import type { SocketIoTransport } from "./transport/socketio-transport.js";
 import type { WsTransport } from "./transport/ws-transport.js";
 
@@ -27,6 +30,10 @@ export interface ServerParts {
   readonly probes: ProbeDeps;
   readonly publishOptions: PublishApiOptions;
   readonly publish: PublishApiDeps;
+  /** The live page at / and the SDK bundle. */
+  readonly site: StaticSiteOptions;
+  /** GET /v1/dev/token for the live page; answers only in development. */
+  readonly devToken: DevTokenOptions;
 }
 
 export function createApp(): TemplatedApp {
@@ -38,6 +45,8 @@ export function attachRoutes(app: TemplatedApp, parts: ServerParts): void {
   parts.socketIo.attach(app);
   attachProbes(app, parts.probes);
   attachPublishApi(app, parts.publishOptions, parts.publish);
+  attachStaticSite(app, parts.site);
+  attachDevTokenRoute(app, parts.devToken);
   app.any("/*", (res) => {
     sendError(res, guard(res), "404 Not Found", { code: ErrorCodes.notFound.code, message: "no such route" });
   });

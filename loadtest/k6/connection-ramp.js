@@ -8,17 +8,21 @@
 // several k6 instances / k6 cloud) for more than ~19k on our build machines.
 
 import { check } from 'k6';
+import exec from 'k6/execution';
 import { Counter, Rate, Trend } from 'k6/metrics';
-import { WebSocket } from 'k6/websockets'; // k6 < 0.54: 'k6/experimental/websockets'
-import { RUN_ID, WS_URL, tokenFor } from './lib/common.js';
+import { WebSocket } from './lib/websocket.js';
+import { RUN_ID, WS_URL, parseSeconds, tokenFor } from './lib/common.js';
 
 const TARGET = Number(__ENV.TARGET || 1000);
 const RAMP = __ENV.RAMP || '60s';
 const HOLD = __ENV.HOLD || '60s';
-const HOLD_MS = parseDuration(HOLD) + parseDuration(RAMP);
+// Every socket stays open until a second after the last stage (ms from the scenario's start), then closes itself.
+const CLOSE_AFTER_MS = (parseSeconds(RAMP) + parseSeconds(HOLD) + 1) * 1000;
 
 const welcomeTime = new Trend('gw_welcome_ms', true);
 const subscribeTime = new Trend('gw_subscribe_ms', true);
+// Exactly one sample per socket: true once its welcome arrived, false if it
+// errored, closed or was still waiting when the test ended.
 const connected = new Rate('gw_connected');
 const unexpectedCloses = new Counter('gw_unexpected_closes');
 
@@ -41,43 +45,43 @@ export const options = {
     gw_welcome_ms: ['p(95)<1000'],
     gw_subscribe_ms: ['p(95)<250'],
     gw_unexpected_closes: ['count<1'],
+    'checks{kind:subscribe}': ['rate>0.999'],
   },
 };
-
-function parseDuration(text) {
-  const m = /^(\d+)(ms|s|m)$/.exec(text);
-  if (!m) return 60000;
-  return Number(m[1]) * { ms: 1, s: 1000, m: 60000 }[m[2]];
-}
 
 export default function () {
   const started = Date.now();
   const ws = new WebSocket(`${WS_URL}/ws?token=${tokenFor(`${RUN_ID}-${__VU}`)}`);
+  let outcome = null; // true once welcomed, false once failed: recorded once
   let subscribeSent = 0;
-  let ended = false;
+  let ending = false;
+  const settle = (ok) => {
+    if (outcome !== null) return;
+    outcome = ok;
+    connected.add(ok);
+  };
 
   ws.onmessage = (event) => {
     const frame = JSON.parse(event.data);
     if (frame.type === 'welcome') {
       welcomeTime.add(Date.now() - started);
-      connected.add(true);
+      settle(true);
       subscribeSent = Date.now();
       ws.send(JSON.stringify({ type: 'subscribe', id: 1, channel: 'race' }));
     } else if (frame.type === 'reply' && frame.id === 1) {
-      check(frame, { 'subscribed to race': (f) => f.ok === true });
+      check(frame, { 'subscribed to race': (f) => f.ok === true }, { kind: 'subscribe' });
       subscribeTime.add(Date.now() - subscribeSent);
     }
   };
-  ws.onerror = () => {
-    if (subscribeSent === 0) connected.add(false);
-  };
+  ws.onerror = () => settle(false);
   ws.onclose = () => {
-    if (!ended) unexpectedCloses.add(1);
+    settle(false);
+    if (!ending) unexpectedCloses.add(1);
   };
-  // Hold until the end of the test; a VU ramped down early closes on its own.
-  const remaining = Math.max(1000, HOLD_MS - (Date.now() - started) + 1000);
+  // A VU started late in the ramp holds its socket for a shorter time; all close together.
   setTimeout(() => {
-    ended = true;
+    ending = true;
+    settle(false);
     ws.close();
-  }, remaining);
+  }, Math.max(1000, exec.scenario.startTime + CLOSE_AFTER_MS - Date.now()));
 }

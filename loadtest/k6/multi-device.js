@@ -1,26 +1,46 @@
 // Per-user multi-device: USERS users × DEVICES sockets each (default 10). Every
-// socket joins its personal channel `user:<sub>` at connect; a publisher sends
-// a portfolio_update to each user in turn, and every one of that user's
-// devices must receive it. Latency from the frame's `ts`.
+// socket joins its personal channel `user:<sub>` at connect; a publisher makes
+// exactly RATE × DURATION publishes, message i (seq i) going to user i % USERS,
+// and every one of that user's devices must receive it. Latency from the
+// frame's `ts`.
 //
 //   k6 run -e USERS=200 -e DEVICES=10 -e DURATION=60s loadtest/k6/multi-device.js
+//
+// With TOKENS_FILE, token k must carry sub `<RUN_ID>-user-<k>` (one per user).
 
 import exec from 'k6/execution';
 import http from 'k6/http';
 import { check } from 'k6';
 import { Counter, Rate, Trend } from 'k6/metrics';
-import { WebSocket } from 'k6/websockets'; // k6 < 0.54: 'k6/experimental/websockets'
-import { BASE_URL, PUBLISH_HEADERS, RUN_ID, WS_URL, latencyOf, parseSeconds, tokenFor } from './lib/common.js';
+import { WebSocket } from './lib/websocket.js';
+import {
+  BASE_URL,
+  DeliveryTally,
+  PUBLISH_HEADERS,
+  RUN_ID,
+  WS_URL,
+  awaitPublishSlot,
+  latencyOf,
+  publishCount,
+  publisherScenario,
+  receiveDeadlineMs,
+  tokenFor,
+} from './lib/common.js';
 
 const USERS = Number(__ENV.USERS || 100);
 const DEVICES = Number(__ENV.DEVICES || 10);
 const DURATION = __ENV.DURATION || '60s';
 const WARMUP_S = Number(__ENV.WARMUP_S || 20);
 const RATE = Number(__ENV.RATE || 20); // personal publishes per second, spread over the users
+const PUBLISHES = publishCount(RATE, DURATION);
 
 const latency = new Trend('gw_personal_latency_ms', true);
 const received = new Counter('gw_personal_received');
+const published = new Counter('gw_personal_published');
+// One sample per (message, device of its user): true when it arrived.
 const delivered = new Rate('gw_personal_delivered');
+// Deliveries a device was not owed: a repeat, or a message for another user.
+const strays = new Counter('gw_personal_stray_deliveries');
 
 export const options = {
   scenarios: {
@@ -28,60 +48,66 @@ export const options = {
       executor: 'per-vu-iterations',
       vus: USERS * DEVICES,
       iterations: 1,
-      maxDuration: `${WARMUP_S + parseSeconds(DURATION) + 30}s`,
+      maxDuration: `${receiveDeadlineMs(WARMUP_S, DURATION) / 1000 + 30}s`,
       exec: 'device',
     },
-    publisher: {
-      executor: 'constant-arrival-rate',
-      rate: RATE,
-      timeUnit: '1s',
-      duration: DURATION,
-      startTime: `${WARMUP_S}s`,
-      preAllocatedVUs: 5,
-      exec: 'publish',
-    },
+    publisher: publisherScenario(PUBLISHES, WARMUP_S, DURATION, 5),
   },
   thresholds: {
     gw_personal_latency_ms: ['p(95)<250'],
     gw_personal_delivered: ['rate>0.999'],
+    gw_personal_published: [`count==${PUBLISHES}`],
+    gw_personal_stray_deliveries: ['count<1'],
     'checks{kind:publish}': ['rate>0.999'],
   },
 };
 
+const subOf = (userIndex) => `${RUN_ID}-user-${userIndex}`;
 
-// VU n is device ((n-1) % DEVICES) of user floor((n-1) / DEVICES): 10 consecutive VUs share a sub.
-function userOf(vu) {
-  return `${RUN_ID}-user-${Math.floor((vu - 1) / DEVICES)}`;
+/** The seqs user `userIndex` is owed: i in 0 … PUBLISHES-1 with i % USERS === userIndex. */
+function seqsOwedTo(userIndex) {
+  const seqs = [];
+  for (let i = userIndex; i < PUBLISHES; i += USERS) seqs.push(i);
+  return seqs;
 }
-
-// Publisher iterations cycle through users (exec.scenario.iterationInTest), so
-// each user gets floor-or-ceil(RATE × seconds / USERS) messages.
 
 export function publish() {
-  const i = exec.scenario.iterationInTest;
-  const sub = `${RUN_ID}-user-${i % USERS}`;
-  const res = http.post(`${BASE_URL}/v1/publish`, JSON.stringify({ channel: `user:${sub}`, event: 'portfolio_update', data: { seq: i, cash: 1000 + i } }), PUBLISH_HEADERS);
-  check(res, { 'publish 200': (r) => r.status === 200 }, { kind: 'publish' });
+  const seq = awaitPublishSlot(RATE);
+  const channel = `user:${subOf(seq % USERS)}`;
+  const res = http.post(`${BASE_URL}/v1/publish`, JSON.stringify({ channel, event: 'portfolio_update', data: { run: RUN_ID, seq, cash: 1000 + seq } }), PUBLISH_HEADERS);
+  if (check(res, { 'publish 200': (r) => r.status === 200 }, { kind: 'publish' })) published.add(1);
 }
 
+// Device d (0 … USERS × DEVICES - 1) belongs to user floor(d / DEVICES). d is the
+// iteration's number in this scenario (one iteration per VU), not __VU: VU ids are
+// shared with the publisher scenario, so the devices' ids need not be 1 … USERS × DEVICES.
 export function device() {
-  const sub = userOf(__VU);
-  const userIndex = Math.floor((__VU - 1) / DEVICES);
-  const ws = new WebSocket(`${WS_URL}/ws?token=${tokenFor(sub)}`);
-  let count = 0;
+  const userIndex = Math.floor(exec.scenario.iterationInTest / DEVICES);
+  const channel = `user:${subOf(userIndex)}`;
+  const ws = new WebSocket(`${WS_URL}/ws?token=${tokenFor(subOf(userIndex), userIndex)}`);
+  const tally = new DeliveryTally(seqsOwedTo(userIndex));
+  let scored = false;
+  // Scored once: when every owed message is in, when the socket closes, or at the deadline.
+  const finish = () => {
+    if (scored) return;
+    scored = true;
+    clearTimeout(deadline);
+    tally.score(delivered, strays);
+    ws.close();
+  };
+  const deadline = setTimeout(finish, receiveDeadlineMs(WARMUP_S, DURATION));
   ws.onmessage = (event) => {
     const frame = JSON.parse(event.data);
     // No subscribe needed: the personal channel is joined at connect, live once welcome arrives.
-    if (frame.type === 'message' && frame.channel === `user:${sub}`) {
-      latency.add(latencyOf(frame));
-      received.add(1);
-      count++;
+    if (frame.type !== 'message' || frame.event !== 'portfolio_update') return;
+    if (frame.channel !== channel || frame.data === null || typeof frame.data !== 'object' || frame.data.run !== RUN_ID) {
+      strays.add(1);
+      return;
     }
+    latency.add(latencyOf(frame));
+    received.add(1);
+    tally.record(frame.data.seq);
+    if (tally.complete) finish();
   };
-  setTimeout(() => {
-    const total = RATE * parseSeconds(DURATION);
-    const expected = Math.floor(total / USERS) + (userIndex < total % USERS ? 1 : 0);
-    for (let i = 0; i < expected; i++) delivered.add(i < count);
-    ws.close();
-  }, (WARMUP_S + parseSeconds(DURATION) + 5) * 1000);
+  ws.onclose = finish;
 }

@@ -19,6 +19,12 @@ export interface StartPostgresOptions {
    * Default: a fresh temp dir, removed on stop().
    */
   dataDir?: string;
+  /**
+   * Where the temporary directories go (the unix socket's, and a data dir that is not
+   * persistent); default os.tmpdir(). npm start passes its run's temp dir, which it removes
+   * even after a crash. The postgres user must be able to reach it.
+   */
+  tempDir?: string;
   /** Database to create if missing; default "gateway". */
   database?: string;
   /** Durability off (fsync, synchronous_commit, full_page_writes) for throwaway test clusters. */
@@ -89,18 +95,19 @@ function postgresCanUse(dir: string): boolean {
   return r.status === 0;
 }
 
-async function makeTempDirFor(prefix: string, ids: { uid: number; gid: number } | null): Promise<string> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), prefix));
+async function makeTempDirFor(parent: string, prefix: string, ids: { uid: number; gid: number } | null): Promise<string> {
+  const dir = await mkdtemp(path.join(parent, prefix));
   if (ids) await chown(dir, ids.uid, ids.gid);
   return dir;
 }
 
 async function prepareDataDir(
   wanted: string | undefined,
+  tempParent: string,
   ids: { uid: number; gid: number } | null,
   log: (m: string) => void,
 ): Promise<{ dataDir: string; persistent: boolean }> {
-  if (wanted === undefined) return { dataDir: await makeTempDirFor("gw-pgdata-", ids), persistent: false };
+  if (wanted === undefined) return { dataDir: await makeTempDirFor(tempParent, "gw-pgdata-", ids), persistent: false };
   const dataDir = path.resolve(wanted);
   // Only the last level is private: a recursive 0700 mkdir would also lock the postgres user
   // out of the parents it creates (e.g. .data/).
@@ -114,7 +121,7 @@ async function prepareDataDir(
     }
   }
   if (postgresCanUse(dataDir)) return { dataDir, persistent: true };
-  const fallback = await makeTempDirFor("gw-pgdata-", ids);
+  const fallback = await makeTempDirFor(tempParent, "gw-pgdata-", ids);
   log(
     `postgres: user "${PG_USER}" cannot reach ${dataDir} (a parent directory is not searchable, ` +
       `e.g. a mode-0700 checkout); using ${fallback} instead. Data will NOT persist across runs.`,
@@ -130,10 +137,11 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
   const ids = process.getuid?.() === 0 ? postgresIds() : null;
   const timeoutMs = options.timeoutMs ?? 30_000;
 
-  const { dataDir, persistent } = await prepareDataDir(options.dataDir, ids, log);
+  const tempParent = options.tempDir ?? os.tmpdir();
+  const { dataDir, persistent } = await prepareDataDir(options.dataDir, tempParent, ids, log);
   // The unix socket goes to its own short path: sun_path is limited to 107 bytes and the
   // default /var/run/postgresql may not exist or belong to a system cluster.
-  const socketDir = await makeTempDirFor("gw-pgsock-", ids);
+  const socketDir = await makeTempDirFor(tempParent, "gw-pgsock-", ids);
   const cleanupTemp = async (): Promise<void> => {
     await rm(socketDir, { recursive: true, force: true });
     if (!persistent) await rm(dataDir, { recursive: true, force: true });
@@ -164,6 +172,9 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
       command: server.command,
       args: server.args,
       cwd: "/",
+      // SIGINT is PostgreSQL's "fast" shutdown: SIGTERM ("smart") would wait for every
+      // client to disconnect, which a still-connected gateway may never do.
+      stopSignal: "SIGINT",
       readyProbe: async () => {
         try {
           await execFileAsync(isReady, ["-q", "-h", "127.0.0.1", "-p", String(port), "-t", "1"], { timeout: 2000 });
@@ -178,9 +189,7 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
     });
 
     const stop = async (): Promise<void> => {
-      // SIGINT is PostgreSQL's "fast" shutdown: SIGTERM ("smart") would wait for every
-      // client to disconnect, which a still-connected gateway may never do.
-      await proc.stop("SIGINT", 15_000);
+      await proc.stop(proc.stopSignal, 15_000);
       await cleanupTemp();
     };
 

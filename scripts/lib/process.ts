@@ -26,6 +26,8 @@ export interface StartProcessOptions {
   timeoutMs?: number;
   /** Echo output to our own stdout/stderr with a `[name]` prefix (used by npm start). */
   echo?: boolean;
+  /** The signal that stops this process cleanly; stop()'s default. Default SIGTERM. */
+  stopSignal?: NodeJS.Signals;
 }
 
 export interface WaitForLineOptions {
@@ -37,9 +39,11 @@ export interface ManagedProcess {
   readonly child: ChildProcess;
   readonly name: string;
   readonly pid: number;
+  /** The signal that stops it cleanly (see StartProcessOptions.stopSignal). */
+  readonly stopSignal: NodeJS.Signals;
   /** Resolves once, when the process has exited. Never rejects. */
   readonly exited: Promise<ExitInfo>;
-  /** Sends `signal` to the process group, escalates to SIGKILL after `timeoutMs`; resolves with the exit code. */
+  /** Sends `signal` (default: stopSignal) to the process group, escalates to SIGKILL after `timeoutMs`; resolves with the exit code. */
   stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<number | null>;
   /** SIGKILL to the whole process group; resolves on exit. */
   kill9(): Promise<ExitInfo>;
@@ -56,6 +60,19 @@ const registry = new Set<ManagedProcess>();
 
 export function liveProcesses(): ManagedProcess[] {
   return [...registry];
+}
+
+type SpawnListener = (proc: ManagedProcess) => void;
+const spawnListeners = new Set<SpawnListener>();
+
+/**
+ * Calls `listener` for every child spawned from now on, synchronously right after the spawn
+ * and before anything awaits its readiness: npm start writes each one into its start record
+ * at once, so a crash at any later moment leaves a record of it. Returns the unsubscribe.
+ */
+export function onProcessSpawned(listener: SpawnListener): () => void {
+  spawnListeners.add(listener);
+  return () => spawnListeners.delete(listener);
 }
 
 /**
@@ -103,7 +120,7 @@ function timeout(ms: number): { promise: Promise<"timeout">; cancel: () => void 
 type LineListener = (line: string) => void;
 
 export function startProcess(options: StartProcessOptions): Promise<ManagedProcess> {
-  const { name, command, args = [], env, cwd, readyLine, readyProbe, echo = false } = options;
+  const { name, command, args = [], env, cwd, readyLine, readyProbe, echo = false, stopSignal = "SIGTERM" } = options;
   const timeoutMs = options.timeoutMs ?? 15_000;
 
   const child = spawn(command, [...args], {
@@ -212,7 +229,7 @@ export function startProcess(options: StartProcessOptions): Promise<ManagedProce
     return exited;
   };
 
-  const stop = async (signal: NodeJS.Signals = "SIGTERM", stopTimeoutMs = 10_000): Promise<number | null> => {
+  const stop = async (signal: NodeJS.Signals = stopSignal, stopTimeoutMs = 10_000): Promise<number | null> => {
     if (running) {
       signalGroup(child, signal);
       const t = timeout(stopTimeoutMs);
@@ -233,6 +250,7 @@ export function startProcess(options: StartProcessOptions): Promise<ManagedProce
     child,
     name,
     pid: child.pid ?? -1,
+    stopSignal,
     exited,
     stop,
     kill9,
@@ -241,7 +259,10 @@ export function startProcess(options: StartProcessOptions): Promise<ManagedProce
     isRunning: () => running,
   };
 
-  if (child.pid !== undefined) registry.add(managed);
+  if (child.pid !== undefined) {
+    registry.add(managed);
+    for (const listener of [...spawnListeners]) listener(managed);
+  }
   void exited.then(() => registry.delete(managed));
 
   return new Promise<ManagedProcess>((resolve, reject) => {

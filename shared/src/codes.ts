@@ -43,6 +43,29 @@ export const CloseCodes = {
 
 export type CloseCodeName = keyof typeof CloseCodes;
 
+export interface ObservedCloseCodeSpec {
+  readonly code: number;
+  /** The `reason` label of gateway_disconnects_total for a close with this code. */
+  readonly label: string;
+  readonly meaning: string;
+}
+
+/**
+ * Standard RFC 6455 codes the gateway never sends but reports: what a client
+ * closed with, or what the WebSocket layer says when no close frame came.
+ * Server-initiated closes are in CloseCodes above.
+ */
+export const ObservedCloseCodes = {
+  normal: { code: 1000, label: "normal", meaning: "The client closed the socket because it was done." },
+  goingAway: { code: 1001, label: "going_away", meaning: "The client is going away: a page closed or navigated, an app quit." },
+  noStatus: { code: 1005, label: "no_status", meaning: "The client's close frame carried no code. Never sent on the wire." },
+  abnormal: {
+    code: 1006,
+    label: "abnormal",
+    meaning: "The connection ended without a close frame: the network dropped, a process died, or the server cut a slow consumer or a frame past 4x MAX_FRAME_BYTES. Never sent on the wire.",
+  },
+} as const satisfies Record<string, ObservedCloseCodeSpec>;
+
 export interface ErrorCodeSpec {
   readonly code: string;
   readonly meaning: string;

@@ -5,9 +5,11 @@
 
 import type { ErrorCode } from "./codes.js";
 import type { PlaceBetResult } from "./commands.js";
+import type { JsonValue } from "./json.js";
 import type { RaceSnapshot } from "./race-events.js";
+import type { FrameOf, RequestType } from "./requests.js";
 
-export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
+export type { JsonValue } from "./json.js";
 
 export interface ErrorBody {
   readonly code: ErrorCode;
@@ -15,39 +17,16 @@ export interface ErrorBody {
 }
 
 // ---- client → server -------------------------------------------------------
+// The requests are a schema in ./requests.ts; these are its types as /ws frames.
 
-export interface SubscribeFrame {
-  readonly type: "subscribe";
-  readonly id: number;
-  readonly channel: string;
-}
+export type SubscribeFrame = FrameOf<"subscribe">;
+export type UnsubscribeFrame = FrameOf<"unsubscribe">;
+export type RefreshFrame = FrameOf<"refresh">;
+export type PingFrame = FrameOf<"ping">;
+export type CommandFrame = FrameOf<"command">;
 
-export interface UnsubscribeFrame {
-  readonly type: "unsubscribe";
-  readonly id: number;
-  readonly channel: string;
-}
-
-export interface RefreshFrame {
-  readonly type: "refresh";
-  readonly id: number;
-  readonly token: string;
-}
-
-export interface PingFrame {
-  readonly type: "ping";
-  readonly id: number;
-}
-
-export interface CommandFrame {
-  readonly type: "command";
-  readonly id: number;
-  readonly name: string;
-  readonly data: JsonValue;
-}
-
-export type ClientFrame = SubscribeFrame | UnsubscribeFrame | RefreshFrame | PingFrame | CommandFrame;
-export type ClientFrameType = ClientFrame["type"];
+export type ClientFrame = { [T in RequestType]: FrameOf<T> }[RequestType];
+export type ClientFrameType = RequestType;
 
 // ---- server → client -------------------------------------------------------
 

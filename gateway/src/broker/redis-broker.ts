@@ -5,10 +5,11 @@
  * order cannot disagree.
  */
 
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
 import type { Logger } from "pino";
-import type { Broker, BrokerHandler, Publication, PublishOutcome } from "./broker.js";
 import { readFrameEnvelope } from "../fanout/message-frame.js";
+import type { RedisConnections } from "../redis/connections.js";
+import type { Broker, BrokerHandler, Publication, PublishOutcome } from "./broker.js";
 import { parsePublishReply, PUBLISH_ALL_LUA, publishScriptArgs, type PublishPolicy } from "./publish-script.js";
 import { messageChannelPrefix } from "./redis-keys.js";
 
@@ -24,7 +25,7 @@ export interface BrokerMetrics {
 }
 
 export interface RedisBrokerOptions {
-  readonly url: string;
+  readonly redis: RedisConnections;
   /** Key prefix, state TTL, history bounds and idempotency window of every publish. */
   readonly policy: PublishPolicy;
   readonly handler: BrokerHandler;
@@ -50,23 +51,19 @@ export class RedisBroker implements Broker {
   private closed = false;
 
   private constructor(private readonly options: RedisBrokerOptions) {
-    const { url, log } = options;
     this.messagePrefix = messageChannelPrefix(options.policy.prefix);
     // No offline queue: a publish while Redis is away must fail fast (503), not
-    // pile up in memory and go out late.
-    // No resend after a reconnect either: a publish whose reply was lost may
-    // have run, and running it again would publish it twice. It fails; the
-    // caller retries, with an idempotency key if it must not double.
-    this.publisher = new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true, autoResendUnfulfilledCommands: false }) as ScriptedRedis;
+    // pile up in memory and go out late. No resend after a reconnect either: a
+    // publish whose reply was lost may have run, and running it again would
+    // publish it twice. It fails; the caller retries, with an idempotency key
+    // if it must not double.
+    this.publisher = options.redis.open("publisher", { offlineQueue: false, maxRetriesPerRequest: 1, resendUnanswered: false }) as ScriptedRedis;
     this.publisher.defineCommand("gatewayPublish", { lua: PUBLISH_SCRIPT });
     // Resubscribing is ours, not ioredis's: we re-issue SUBSCRIBE for every
     // channel on each 'ready', and only then call the node ready again.
-    this.subscriber = new Redis(url, { enableOfflineQueue: false, autoResubscribe: false, maxRetriesPerRequest: 1, lazyConnect: true });
+    this.subscriber = options.redis.open("subscriber", { offlineQueue: false, maxRetriesPerRequest: 1, autoResubscribe: false });
 
     for (const [role, connection] of [["publisher", this.publisher], ["subscriber", this.subscriber]] as const) {
-      connection.on("error", (err: Error) => {
-        log.warn({ err: err.message, role }, "redis connection error");
-      });
       connection.on("close", () => {
         if (role === "subscriber") this.subscriberReady = false;
         options.metrics.redisConnectionChanged(role, false);
@@ -88,13 +85,7 @@ export class RedisBroker implements Broker {
    * reports not-ready until both connections are up (ioredis keeps retrying).
    */
   static start(options: RedisBrokerOptions): RedisBroker {
-    const broker = new RedisBroker(options);
-    for (const connection of [broker.publisher, broker.subscriber]) {
-      connection.connect().catch((err: Error) => {
-        options.log.warn({ err: err.message }, "redis not reachable yet, retrying");
-      });
-    }
-    return broker;
+    return new RedisBroker(options);
   }
 
   isReady(): boolean {
@@ -134,7 +125,7 @@ export class RedisBroker implements Broker {
     } catch (err) {
       // The connection is going away; a new one starts with no subscriptions.
       this.options.metrics.redisCommandFailed("unsubscribe");
-      this.options.log.warn({ err: (err as Error).message, channel }, "redis unsubscribe failed");
+      this.options.log.warn({ err, channel }, "redis unsubscribe failed");
     }
   }
 
@@ -156,7 +147,7 @@ export class RedisBroker implements Broker {
     } catch (err) {
       // The connection dropped mid-way; the next 'ready' starts over.
       this.options.metrics.redisCommandFailed("resubscribe");
-      this.options.log.error({ err: (err as Error).message, channels: channels.length }, "redis resubscribe failed");
+      this.options.log.error({ err, channels: channels.length }, "redis resubscribe failed");
       return;
     }
     if (channels.length > 0) {

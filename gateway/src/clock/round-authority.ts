@@ -16,7 +16,8 @@ import type { RaceEventName } from "../../../shared/src/race-events.js";
 import { RaceEvents } from "../../../shared/src/race-events.js";
 import type { Publication } from "../broker/broker.js";
 import type { ClockConfig } from "../config.js";
-import type { Clock } from "../fanout/local-fanout.js";
+import type { Clock } from "../time/clock.js";
+import { RetryBackoff } from "../time/retry-backoff.js";
 import { encodeFrameHead } from "../fanout/message-frame.js";
 import type { RoundStore } from "../store/round-store.js";
 import { FencedError, RoundConflictError, type RoundLedger } from "./round-ledger.js";
@@ -43,8 +44,9 @@ export interface RoundAuthorityDeps {
   readonly clock?: Clock;
 }
 
-/** After a failed step (Redis away), try again this soon. */
+/** After a failed step (Redis away), try again within this long, jittered, doubling up to RETRY_MAX_MS. */
 const RETRY_MS = 250;
+const RETRY_MAX_MS = 1000;
 
 /** The first grid point anchor + k·interval strictly after `now`. */
 function nextGridPoint(anchor: number, interval: number, now: number): number {
@@ -53,6 +55,7 @@ function nextGridPoint(anchor: number, interval: number, now: number): number {
 
 export class RoundAuthority {
   private readonly clock: Clock;
+  private readonly retry = new RetryBackoff({ initialDelayMs: RETRY_MS, maxDelayMs: RETRY_MAX_MS });
   private lease: string | null = null;
   private state: RoundState | null = null;
   /** Round ids never go below this: the highest id Redis or Postgres has seen. */
@@ -88,7 +91,7 @@ export class RoundAuthority {
     const lease = this.lease;
     this.resign("shutdown");
     if (lease !== null) {
-      await this.deps.ledger.release(lease).catch((err: Error) => this.deps.log.warn({ err: err.message }, "releasing the clock lease failed; it expires by itself"));
+      await this.deps.ledger.release(lease).catch((err: unknown) => this.deps.log.warn({ err }, "releasing the clock lease failed; it expires by itself"));
     }
   }
 
@@ -104,7 +107,7 @@ export class RoundAuthority {
     } catch (err) {
       // Redis unreachable: the fenced scripts keep a stale holder harmless,
       // and the lease expires by itself if this node cannot renew it.
-      log.warn({ err: (err as Error).message }, "clock election step failed");
+      log.warn({ err }, "clock election step failed");
     }
   }
 
@@ -120,7 +123,7 @@ export class RoundAuthority {
         await ledger.release(lease);
         throw err;
       }
-      log.warn({ err: (err as Error).message }, "postgres unavailable at takeover; numbering continues from redis");
+      log.warn({ err }, "postgres unavailable at takeover; numbering continues from redis");
     }
     this.lease = lease;
     this.state = state;
@@ -162,6 +165,7 @@ export class RoundAuthority {
     let nextDelay: number;
     try {
       nextDelay = await this.advance(lease);
+      this.retry.reset();
     } catch (err) {
       if (err instanceof FencedError) {
         this.resign("fenced");
@@ -169,15 +173,15 @@ export class RoundAuthority {
       }
       if (err instanceof RoundConflictError) {
         this.deps.log.error({ roundId: this.state?.id ?? null }, "round changed underneath the authority; reloading");
-        this.state = await this.deps.ledger.read().catch((readError: Error) => {
+        this.state = await this.deps.ledger.read().catch((readError: unknown) => {
           // Keep the stale state: the next step's compare-and-set refuses it again if it is wrong.
-          this.deps.log.warn({ err: readError.message }, "reloading the round failed");
+          this.deps.log.warn({ err: readError }, "reloading the round failed");
           return this.state;
         });
       } else {
-        this.deps.log.warn({ err: (err as Error).message }, "clock step failed");
+        this.deps.log.warn({ err }, "clock step failed");
       }
-      nextDelay = RETRY_MS;
+      nextDelay = this.retry.next();
     }
     this.schedule(nextDelay);
   }

@@ -6,10 +6,11 @@
  * lease value inside the same script that publishes.
  */
 
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { Publication, PublishOutcome } from "../broker/broker.js";
 import { parsePublishReply, PUBLISH_ALL_LUA, publishScriptArgs, type PublishPolicy } from "../broker/publish-script.js";
+import type { RedisConnections } from "../redis/connections.js";
 import { decodeState, encodeState, type RoundPhase, type RoundState } from "./round-schedule.js";
 
 /** The lease moved to another node: stop acting as the authority at once. */
@@ -79,7 +80,7 @@ type LedgerRedis = Redis & {
 };
 
 export interface RoundLedgerOptions {
-  readonly url: string;
+  readonly redis: RedisConnections;
   /** The same publish policy as the broker's: race events get offsets and history like any publish. */
   readonly policy: PublishPolicy;
   readonly log: Logger;
@@ -103,13 +104,12 @@ export class RoundLedger {
     this.roundKey = `${prefix}:clock:round`;
     // Fail fast while Redis is away: the clock retries on its own schedule,
     // and a queued command could run after the lease has moved on.
-    this.redis = new Redis(options.url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true, autoResendUnfulfilledCommands: false }) as LedgerRedis;
+    // A fenced publish whose reply was lost is not resent either: it may have run.
+    this.redis = options.redis.open("clock", { offlineQueue: false, maxRetriesPerRequest: 1, resendUnanswered: false }) as LedgerRedis;
     this.redis.defineCommand("clockAcquire", { numberOfKeys: 2, lua: ACQUIRE_LUA });
     this.redis.defineCommand("clockRenew", { numberOfKeys: 1, lua: RENEW_LUA });
     this.redis.defineCommand("clockRelease", { numberOfKeys: 1, lua: RELEASE_LUA });
     this.redis.defineCommand("clockFenced", { lua: FENCED_LUA });
-    this.redis.on("error", (err: Error) => options.log.warn({ err: err.message, role: "clock" }, "redis connection error"));
-    this.redis.connect().catch((err: Error) => options.log.warn({ err: err.message, role: "clock" }, "redis not reachable yet, retrying"));
   }
 
   /** The lease value ("node:fence") when this node became the authority, else null. */
@@ -144,7 +144,7 @@ export class RoundLedger {
   }
 
   async close(): Promise<void> {
-    await this.redis.quit().catch((err: Error) => this.options.log.debug({ err: err.message }, "clock redis quit failed"));
+    await this.redis.quit().catch((err: Error) => this.options.log.debug({ err }, "clock redis quit failed"));
     this.redis.disconnect();
   }
 

@@ -6,9 +6,8 @@
 
 import type { Logger } from "pino";
 import type { RoundRecord, RoundStore } from "../store/round-store.js";
+import { RetryBackoff } from "../time/retry-backoff.js";
 
-const MIN_BACKOFF_MS = 100;
-const MAX_BACKOFF_MS = 5000;
 /** More unrecorded rounds than this means Postgres has been gone for a long time; keep the newest. */
 const MAX_PENDING = 1000;
 
@@ -27,7 +26,9 @@ function merge(older: RoundRecord | undefined, newer: RoundRecord): RoundRecord 
 
 export class RoundRecorder {
   private readonly pending = new Map<number, RoundRecord>();
-  private backoffMs = MIN_BACKOFF_MS;
+  private readonly backoff = new RetryBackoff({ initialDelayMs: 100, maxDelayMs: 5000 });
+  /** Before the next pass: 0 after a pass that wrote everything it tried, a backoff after a failure. */
+  private nextPassInMs = 0;
   private timer: NodeJS.Timeout | null = null;
   private flushing: Promise<void> | null = null;
 
@@ -62,7 +63,7 @@ export class RoundRecorder {
       this.timer = null;
       this.flushing = this.flush().finally(() => {
         this.flushing = null;
-        if (this.pending.size > 0) this.schedule(this.backoffMs);
+        if (this.pending.size > 0) this.schedule(this.nextPassInMs);
       });
     }, delayMs);
   }
@@ -74,13 +75,14 @@ export class RoundRecorder {
       try {
         await this.store.record(round, this.recordedBy);
       } catch (err) {
-        this.backoffMs = Math.min(MAX_BACKOFF_MS, this.backoffMs * 2);
-        this.log.warn({ err: (err as Error).message, roundId: id, retryInMs: this.backoffMs }, "recording round failed");
+        this.nextPassInMs = this.backoff.next();
+        this.log.warn({ err, roundId: id, retryInMs: this.nextPassInMs }, "recording round failed");
         return;
       }
       // A newer state may have arrived while writing; keep it for the next pass.
       if (this.pending.get(id) === round) this.pending.delete(id);
-      this.backoffMs = MIN_BACKOFF_MS;
+      this.backoff.reset();
+      this.nextPassInMs = 0;
     }
   }
 }

@@ -6,7 +6,7 @@
  */
 
 import type { RaceSnapshot } from "../../../shared/src/race-events.js";
-import type { Clock } from "../fanout/local-fanout.js";
+import type { Clock } from "../time/clock.js";
 import type { RoundLedger } from "./round-ledger.js";
 import { snapshot, type RoundState } from "./round-schedule.js";
 

@@ -10,7 +10,7 @@ import { ErrorCodes } from "../../../shared/src/codes.js";
 import { isPlainObject } from "../../../shared/src/json.js";
 import type { JsonValue } from "../../../shared/src/protocol.js";
 import type { RoundState } from "../clock/round-schedule.js";
-import type { Clock } from "../fanout/local-fanout.js";
+import type { Clock } from "../time/clock.js";
 import type { BatchingWriter } from "../store/batching-writer.js";
 import type { BetCommand, BetOutcome } from "../store/bet-store.js";
 import type { CommandContext, CommandHandler, CommandReply } from "./command-router.js";

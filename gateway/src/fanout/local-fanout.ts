@@ -10,7 +10,18 @@ import { channelNamespace } from "../../../shared/src/channels.js";
 import type { GapFrame } from "../../../shared/src/protocol.js";
 import type { Delivery } from "../broker/broker.js";
 import type { GapNotice } from "../history/channel-sequencer.js";
-import type { GatewayMetrics } from "../metrics/gateway-metrics.js";
+import type { Clock } from "../time/clock.js";
+
+// For clock/ until it imports ../time/clock.js itself; then drop this line.
+export type { Clock } from "../time/clock.js";
+
+/** What local fan-out records. */
+export interface FanoutMetrics {
+  /** One delivery handed to this node's sockets: every sink's recipients, the frame's size, publish→hand-off latency and the hand-off's own duration. */
+  broadcastDelivered(namespace: string, recipients: number, bytes: number, latencySeconds: number, durationSeconds: number): void;
+  /** One sink failed on one delivery; the other sinks got it. */
+  deliveryFailed(sink: FanoutSink["name"]): void;
+}
 
 /** One protocol's local subscribers. */
 export interface FanoutSink {
@@ -45,15 +56,11 @@ export class UwsTopicSink implements FanoutSink {
   }
 }
 
-export interface Clock {
-  now(): number;
-}
-
 export class LocalFanout {
   private readonly sinks: FanoutSink[] = [];
 
   constructor(
-    private readonly metrics: GatewayMetrics,
+    private readonly metrics: FanoutMetrics,
     private readonly log: Logger,
     private readonly clock: Clock = Date,
   ) {}

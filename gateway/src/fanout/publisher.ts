@@ -9,8 +9,7 @@ import { exceedsJsonDepth } from "../../../shared/src/json-limits.js";
 import { channelNamespace, isValidChannelName } from "../../../shared/src/channels.js";
 import { isValidEventName, isValidIdempotencyKey, MAX_EVENT_NAME_LENGTH, MAX_IDEMPOTENCY_KEY_LENGTH, type JsonValue, type PublishRequest, type PublishResult } from "../../../shared/src/protocol.js";
 import type { Broker } from "../broker/broker.js";
-import type { GatewayMetrics } from "../metrics/gateway-metrics.js";
-import type { Clock } from "./local-fanout.js";
+import type { Clock } from "../time/clock.js";
 import { encodeFrameHead } from "./message-frame.js";
 
 export type ValidatedBatch = { readonly ok: true; readonly requests: PublishRequest[]; readonly batch: boolean } | { readonly ok: false; readonly message: string };
@@ -66,10 +65,18 @@ export function validatePublishBody(body: unknown, limits: PublishLimits): Valid
   return typeof one === "string" ? { ok: false, message: one } : { ok: true, requests: [one], batch: false };
 }
 
+/** What publishing records. */
+export interface PublisherMetrics {
+  /** One message frame encoded for the bus: once per publish, never per recipient. */
+  frameEncoded(protocol: "ws"): void;
+  /** One message accepted by the bus. */
+  published(namespace: string): void;
+}
+
 export class Publisher {
   constructor(
     private readonly broker: Broker,
-    private readonly metrics: GatewayMetrics,
+    private readonly metrics: PublisherMetrics,
     private readonly clock: Clock = Date,
   ) {}
 
@@ -81,7 +88,7 @@ export class Publisher {
   async publish(requests: readonly PublishRequest[]): Promise<PublishResult[]> {
     const ts = this.clock.now();
     const publications = requests.map((request) => {
-      this.metrics.frameEncoded();
+      this.metrics.frameEncoded("ws");
       const publication = { channel: request.channel, ts, frameHead: encodeFrameHead(request.channel, request.event, encodeData(request.data)) };
       return request.idempotencyKey === undefined ? publication : { ...publication, idempotencyKey: request.idempotencyKey };
     });

@@ -39,7 +39,7 @@ export function attachProbes(app: TemplatedApp, deps: ProbeDeps): void {
         });
       },
       (err: unknown) => {
-        deps.log.error({ err: (err as Error).message }, "metrics collection failed");
+        deps.log.error({ err }, "metrics collection failed");
         sendJson(res, state, "500 Internal Server Error", { error: { code: ErrorCodes.internal.code, message: "metrics collection failed" } });
       },
     );

@@ -7,8 +7,8 @@
 import type { HttpResponse, TemplatedApp } from "uWebSockets.js";
 import type { Logger } from "pino";
 import { ErrorCodes } from "../../../shared/src/codes.js";
-import { PublishEncodeError, validatePublishBody, type PublishLimits, type Publisher } from "../fanout/publisher.js";
-import type { GatewayMetrics } from "../metrics/gateway-metrics.js";
+import type { PublishRequest, PublishResult } from "../../../shared/src/protocol.js";
+import { PublishEncodeError, validatePublishBody, type PublishLimits } from "../fanout/publisher.js";
 import { apiKeyCheck } from "./api-key.js";
 import { readBody } from "./body.js";
 import { guard, sendError, sendJson, type ResponseGuard } from "./responses.js";
@@ -19,9 +19,22 @@ export interface PublishApiOptions {
   readonly limits: PublishLimits;
 }
 
+/** Hands validated messages to the bus. */
+export interface BatchPublisher {
+  /** All or none; rejects with PublishEncodeError when a message cannot be encoded (the caller's fault), else with the bus's error. */
+  publish(requests: readonly PublishRequest[]): Promise<PublishResult[]>;
+}
+
+/** What the publish API records. */
+export interface PublishApiMetrics {
+  /** A publish request refused or failed: unauthorized, too_large, bad_request, unavailable, broker. */
+  publishFailed(reason: string): void;
+  httpRequest(route: string, status: number): void;
+}
+
 export interface PublishApiDeps {
-  readonly publisher: Publisher;
-  readonly metrics: GatewayMetrics;
+  readonly publisher: BatchPublisher;
+  readonly metrics: PublishApiMetrics;
   readonly log: Logger;
   readonly refusal: () => string | null;
 }

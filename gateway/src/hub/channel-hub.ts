@@ -4,8 +4,9 @@
  * subscriber arrives and unsubscribes a short while after the last one leaves
  * (so a client flapping between channels does not churn Redis).
  *
- * The hub never touches sockets or Redis directly; the transport holds the
- * references and the broker carries the subscription.
+ * The hub never touches sockets or Redis: each client session takes one
+ * reference per channel it joins and gives it back when it leaves or closes,
+ * and the broker carries the subscription.
  */
 
 import type { Broker } from "../broker/broker.js";
@@ -90,13 +91,5 @@ export class ChannelHub {
   /** Channels this node holds a bus subscription for, or is about to drop. */
   size(): number {
     return this.entries.size;
-  }
-
-  /** Cancels pending delayed unsubscribes; used at shutdown. */
-  clear(): void {
-    for (const entry of this.entries.values()) {
-      if (entry.pendingUnsubscribe !== null) this.timers.clearTimeout(entry.pendingUnsubscribe);
-    }
-    this.entries.clear();
   }
 }

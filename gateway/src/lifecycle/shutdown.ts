@@ -7,6 +7,13 @@
 
 import type { Logger } from "pino";
 
+/**
+ * How much longer than the drain window the whole shutdown may take before the
+ * watchdog exits 1. Orchestrators must wait longer than drain window + this
+ * before they kill (deploy/kubernetes checks its grace period against it).
+ */
+export const SHUTDOWN_WATCHDOG_MARGIN_MS = 15_000;
+
 export interface ShutdownStep {
   readonly name: string;
   run(): void | Promise<void>;
@@ -36,7 +43,7 @@ export class Shutdown {
         try {
           await step.run();
         } catch (err) {
-          this.log.error({ err: (err as Error).message, step: step.name }, "shutdown step failed");
+          this.log.error({ err, step: step.name }, "shutdown step failed");
         }
         this.log.info({ step: step.name, ms: Date.now() - started }, "shutdown step done");
       }

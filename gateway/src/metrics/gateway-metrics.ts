@@ -5,13 +5,20 @@
  * user id.
  */
 
-import { monitorEventLoopDelay, type IntervalHistogram } from "node:perf_hooks";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import { AUTH_FAILURE_REASONS } from "../auth/verifier.js";
 import type { BrokerMetrics, DroppedMessageReason } from "../broker/redis-broker.js";
 import type { GapReason, SequencerMetrics } from "../history/channel-sequencer.js";
 import type { ClockMetrics } from "../clock/round-authority.js";
-import type { IngestMetrics, IngestRejectReason } from "../ingest/redis-stream-ingest.js";
+import type { IngestMetrics, IngestRejectReason } from "../ingest/ingest-metrics.js";
+import type { FanoutMetrics } from "../fanout/local-fanout.js";
+import type { PublisherMetrics } from "../fanout/publisher.js";
+import type { PublishApiMetrics } from "../http/publish-api.js";
+import type { WriterMetrics } from "../store/batching-writer.js";
+import type { QueryTimer } from "../store/bet-store.js";
+import type { PoolState } from "../store/pg-pool.js";
+import type { SessionMetrics } from "../transport/client-session.js";
+import type { TransportMetrics } from "../transport/transport-deps.js";
 
 export type Transport = "ws" | "socketio";
 
@@ -20,13 +27,13 @@ export const FANOUT_LATENCY_BUCKETS = [
   0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1,
 ];
 
-export interface PoolState {
-  readonly totalCount: number;
-  readonly idleCount: number;
-  readonly waitingCount: number;
-}
-
-export class GatewayMetrics implements BrokerMetrics, ClockMetrics, IngestMetrics, SequencerMetrics {
+/**
+ * Implements the metrics interface each module declares for itself; only the
+ * composition root (main.ts and wiring/) imports this class.
+ */
+export class GatewayMetrics
+  implements BrokerMetrics, ClockMetrics, IngestMetrics, WriterMetrics, QueryTimer, TransportMetrics, SessionMetrics, FanoutMetrics, PublisherMetrics, PublishApiMetrics, SequencerMetrics
+{
   readonly registry = new Registry();
   private readonly poolSource: { current: PoolState | null } = { current: null };
 
@@ -79,11 +86,11 @@ export class GatewayMetrics implements BrokerMetrics, ClockMetrics, IngestMetric
   private readonly ingestRejections: Counter<"reason">;
   private readonly ingestFailures: Counter;
   private readonly ingestClaims: Counter;
-  private readonly eventLoopDelay: IntervalHistogram;
 
   constructor(nodeId: string, memoryLimitBytes: number) {
     const registers = [this.registry];
     this.registry.setDefaultLabels({ node: nodeId });
+    // process_* and nodejs_*, event-loop lag among them (nodejs_eventloop_lag_p99_seconds, reset at every scrape).
     collectDefaultMetrics({ register: this.registry });
 
     this.connections = new Gauge({ name: "gateway_connections", help: "Open client connections.", labelNames: ["transport"], registers });
@@ -145,7 +152,11 @@ export class GatewayMetrics implements BrokerMetrics, ClockMetrics, IngestMetric
     this.historyDuplicates = new Counter({ name: "gateway_history_duplicates_dropped_total", help: "Deliveries dropped because their offset was already forwarded.", labelNames: ["namespace"], registers });
     this.redisErrors = new Counter({ name: "gateway_redis_command_errors_total", help: "Failed Redis commands by command.", labelNames: ["command"], registers });
     this.redisResubscribes = new Counter({ name: "gateway_redis_resubscribed_channels_total", help: "Channels resubscribed after a Redis reconnect.", registers });
-    this.ready = new Gauge({ name: "gateway_ready", help: "1 while the node reports ready.", registers });
+    this.ready = new Gauge({
+      name: "gateway_ready",
+      help: "1 while Redis is connected (subscriptions restored) and the node is not draining. /readyz is also 503 while Postgres is down or not migrated: see gateway_pg_up.",
+      registers,
+    });
 
     this.clockLeader = new Gauge({ name: "gateway_clock_leader", help: "1 while this node is the round authority.", registers });
     this.clockEvents = new Counter({ name: "gateway_clock_events_total", help: "Race events broadcast by this node as round authority.", labelNames: ["event"], registers });
@@ -207,19 +218,6 @@ export class GatewayMetrics implements BrokerMetrics, ClockMetrics, IngestMetric
       for (const reason of ["draining", "unavailable"]) this.upgradeRefusals.inc({ transport, reason }, 0);
       for (const reason of ["normal", "abnormal", "drain", "slow_consumer", "token_expired", "message_too_big"]) this.disconnects.inc({ transport, reason }, 0);
     }
-
-    this.eventLoopDelay = monitorEventLoopDelay({ resolution: 10 });
-    this.eventLoopDelay.enable();
-    const delay = this.eventLoopDelay;
-    new Gauge({
-      name: "gateway_event_loop_lag_p99_seconds",
-      help: "p99 event-loop delay since the previous scrape.",
-      registers,
-      collect() {
-        this.set(delay.percentile(99) / 1e9);
-        delay.reset();
-      },
-    });
     for (const role of ["publisher", "subscriber"] as const) this.redisUp.set({ role }, 0);
     this.ready.set(0);
   }
@@ -405,9 +403,5 @@ export class GatewayMetrics implements BrokerMetrics, ClockMetrics, IngestMetric
 
   ingestClaimed(count: number): void {
     this.ingestClaims.inc(count);
-  }
-
-  stop(): void {
-    this.eventLoopDelay.disable();
   }
 }

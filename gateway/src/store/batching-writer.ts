@@ -6,14 +6,17 @@
  *
  * - Bounded: past `capacity` queued items, submit() answers "overloaded" at once.
  * - Retried: a batch that fails with a retryable error is written again, whole,
- *   after a capped backoff; the store writes it in one transaction, so a
- *   failed attempt leaves nothing behind. Items keep their place in line.
+ *   after a capped, fully jittered backoff; the store writes it in one
+ *   transaction, so a failed attempt leaves nothing behind. Items keep their
+ *   place in line.
  * - Unhealthy: after consecutive failures new items are refused ("unavailable")
  *   instead of piling up behind a store that is down; queued ones keep waiting.
  * - Concurrent: up to `concurrency` batches are written at once; items of one
  *   client may commit out of order, each with its own acknowledgement.
  * - stop() refuses new items and flushes everything queued, within a deadline.
  */
+
+import { backoffDelay, type BackoffPolicy } from "../../../shared/src/client/backoff.js";
 
 export type Submitted<R> =
   | { readonly ok: true; readonly value: R }
@@ -36,7 +39,9 @@ export interface BatchingWriterOptions<T, R> {
   readonly onError: (err: unknown, attempt: number, items: number) => void;
   /** Consecutive failed attempts after which new items are refused. */
   readonly unhealthyAfter?: number;
+  /** Ceiling of the first retry's delay (the delay is uniform below it); doubles per attempt. */
   readonly minBackoffMs?: number;
+  /** Largest ceiling. */
   readonly maxBackoffMs?: number;
 }
 
@@ -67,14 +72,12 @@ export class BatchingWriter<T, R> {
   /** Past the stop deadline: retries end, the process is about to exit. */
   private abandoned = false;
   private readonly unhealthyAfter: number;
-  private readonly minBackoffMs: number;
-  private readonly maxBackoffMs: number;
+  private readonly backoff: BackoffPolicy;
   private readonly concurrency: number;
 
   constructor(private readonly options: BatchingWriterOptions<T, R>) {
     this.unhealthyAfter = options.unhealthyAfter ?? 2;
-    this.minBackoffMs = options.minBackoffMs ?? 50;
-    this.maxBackoffMs = options.maxBackoffMs ?? 2000;
+    this.backoff = { initialDelayMs: options.minBackoffMs ?? 50, maxDelayMs: options.maxBackoffMs ?? 2000 };
     this.concurrency = Math.max(1, options.concurrency ?? 1);
     options.metrics.writerCapacity(options.capacity);
     options.metrics.writerQueued(0);
@@ -178,8 +181,7 @@ export class BatchingWriter<T, R> {
           for (const pending of batch) pending.resolve({ ok: false, code: "internal", message: "the write failed and was not applied; retry with the same idempotency key" });
           return;
         }
-        const backoff = Math.min(this.maxBackoffMs, this.minBackoffMs * 2 ** (attempt - 1));
-        await new Promise((resolve) => setTimeout(resolve, backoff));
+        await new Promise((resolve) => setTimeout(resolve, backoffDelay(attempt, this.backoff, Math.random)));
         continue;
       }
       this.consecutiveFailures = 0;

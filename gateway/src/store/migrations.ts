@@ -4,8 +4,10 @@
  * exactly once and a node never sees a half-migrated schema.
  */
 
+import { setTimeout as sleep } from "node:timers/promises";
 import type pg from "pg";
 import type { Logger } from "pino";
+import { RetryBackoff } from "../time/retry-backoff.js";
 import { withTransaction } from "./transaction.js";
 
 export interface Migration {
@@ -86,20 +88,24 @@ export async function migrate(pool: pg.Pool, schema: string, migrations: readonl
 }
 
 /**
- * Retries migrate() with capped backoff until it succeeds or `isStopped`
- * says to give up: a node may start before Postgres does.
+ * Retries migrate() with capped backoff until it succeeds or `stopping`
+ * aborts: a node may start before Postgres does. Resolves true once the
+ * schema is up to date, false when stopped first.
  */
-export async function migrateWhenReachable(pool: pg.Pool, schema: string, log: Logger, isStopped: () => boolean): Promise<boolean> {
-  let backoffMs = 200;
-  while (!isStopped()) {
+export async function migrateWhenReachable(pool: pg.Pool, schema: string, log: Logger, stopping: AbortSignal): Promise<boolean> {
+  const backoff = new RetryBackoff({ initialDelayMs: 200, maxDelayMs: 5000 });
+  while (!stopping.aborted) {
     try {
       const ran = await migrate(pool, schema);
       log.info({ schema, applied: ran }, ran.length > 0 ? "migrations applied" : "schema up to date");
       return true;
     } catch (err) {
-      log.warn({ err: (err as Error).message, retryInMs: backoffMs }, "migrations failed; retrying");
-      await new Promise((resolve) => setTimeout(resolve, backoffMs));
-      backoffMs = Math.min(5000, backoffMs * 2);
+      const retryInMs = backoff.next();
+      log.warn({ err, retryInMs }, "migrations failed; retrying");
+      // An abort ends the wait early; the loop condition then ends the retries.
+      await sleep(retryInMs, undefined, { signal: stopping }).catch((waitError: unknown) => {
+        if (!stopping.aborted) throw waitError;
+      });
     }
   }
   return false;

@@ -22,8 +22,8 @@ export class PgHealth {
     const probe = (): void => {
       this.pool.query("SELECT 1").then(
         () => this.set(true),
-        (err: Error) => {
-          if (this.up) this.log.warn({ err: err.message }, "postgres unreachable");
+        (err: unknown) => {
+          if (this.up) this.log.warn({ err }, "postgres unreachable");
           this.set(false);
         },
       ).finally(() => {

@@ -8,6 +8,13 @@ import pg from "pg";
 import type { Logger } from "pino";
 import type { PostgresConfig } from "../config.js";
 
+/** What the pool metrics read at every scrape; pg.Pool has it. */
+export interface PoolState {
+  readonly totalCount: number;
+  readonly idleCount: number;
+  readonly waitingCount: number;
+}
+
 export function createPool(config: PostgresConfig, log: Logger): pg.Pool {
   const pool = new pg.Pool({
     connectionString: config.url,
@@ -22,7 +29,7 @@ export function createPool(config: PostgresConfig, log: Logger): pg.Pool {
   // An idle client losing its server (Postgres restart) emits here; without a
   // listener the process would crash. The pool replaces the client by itself.
   pool.on("error", (err) => {
-    log.warn({ err: err.message }, "idle postgres connection failed");
+    log.warn({ err }, "idle postgres connection failed");
   });
   return pool;
 }

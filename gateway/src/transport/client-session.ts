@@ -8,13 +8,12 @@
 
 import type { Logger } from "pino";
 import { channelNamespace, isValidChannelName, maySubscribe, userChannel } from "../../../shared/src/channels.js";
-import { CloseCodes, ErrorCodes, type CloseCodeSpec } from "../../../shared/src/codes.js";
+import { CloseCodes, ErrorCodes, type CloseCodeSpec, type ErrorCode } from "../../../shared/src/codes.js";
 import type { ErrorBody, JsonValue, PingResult, RefreshResult, SubscribeResult, UnsubscribeResult, CommandResult } from "../../../shared/src/protocol.js";
 import type { RaceSnapshot } from "../../../shared/src/race-events.js";
-import type { JwtVerifier, Principal } from "../auth/verifier.js";
-import type { CommandRouter } from "../commands/command-router.js";
-import type { ChannelHub } from "../hub/channel-hub.js";
-import type { GatewayMetrics, Transport } from "../metrics/gateway-metrics.js";
+import type { ClientRequest } from "../../../shared/src/requests.js";
+import type { AuthFailureReason, Principal, VerifyResult } from "../auth/verifier.js";
+import type { CommandContext, CommandReply } from "../commands/command-router.js";
 import type { ExpiryWheel, Expiring } from "./expiry-wheel.js";
 
 export type Answer<Result> = ({ readonly ok: true } & Result) | { readonly ok: false; readonly error: ErrorBody };
@@ -28,29 +27,52 @@ export interface SessionConnection {
   end(close: CloseCodeSpec, reason: string): void;
 }
 
+/** Checks a JWT; also used by the transports before a connection exists. */
+export interface TokenVerifier {
+  /** Never throws: a missing, malformed or refused token is a failure with a reason. */
+  verify(token: string | undefined): VerifyResult;
+}
+
+/** Reference-counted interest in channels; the node receives a channel while anyone holds it. */
+export interface ChannelReferences {
+  /**
+   * Takes one reference on `channel` at once and resolves when the node
+   * receives its deliveries. The reference is the caller's even when this
+   * rejects (the bus is down): it must be given back with release().
+   */
+  acquire(channel: string): Promise<void>;
+  /** Gives back one reference; the last one out unsubscribes the node (maybe after a delay). */
+  release(channel: string): void;
+}
+
+/** Runs client commands. */
+export interface CommandRunner {
+  /** Resolves with the reply to send; rejects only when the node failed, and then nothing was committed. */
+  handle(context: CommandContext, name: string, data: JsonValue): Promise<CommandReply>;
+}
+
+/** What sessions record. */
+export interface SessionMetrics {
+  /** A channel went live on a connection. */
+  subscribed(namespace: string): void;
+  subscribeRefused(code: ErrorCode): void;
+  /** A live channel left a connection, by request, refresh or close. */
+  unsubscribed(namespace: string): void;
+  authFailed(reason: AuthFailureReason): void;
+}
+
 export interface SessionDeps {
-  readonly transport: Transport;
-  readonly verifier: JwtVerifier;
-  readonly hub: ChannelHub;
-  readonly metrics: GatewayMetrics;
+  readonly verifier: TokenVerifier;
+  readonly hub: ChannelReferences;
+  readonly metrics: SessionMetrics;
   readonly log: Logger;
   readonly maxSubscriptions: number;
   readonly clockToleranceSeconds: number;
   /** One timer for every connection's token expiry. */
   readonly expiries: ExpiryWheel;
-  readonly commands?: CommandRouter;
+  /** Absent when the node has no database: commands are then refused with `unavailable`. */
+  readonly commands?: CommandRunner;
   readonly snapshotFor?: (channel: string) => Promise<RaceSnapshot | null> | null;
-}
-
-/** What every transport needs to authenticate connections and give them sessions. */
-export interface TransportDeps {
-  readonly verifier: JwtVerifier;
-  readonly metrics: GatewayMetrics;
-  readonly log: Logger;
-  /** Why the node takes no new connections right now, or null when it does. */
-  readonly refusal: () => string | null;
-  /** Everything a session needs besides its connection and transport. */
-  readonly session: Omit<SessionDeps, "transport">;
 }
 
 /** One channel of one session; `live` once the connection receives it. Identity matters. */
@@ -82,6 +104,27 @@ export class ClientSession implements Expiring {
   }
 
   /**
+   * Answers one parsed request. Answers that need no I/O come back at once,
+   * not as a promise, so replies leave in the order their requests arrived.
+   */
+  handle(request: ClientRequest): Answer<object> | Promise<Answer<object>> {
+    switch (request.type) {
+      case "subscribe":
+        return this.subscribe(request.channel);
+      case "unsubscribe":
+        return this.unsubscribe(request.channel);
+      case "refresh":
+        return this.refresh(request.token);
+      case "ping":
+        return this.ping();
+      case "command":
+        // The effect is committed even if the connection went away meanwhile;
+        // a reconnecting client learns it by retrying with the same key.
+        return this.command(request.name, request.data);
+    }
+  }
+
+  /**
    * Joins the personal channel and arms the expiry timer. Resolves once the
    * personal channel is live, so a welcome sent after it cannot miss a
    * personal message; closes the connection (1013) if Redis fails.
@@ -94,7 +137,7 @@ export class ClientSession implements Expiring {
     try {
       await this.deps.hub.acquire(own);
     } catch (err) {
-      this.deps.log.error({ err: (err as Error).message, channel: "user:*" }, "personal channel subscribe failed");
+      this.deps.log.error({ err, channel: "user:*" }, "personal channel subscribe failed");
       if (this.open) {
         if (this.memberships.get(own) === membership) this.leave(own);
         this.connection.end(CloseCodes.unavailable, "unavailable");
@@ -123,7 +166,7 @@ export class ClientSession implements Expiring {
     try {
       await this.deps.hub.acquire(channel);
     } catch (err) {
-      this.deps.log.error({ err: (err as Error).message, namespace: channelNamespace(channel) }, "broker subscribe failed");
+      this.deps.log.error({ err, namespace: channelNamespace(channel) }, "broker subscribe failed");
       if (this.memberships.get(channel) === membership) this.leave(channel);
       return refuse(ErrorCodes.unavailable.code, "subscription backend unavailable, retry");
     }
@@ -164,7 +207,7 @@ export class ClientSession implements Expiring {
       const reply = await router.handle({ userId: this.principalNow.sub }, name, data);
       return reply.ok ? { ok: true, result: reply.result } : reply;
     } catch (err) {
-      this.deps.log.error({ err: (err as Error).message, command: name }, "command failed");
+      this.deps.log.error({ err, command: name }, "command failed");
       return refusal(ErrorCodes.internal.code, "command failed; retry with the same idempotency key");
     }
   }
@@ -189,7 +232,7 @@ export class ClientSession implements Expiring {
       const snapshot = await pending;
       return snapshot === null ? {} : { snapshot };
     } catch (err) {
-      this.deps.log.warn({ err: (err as Error).message, channel }, "snapshot unavailable");
+      this.deps.log.warn({ err, channel }, "snapshot unavailable");
       return {};
     }
   }

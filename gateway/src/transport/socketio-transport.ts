@@ -18,30 +18,33 @@ import type { TemplatedApp } from "uWebSockets.js";
 import { Server, type Socket } from "socket.io";
 import type { Adapter } from "socket.io-adapter";
 import { CloseCodes, ErrorCodes, type CloseCodeSpec } from "../../../shared/src/codes.js";
-import type { ErrorBody, GapFrame, JsonValue, MessageFrame, WelcomeFrame } from "../../../shared/src/protocol.js";
-import { exceedsJsonDepth } from "../../../shared/src/json-limits.js";
+import type { GapFrame, MessageFrame } from "../../../shared/src/protocol.js";
+import type { RequestFields, RequestType } from "../../../shared/src/requests.js";
 import { tokenFrom, type Principal } from "../auth/verifier.js";
 import type { Delivery } from "../broker/broker.js";
 import type { FanoutSink } from "../fanout/local-fanout.js";
-import { ClientSession, type Answer, type TransportDeps } from "./client-session.js";
-import { spreadOver } from "./ws-transport.js";
+import { ClientSession, type Answer } from "./client-session.js";
+import { RequestParser } from "./request-parser.js";
+import { spreadOver } from "./spread-over.js";
+import type { TransportDeps } from "./transport-deps.js";
+import { startAndWelcome, type Welcome } from "./welcome.js";
 
 export const SOCKETIO_PATH = "/socket.io/";
 /** The cookie NGINX routes Socket.IO requests by (see nginx/nginx.conf). */
 export const STICKY_COOKIE = "gw_node";
 
-type Ack = (answer: Answer<object> | { ok: false; error: ErrorBody }) => void;
+type Ack = (answer: Answer<object>) => void;
 
-export interface ClientToServerEvents {
-  subscribe: (request: { channel?: unknown }, ack?: Ack) => void;
-  unsubscribe: (request: { channel?: unknown }, ack?: Ack) => void;
-  refresh: (request: { token?: unknown }, ack?: Ack) => void;
-  ping: (request: unknown, ack?: Ack) => void;
-  command: (request: { name?: unknown; data?: unknown }, ack?: Ack) => void;
-}
+/**
+ * The requests as Socket.IO events, for typing a socket.io-client socket:
+ * event name = request type, payload = its fields (shared/src/requests.ts).
+ * The server reads every event through one `onAny` listener and the request
+ * parser, so an event not listed here is answered with `unknown_type`.
+ */
+export type ClientToServerEvents = { [T in RequestType]: (request: RequestFields<T>, ack?: Ack) => void };
 
 export interface ServerToClientEvents {
-  welcome: (welcome: Omit<WelcomeFrame, "type">) => void;
+  welcome: (welcome: Welcome) => void;
   message: (frame: MessageFrame) => void;
   closing: (close: { code: number; reason: string; reconnect: boolean }) => void;
   gap: (gap: GapFrame) => void;
@@ -79,23 +82,16 @@ function tokenOf(socket: GatewaySocket): string | undefined {
   return tokenFrom(typeof header === "string" ? header : "", typeof query === "string" ? query : "");
 }
 
-function stringField(request: unknown, field: string): string | null {
-  if (typeof request !== "object" || request === null) return null;
-  const value = (request as Record<string, unknown>)[field];
-  return typeof value === "string" ? value : null;
-}
-
-function badRequest(message: string): { ok: false; error: ErrorBody } {
-  return { ok: false, error: { code: ErrorCodes.badRequest.code, message } };
-}
-
 export class SocketIoTransport {
   private io: GatewayServer | null = null;
+  private readonly parser: RequestParser;
 
   constructor(
     private readonly options: SocketIoOptions,
     private readonly deps: SocketIoDeps,
-  ) {}
+  ) {
+    this.parser = new RequestParser(options.maxJsonDepth);
+  }
 
   attach(app: TemplatedApp): void {
     const io: GatewayServer = new Server({
@@ -176,7 +172,7 @@ export class SocketIoTransport {
   private connected(socket: GatewaySocket): void {
     this.deps.metrics.connectionOpened("socketio");
     socket.data.closeReason = null;
-    const session = new ClientSession({ ...this.deps.session, transport: "socketio" }, socket.data.principal, {
+    const session = new ClientSession(this.deps.session, socket.data.principal, {
       join: (channel) => {
         void socket.join(channel);
       },
@@ -191,45 +187,38 @@ export class SocketIoTransport {
       session.closed();
       this.deps.metrics.connectionClosed("socketio", socket.data.closeReason ?? reason.replace(/ /g, "_"));
     });
-    socket.on("subscribe", (request, ack) => {
-      const channel = stringField(request, "channel");
-      if (channel === null) return this.answer(socket, ack, badRequest("subscribe needs { channel }"));
-      void session.subscribe(channel).then((answer) => this.answer(socket, ack, answer));
-    });
-    socket.on("unsubscribe", (request, ack) => {
-      const channel = stringField(request, "channel");
-      this.answer(socket, ack, channel === null ? badRequest("unsubscribe needs { channel }") : session.unsubscribe(channel));
-    });
-    socket.on("refresh", (request, ack) => {
-      const token = stringField(request, "token");
-      this.answer(socket, ack, token === null || token.length === 0 ? badRequest("refresh needs { token }") : session.refresh(token));
-    });
-    socket.on("ping", (_request, ack) => this.answer(socket, ack, session.ping()));
-    socket.on("command", (request, ack) => {
-      const name = stringField(request, "name");
-      const data = typeof request === "object" && request !== null && "data" in request ? (request.data as JsonValue) : undefined;
-      if (name === null || name.length === 0 || data === undefined) return this.answer(socket, ack, badRequest("command needs { name, data }"));
-      if (exceedsJsonDepth(data, this.options.maxJsonDepth)) return this.answer(socket, ack, badRequest(`command data nests deeper than ${this.options.maxJsonDepth} levels`));
-      void session.command(name, data).then((answer) => this.answer(socket, ack, answer));
-    });
+    socket.onAny((event: string, ...args: unknown[]) => this.request(socket, session, event, args));
 
-    void session.start().then((started) => {
-      if (started === null || !socket.connected) return;
-      socket.emit("welcome", {
-        node: this.options.nodeId,
-        user: session.principal.sub,
-        serverTime: Date.now(),
-        channels: started.channels,
-        expiresAt: session.principal.expiresAt,
-      });
+    void startAndWelcome(session, this.options.nodeId).then((welcome) => {
+      if (welcome !== null && socket.connected) socket.emit("welcome", welcome);
     });
   }
 
-  private answer(socket: GatewaySocket, ack: Ack | undefined, answer: Answer<object> | { ok: false; error: ErrorBody }): void {
-    this.deps.metrics.frameReceived("socketio", "event");
+  /**
+   * One client event: its name is the request type, its first argument the
+   * fields (none at all reads as `{}`), and a trailing function the
+   * acknowledgement. An event sent without one is still acted on.
+   */
+  private request(socket: GatewaySocket, session: ClientSession, event: string, args: readonly unknown[]): void {
+    const last = args.at(-1);
+    const ack = typeof last === "function" ? (last as Ack) : undefined;
+    const fields = args.length > (ack === undefined ? 0 : 1) ? args[0] : {};
+    const parsed = this.parser.parse(event, fields);
+    this.deps.metrics.frameReceived("socketio", parsed.ok ? parsed.request.type : "invalid");
+    if (!parsed.ok) {
+      this.deps.log.debug({ code: parsed.error.code }, "client event refused");
+      this.answer(socket, ack, parsed);
+      return;
+    }
+    const answer = session.handle(parsed.request);
+    if (answer instanceof Promise) void answer.then((settled) => this.answer(socket, ack, settled));
+    else this.answer(socket, ack, answer);
+  }
+
+  private answer(socket: GatewaySocket, ack: Ack | undefined, answer: Answer<object>): void {
     if (!answer.ok) this.deps.metrics.clientError(answer.error.code);
     // An event without an acknowledgement callback cannot be answered.
-    if (typeof ack === "function" && socket.connected) ack(answer);
+    if (ack !== undefined && socket.connected) ack(answer);
   }
 
   private end(socket: GatewaySocket, close: CloseCodeSpec, reason: string): void {

@@ -6,11 +6,14 @@
  */
 
 import type { HttpRequest, HttpResponse, TemplatedApp, us_socket_context_t, WebSocket } from "uWebSockets.js";
-import { CloseCodes, ErrorCodes, type CloseCodeSpec } from "../../../shared/src/codes.js";
-import type { ClientFrame, ErrorBody, OkReplyFrame, ServerFrame } from "../../../shared/src/protocol.js";
+import { CloseCodes, ErrorCodes, ObservedCloseCodes, type CloseCodeSpec } from "../../../shared/src/codes.js";
+import type { ErrorBody, OkReplyFrame, ServerFrame } from "../../../shared/src/protocol.js";
 import { tokenFrom, type Principal } from "../auth/verifier.js";
-import { parseClientFrame } from "./client-frames.js";
-import { ClientSession, type Answer, type SessionConnection, type SessionDeps, type TransportDeps } from "./client-session.js";
+import { ClientSession, type Answer, type SessionConnection } from "./client-session.js";
+import { RequestParser } from "./request-parser.js";
+import { spreadOver } from "./spread-over.js";
+import type { TransportDeps } from "./transport-deps.js";
+import { startAndWelcome } from "./welcome.js";
 
 export interface WsTransportOptions {
   readonly nodeId: string;
@@ -20,7 +23,6 @@ export interface WsTransportOptions {
   readonly idleTimeoutSeconds: number;
   readonly maxBackpressureBytes: number;
 }
-
 
 interface SocketState {
   readonly principal: Principal;
@@ -32,13 +34,14 @@ interface SocketState {
 
 type Socket = WebSocket<SocketState>;
 
+/** The disconnect metric's reason for a close the server did not initiate. */
 const CLOSE_REASON_BY_CODE: ReadonlyMap<number, string> = new Map([
-  [1000, "normal"],
-  [1001, "going_away"],
-  [1005, "no_status"],
-  [1006, "abnormal"],
-  [1009, "message_too_big"],
+  ...Object.values(ObservedCloseCodes).map((spec): [number, string] => [spec.code, spec.label]),
+  [CloseCodes.messageTooBig.code, "message_too_big"],
 ]);
+
+/** uWS `send` result: the frame was dropped because the socket is past maxBackpressure. */
+const SEND_DROPPED = 2;
 
 function writeError(res: HttpResponse, status: string, body: ErrorBody): void {
   res.writeStatus(status).writeHeader("content-type", "application/json").end(JSON.stringify({ error: body }));
@@ -66,13 +69,13 @@ class UwsConnection implements SessionConnection {
 
 export class WsTransport {
   private readonly sockets = new Set<Socket>();
-  private readonly sessionDeps: SessionDeps;
+  private readonly parser: RequestParser;
 
   constructor(
     private readonly options: WsTransportOptions,
     private readonly deps: TransportDeps,
   ) {
-    this.sessionDeps = { ...deps.session, transport: "ws" };
+    this.parser = new RequestParser(options.maxJsonDepth);
   }
 
   attach(app: TemplatedApp): void {
@@ -154,18 +157,10 @@ export class WsTransport {
     const state = ws.getUserData();
     this.sockets.add(ws);
     this.deps.metrics.connectionOpened("ws");
-    const session = new ClientSession(this.sessionDeps, state.principal, new UwsConnection(ws, this));
+    const session = new ClientSession(this.deps.session, state.principal, new UwsConnection(ws, this));
     state.session = session;
-    void session.start().then((started) => {
-      if (started === null || !state.open) return;
-      this.send(ws, {
-        type: "welcome",
-        node: this.options.nodeId,
-        user: session.principal.sub,
-        serverTime: Date.now(),
-        channels: started.channels,
-        expiresAt: session.principal.expiresAt,
-      });
+    void startAndWelcome(session, this.options.nodeId).then((welcome) => {
+      if (welcome !== null && state.open) this.send(ws, { type: "welcome", ...welcome });
     });
   }
 
@@ -181,39 +176,18 @@ export class WsTransport {
       return;
     }
     // The ArrayBuffer is neutered when this callback returns: decode now.
-    const parsed = parseClientFrame(Buffer.from(message).toString("utf8"), this.options.maxJsonDepth);
+    const parsed = this.parser.parseFrame(Buffer.from(message).toString("utf8"));
+    this.deps.metrics.frameReceived("ws", parsed.ok ? parsed.request.type : "invalid");
     if (!parsed.ok) {
-      this.deps.metrics.frameReceived("ws", "invalid");
       this.deps.log.debug({ code: parsed.error.code }, "client frame refused");
       this.sendError(ws, parsed.id, parsed.error);
       return;
     }
-    this.deps.metrics.frameReceived("ws", parsed.frame.type);
-    this.dispatch(ws, parsed.frame);
-  }
-
-  private dispatch(ws: Socket, frame: ClientFrame): void {
     const session = ws.getUserData().session;
     if (session === null) return;
-    switch (frame.type) {
-      case "subscribe":
-        void session.subscribe(frame.channel).then((answer) => this.reply(ws, frame.id, answer));
-        return;
-      case "unsubscribe":
-        this.reply(ws, frame.id, session.unsubscribe(frame.channel));
-        return;
-      case "refresh":
-        this.reply(ws, frame.id, session.refresh(frame.token));
-        return;
-      case "ping":
-        this.reply(ws, frame.id, session.ping());
-        return;
-      case "command":
-        // The effect is committed even if the socket went away meanwhile; a
-        // reconnecting client learns it by retrying with the same key.
-        void session.command(frame.name, frame.data).then((answer) => this.reply(ws, frame.id, answer));
-        return;
-    }
+    const answer = session.handle(parsed.request);
+    if (answer instanceof Promise) void answer.then((settled) => this.reply(ws, parsed.id, settled));
+    else this.reply(ws, parsed.id, answer);
   }
 
   private reply<Result extends object>(ws: Socket, id: number, answer: Answer<Result>): void {
@@ -240,7 +214,7 @@ export class WsTransport {
   }
 
   private send(ws: Socket, frame: ServerFrame | OkReplyFrame): void {
-    if (ws.send(JSON.stringify(frame), false) === 2) this.deps.metrics.sendDropped("backpressure");
+    if (ws.send(JSON.stringify(frame), false) === SEND_DROPPED) this.deps.metrics.sendDropped("backpressure");
   }
 
   private sendError(ws: Socket, id: number | null, error: ErrorBody): void {
@@ -250,16 +224,3 @@ export class WsTransport {
   }
 }
 
-/**
- * Calls `act` on every item, spread evenly over `windowMs` in steps of about
- * 20 ms, so closing thousands of connections does not come back as a herd.
- */
-export async function spreadOver<T>(items: readonly T[], windowMs: number, act: (item: T) => void): Promise<void> {
-  const steps = Math.max(1, Math.min(items.length, Math.floor(windowMs / 20)));
-  const perStep = Math.ceil(items.length / steps);
-  const interval = steps > 1 ? windowMs / steps : 0;
-  for (let step = 0; step < steps; step++) {
-    for (const item of items.slice(step * perStep, (step + 1) * perStep)) act(item);
-    if (interval > 0 && step < steps - 1) await new Promise((resolve) => setTimeout(resolve, interval));
-  }
-}

@@ -1,13 +1,12 @@
 /**
- * Real gateway processes for tests: each node is `node dist/gateway/src/main.js`
- * in its own process (as in production), on a free port, ready when /readyz
- * says so.
+ * Real gateway processes for tests: each node is its own process (as in
+ * production, started by scripts/lib/gateway.ts) on a free port, with test
+ * secrets and a test's Redis prefix, ready when /readyz says so.
  */
 
-import path from "node:path";
+import { startGatewayProcess } from "../../../scripts/lib/gateway.js";
 import { freePort } from "../../../scripts/lib/ports.js";
-import { startProcess, type ManagedProcess } from "../../../scripts/lib/process.js";
-import { repoRoot } from "../../../scripts/lib/paths.js";
+import type { ManagedProcess } from "../../../scripts/lib/process.js";
 
 export const TEST_JWT_SECRET = "test-secret-0123456789abcdef";
 export const TEST_PUBLISH_KEY = "test-publish-key-0123456789";
@@ -32,16 +31,10 @@ export interface StartNodeOptions {
 
 export async function startGatewayNode(options: StartNodeOptions): Promise<GatewayNode> {
   const port = await freePort();
-  const httpUrl = `http://127.0.0.1:${port}`;
-  const waitReady = options.waitReady ?? true;
-  const proc = await startProcess({
+  const proc = await startGatewayProcess({
     name: options.name,
-    command: process.execPath,
-    args: [path.join(repoRoot(), "dist/gateway/src/main.js")],
+    port,
     env: {
-      NODE_ID: options.name,
-      HOST: "127.0.0.1",
-      PORT: String(port),
       REDIS_URL: options.redisUrl,
       REDIS_PREFIX: options.redisPrefix,
       JWT_SECRET: TEST_JWT_SECRET,
@@ -53,20 +46,12 @@ export async function startGatewayNode(options: StartNodeOptions): Promise<Gatew
       CLOCK_ENABLED: "false",
       ...options.env,
     },
-    ...(waitReady
-      ? {
-          readyProbe: async () => {
-            const res = await fetch(`${httpUrl}/readyz`, { signal: AbortSignal.timeout(1000) });
-            return res.status === 200;
-          },
-        }
-      : { readyLine: /"msg":"listening"/ }),
-    timeoutMs: 15_000,
+    ...(options.waitReady === undefined ? {} : { waitReady: options.waitReady }),
   });
   return {
     name: options.name,
     port,
-    httpUrl,
+    httpUrl: `http://127.0.0.1:${port}`,
     wsUrl: `ws://127.0.0.1:${port}/ws`,
     proc,
     stop: (signal = "SIGTERM") => proc.stop(signal, 10_000),

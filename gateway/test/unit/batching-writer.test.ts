@@ -15,7 +15,15 @@ const metrics: WriterMetrics = {
   writerRejectedCommand: () => undefined,
 };
 
-function writer(options: { maxBatch?: number; maxDelayMs?: number; capacity?: number; concurrency?: number; write: (items: readonly number[]) => Promise<number[]>; retryable?: boolean }): BatchingWriter<number, number> {
+function writer(options: {
+  maxBatch?: number;
+  maxDelayMs?: number;
+  capacity?: number;
+  concurrency?: number;
+  write: (items: readonly number[]) => Promise<number[]>;
+  retryable?: boolean;
+  onError?: (err: unknown, attempt: number) => void;
+}): BatchingWriter<number, number> {
   return new BatchingWriter<number, number>({
     maxBatch: options.maxBatch ?? 10,
     maxDelayMs: options.maxDelayMs ?? 5,
@@ -24,7 +32,7 @@ function writer(options: { maxBatch?: number; maxDelayMs?: number; capacity?: nu
     write: options.write,
     isRetryable: () => options.retryable ?? true,
     metrics,
-    onError: () => undefined,
+    onError: options.onError ?? (() => undefined),
     minBackoffMs: 1,
     maxBackoffMs: 5,
   });
@@ -54,6 +62,8 @@ describe("BatchingWriter", () => {
   it("retries a failed batch whole, and refuses new items while failing repeatedly", async () => {
     let attempts = 0;
     const seen: number[][] = [];
+    let secondFailure: () => void = () => undefined;
+    const failedTwice = new Promise<void>((resolve) => (secondFailure = resolve));
     const w = writer({
       maxBatch: 2,
       write: async (items) => {
@@ -62,11 +72,16 @@ describe("BatchingWriter", () => {
         if (attempts <= 3) throw new Error("connection refused");
         return [...items];
       },
+      // Called as each failure is counted, before the backoff timer: the check below runs inside that wait.
+      onError: (_err, attempt) => {
+        if (attempt === 2) secondFailure();
+      },
     });
     const pending = [w.submit(1), w.submit(2)];
     // After two failed attempts the writer stops taking new work.
-    await new Promise((resolve) => setTimeout(resolve, 4));
-    if (!w.healthy()) expect(await w.submit(3)).toMatchObject({ ok: false, code: "unavailable" });
+    await failedTwice;
+    expect(w.healthy()).toBe(false);
+    expect(await w.submit(3)).toMatchObject({ ok: false, code: "unavailable" });
     expect((await Promise.all(pending)).map((a) => a.ok)).toEqual([true, true]);
     expect(seen.every((batch) => batch.join() === "1,2")).toBe(true);
     expect(w.healthy()).toBe(true);
@@ -81,10 +96,14 @@ describe("BatchingWriter", () => {
   it("writes up to `concurrency` batches at once", async () => {
     let active = 0;
     let peak = 0;
+    // No batch finishes until two are being written at once; with less concurrency the test times out.
+    let bothActive: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => (bothActive = resolve));
     const w = writer({ maxBatch: 2, concurrency: 2, write: async (items) => {
       active++;
       peak = Math.max(peak, active);
-      await new Promise((resolve) => setTimeout(resolve, 10));
+      if (active === 2) bothActive();
+      await gate;
       active--;
       return [...items];
     } });

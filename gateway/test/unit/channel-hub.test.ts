@@ -4,7 +4,7 @@
  * The Redis broker itself is exercised by the integration tests.
  */
 
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import type { Broker } from "../../src/broker/broker.js";
 import { ChannelHub } from "../../src/hub/channel-hub.js";
 
@@ -27,6 +27,10 @@ class RecordingBroker implements Pick<Broker, "subscribe" | "unsubscribe"> {
   }
 }
 
+afterEach(() => {
+  vi.useRealTimers();
+});
+
 describe("ChannelHub", () => {
   it("subscribes once for many local subscribers and unsubscribes when the last leaves", async () => {
     const broker = new RecordingBroker();
@@ -41,17 +45,22 @@ describe("ChannelHub", () => {
     expect(hub.size()).toBe(0);
   });
 
-  it("keeps the subscription when a subscriber returns within the delay", async () => {
+  it("keeps the subscription when a subscriber returns within the delay, drops it once the delay passes", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
     const broker = new RecordingBroker();
     const hub = new ChannelHub(broker, 50);
     await hub.acquire("race");
     hub.release("race");
+    vi.advanceTimersByTime(49);
     await hub.acquire("race");
-    await new Promise((resolve) => setTimeout(resolve, 80));
+    vi.advanceTimersByTime(100);
     expect(broker.calls).toEqual(["sub race"]);
     hub.release("race");
-    await new Promise((resolve) => setTimeout(resolve, 80));
+    vi.advanceTimersByTime(49);
+    expect(broker.calls).toEqual(["sub race"]);
+    vi.advanceTimersByTime(1);
     expect(broker.calls).toEqual(["sub race", "unsub race"]);
+    expect(hub.size()).toBe(0);
   });
 
   it("retries the broker after a failed subscribe, and never unsubscribes what it never had", async () => {

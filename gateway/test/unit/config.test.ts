@@ -64,8 +64,32 @@ describe("loadConfig", () => {
     expect(failure({ ...keyOnly, JWT_ALGORITHMS: "HS256" }).variable).toBe("JWT_ALGORITHMS");
   });
 
-  it("is documented variable by variable in the README", () => {
-    const readme = readFileSync(path.join(repoRoot(), "README.md"), "utf8");
-    for (const variable of CONFIG_VARIABLES) expect(readme).toContain(`\`${variable.name}\``);
+  it("is the README's configuration table, row by row: names, defaults and meanings", () => {
+    const readme = readFileSync(path.join(repoRoot(), "README.md"), "utf8").split("\n");
+    const section = readme.indexOf("## Configuration");
+    const header = readme.indexOf("| variable | default | meaning |", section);
+    expect(section).toBeGreaterThan(-1);
+    expect(header).toBeGreaterThan(-1);
+    const end = readme.findIndex((line, i) => i > header && !line.startsWith("|"));
+    const documented = readme.slice(header + 2, end);
+    const expected = CONFIG_VARIABLES.map((variable) => `| \`${variable.name}\` | ${variable.documentedDefault} | ${variable.description} |`);
+    // On failure the diff shows the rows to paste into README.md.
+    expect(documented).toEqual(expected);
+  });
+
+  it("uses the documented defaults", () => {
+    const config = loadConfig({ ...base, CLOCK_ENABLED: "true", DATABASE_URL: "postgres://h/db" });
+    const documented = new Map(CONFIG_VARIABLES.map((variable) => [variable.name, variable.documentedDefault]));
+    const literal = (name: string): string => /^`(.*)`$/.exec(documented.get(name) ?? "")?.[1] ?? `no literal default for ${name}`;
+    expect(String(config.port)).toBe(literal("PORT"));
+    expect(config.host).toBe(literal("HOST"));
+    expect(config.redisUrl).toBe(literal("REDIS_URL"));
+    expect(String(config.postgres?.poolMax)).toBe(literal("PG_POOL_MAX"));
+    expect(String(config.clock?.leaseTtlMs)).toBe(literal("CLOCK_LEASE_TTL_MS"));
+    expect(String(config.writer.maxBetAmount)).toBe(literal("BET_MAX_AMOUNT"));
+    expect(String(config.ingest?.claimIdleMs)).toBe(literal("INGEST_CLAIM_IDLE_MS"));
+    expect(config.memoryLimitMb).toBeNull();
+    expect(config.socketIoCorsOrigins).toEqual([]);
+    expect(config.nodeId).toBe(`${os.hostname()}-${process.pid}`);
   });
 });

@@ -1,12 +1,17 @@
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { ExpiryWheel, type Expiring } from "../../src/transport/expiry-wheel.js";
 
 function item(log: string[], name: string): Expiring {
   return { expiryBucket: null, expire: () => log.push(name) };
 }
 
+afterEach(() => {
+  vi.useRealTimers();
+});
+
 describe("ExpiryWheel", () => {
-  it("expires items within a second after their time, moves rescheduled ones, skips cancelled ones", async () => {
+  it("expires items within a second after their time, moves rescheduled ones, skips cancelled ones", () => {
+    vi.useFakeTimers({ toFake: ["setInterval", "clearInterval", "Date"] });
     const log: string[] = [];
     const wheel = new ExpiryWheel();
     const soon = item(log, "soon");
@@ -20,7 +25,8 @@ describe("ExpiryWheel", () => {
     wheel.schedule(cancelled, now + 100);
     wheel.cancel(cancelled);
     wheel.schedule(later, now + 60_000);
-    await new Promise((resolve) => setTimeout(resolve, 2100));
+    // `soon` lands in the bucket of the second after now + 100 ms; one tick later at most it is gone.
+    vi.advanceTimersByTime(2100);
     expect(log).toEqual(["soon"]);
     expect(soon.expiryBucket).toBeNull();
     expect(wheel.size()).toBe(2);

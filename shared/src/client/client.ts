@@ -11,8 +11,10 @@
  */
 
 import { CloseCodes, type CloseCodeSpec } from "../codes.js";
-import type { ErrorBody, JsonValue, ServerFrame, SubscribeFrame, WelcomeFrame } from "../protocol.js";
+import type { ErrorBody, JsonValue, ServerFrame, WelcomeFrame } from "../protocol.js";
 import type { RaceSnapshot } from "../race-events.js";
+// Types only: the schema library stays out of the browser bundle.
+import type { RequestOf } from "../requests.js";
 import { backoffDelay, drainDelay, refreshDelay } from "./backoff.js";
 import { ResumeTracker } from "./resume.js";
 import {
@@ -37,8 +39,8 @@ const CLIENT_CLOSED = "client closed";
 
 const CLOSE_SPECS: ReadonlyMap<number, CloseCodeSpec> = new Map(Object.values(CloseCodes).map((spec) => [spec.code, spec]));
 
-/** What the SDK sends to resume: the server ignores `since` until it supports replay. */
-type SubscribeRequest = Omit<SubscribeFrame, "id"> & { readonly since?: ChannelPosition };
+/** What the SDK sends to resume: the server ignores `since` until its schema lists it. */
+type SubscribeRequest = RequestOf<"subscribe"> & { readonly since?: ChannelPosition };
 type Request = { readonly type: string } & { readonly [field: string]: JsonValue | undefined };
 type OkReply = { readonly [field: string]: unknown };
 
@@ -208,7 +210,7 @@ export class GatewayClient {
   command<N extends keyof CommandMap>(name: N, data: CommandMap[N]["data"], timeoutMs?: number): Promise<CommandMap[N]["reply"]>;
   command(name: string, data: JsonValue, timeoutMs?: number): Promise<OkReply>;
   command(name: string, data: unknown, timeoutMs?: number): Promise<OkReply> {
-    return this.request({ type: "command", name, data: data as JsonValue }, timeoutMs);
+    return this.request({ type: "command", name, data: data as JsonValue } satisfies RequestOf<"command">, timeoutMs);
   }
 
   /**
@@ -461,7 +463,7 @@ export class GatewayClient {
     // The server re-joins the personal channel on every connect; leaving it would only lose messages.
     // A subscribe still in flight is left too: the server then refuses it with not_subscribed.
     if (this.#currentState !== "connected" || this.#welcome?.channels.includes(entry.channel) === true) return;
-    this.request({ type: "unsubscribe", channel: entry.channel }, this.#options.requestTimeoutMs, false).then(
+    this.request({ type: "unsubscribe", channel: entry.channel } satisfies RequestOf<"unsubscribe">, this.#options.requestTimeoutMs, false).then(
       () => undefined,
       (error: GatewayError) => {
         if (error.code !== "disconnected" && error.code !== "closed" && error.code !== "not_subscribed") this.#emit("error", error);
@@ -488,7 +490,7 @@ export class GatewayClient {
       const token = await this.#auth.getToken().catch((err: unknown) => {
         throw new GatewayError("token_unavailable", `getToken failed: ${describe(err)}`);
       });
-      const reply = await this.request({ type: "refresh", token }, this.#options.requestTimeoutMs, false);
+      const reply = await this.request({ type: "refresh", token } satisfies RequestOf<"refresh">, this.#options.requestTimeoutMs, false);
       if (socket !== this.#socket) return;
       const next = (reply["expiresAt"] as number | null | undefined) ?? null;
       this.#emit("refreshed", { expiresAt: next });

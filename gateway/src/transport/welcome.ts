@@ -1,0 +1,28 @@
+/**
+ * The welcome, built in one place for both transports: `/ws` sends it as a
+ * frame with `type: "welcome"`, Socket.IO as the `welcome` event's payload.
+ */
+
+import type { WelcomeFrame } from "../../../shared/src/protocol.js";
+import type { Clock } from "../time/clock.js";
+import type { ClientSession } from "./client-session.js";
+
+export type Welcome = Omit<WelcomeFrame, "type">;
+
+/**
+ * Starts the session and resolves with its welcome once the personal channel
+ * is live, so no personal message published after the welcome can miss the
+ * client; null when the session could not start (it has closed the
+ * connection) or closed meanwhile.
+ */
+export async function startAndWelcome(session: ClientSession, nodeId: string, clock: Clock = Date): Promise<Welcome | null> {
+  const started = await session.start();
+  if (started === null || !session.isOpen()) return null;
+  return {
+    node: nodeId,
+    user: session.principal.sub,
+    serverTime: clock.now(),
+    channels: started.channels,
+    expiresAt: session.principal.expiresAt,
+  };
+}

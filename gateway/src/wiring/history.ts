@@ -1,0 +1,64 @@
+/**
+ * Continuity: what every publish writes (offsets, history, idempotency keys)
+ * and the sequencer that keeps each channel gapless on this node, repairing
+ * from history what pub/sub lost.
+ */
+
+import type { Logger } from "pino";
+import type { PublishPolicy } from "../broker/publish-script.js";
+import type { GatewayConfig } from "../config.js";
+import type { LocalFanout } from "../fanout/local-fanout.js";
+import { ChannelSequencer, type SequencerMetrics } from "../history/channel-sequencer.js";
+import { RedisHistory } from "../history/redis-history.js";
+import type { ShutdownStep } from "../lifecycle/shutdown.js";
+import type { RedisConnections } from "../redis/connections.js";
+
+/** Most messages one gap repair reads; no namespace's history is longer by default. */
+const REPAIR_LIMIT = 1000;
+/** Deliveries held per channel while its gap is repaired (a repair takes one Redis round trip). */
+const MAX_HELD = 10_000;
+/** History reads in flight while every channel is compared with Redis after a reconnect. */
+const CATCH_UP_CONCURRENCY = 32;
+
+export interface HistoryWiring {
+  readonly policy: PublishPolicy;
+  readonly history: RedisHistory;
+  readonly sequencer: ChannelSequencer;
+  readonly steps: { readonly closeHistory: ShutdownStep };
+}
+
+export function wireHistory(config: GatewayConfig, redis: RedisConnections, fanout: LocalFanout, metrics: SequencerMetrics, log: Logger): HistoryWiring {
+  const policy: PublishPolicy = {
+    prefix: config.redisPrefix,
+    channelStateTtlSeconds: config.channelStateTtlSeconds,
+    history: config.history,
+    idempotencyWindowMs: config.idempotencyWindowMs,
+  };
+  // Reads only (and an epoch for a channel that has none): a retry is harmless.
+  const connection = redis.open("history", { offlineQueue: false, maxRetriesPerRequest: 1 });
+  const history = new RedisHistory(connection, { prefix: config.redisPrefix, channelStateTtlSeconds: config.channelStateTtlSeconds });
+  const sequencer = new ChannelSequencer({
+    history,
+    forward: (delivery) => fanout.deliver(delivery),
+    signalGap: (notice) => fanout.signalGap(notice),
+    metrics,
+    log,
+    repairLimit: REPAIR_LIMIT,
+    maxHeld: MAX_HELD,
+    catchUpConcurrency: CATCH_UP_CONCURRENCY,
+  });
+  return {
+    policy,
+    history,
+    sequencer,
+    steps: {
+      closeHistory: {
+        name: "close history",
+        run: async () => {
+          await connection.quit().catch((err: unknown) => log.debug({ err }, "history redis quit failed"));
+          connection.disconnect();
+        },
+      },
+    },
+  };
+}

@@ -1,0 +1,69 @@
+/**
+ * The race rounds. Every node reads them (RoundView answers `race`
+ * snapshots and the betting window); CLOCK_ENABLED nodes also compete for the
+ * lease to drive them, once the schema is migrated, and record them in
+ * Postgres.
+ */
+
+import type { Logger } from "pino";
+import type { RaceSnapshot } from "../../../shared/src/race-events.js";
+import { RACE_CHANNEL, RoundAuthority, type ClockMetrics } from "../clock/round-authority.js";
+import { RoundLedger } from "../clock/round-ledger.js";
+import type { PublishPolicy } from "../broker/publish-script.js";
+import { RoundRecorder } from "../clock/round-recorder.js";
+import { RoundView } from "../clock/round-view.js";
+import type { GatewayConfig } from "../config.js";
+import type { ShutdownStep } from "../lifecycle/shutdown.js";
+import type { RedisConnections } from "../redis/connections.js";
+import type { QueryTimer } from "../store/bet-store.js";
+import { PgRoundStore } from "../store/round-store.js";
+import type { Database } from "./database.js";
+
+/** At shutdown, rounds not yet recorded get this long for one last write. */
+const RECORDER_STOP_TIMEOUT_MS = 2000;
+
+export interface RoundClockWiring {
+  readonly view: RoundView;
+  /** What a subscribe reply carries: the round as a screen should show it on `race`, nothing elsewhere. */
+  readonly snapshotFor: (channel: string) => Promise<RaceSnapshot | null> | null;
+  readonly steps: {
+    /** Releases the lease, so another node takes the rounds over while this one drains. */
+    readonly handOver: ShutdownStep;
+    readonly recordPendingRounds: ShutdownStep;
+    readonly closeLedger: ShutdownStep;
+  };
+}
+
+export function wireRoundClock(
+  config: GatewayConfig,
+  redis: RedisConnections,
+  policy: PublishPolicy,
+  database: Database | null,
+  metrics: ClockMetrics & QueryTimer,
+  log: Logger,
+  stopping: AbortSignal,
+): RoundClockWiring {
+  const ledger = new RoundLedger({ redis, policy, log });
+  let authority: RoundAuthority | null = null;
+  let recorder: RoundRecorder | null = null;
+  // Config refuses CLOCK_ENABLED without DATABASE_URL, so a clock always has a database.
+  if (config.clock !== null && database !== null) {
+    const store = new PgRoundStore(database.pool, metrics);
+    recorder = new RoundRecorder(store, config.nodeId, log);
+    const clock = new RoundAuthority({ nodeId: config.nodeId, config: config.clock, ledger, store, recorder, metrics, log });
+    authority = clock;
+    void database.migrated.then((done) => {
+      if (done && !stopping.aborted) clock.start();
+    });
+  }
+  const view = new RoundView(ledger);
+  return {
+    view,
+    snapshotFor: (channel) => (channel === RACE_CHANNEL ? view.snapshot() : null),
+    steps: {
+      handOver: { name: "hand over the round clock", run: () => authority?.stop() },
+      recordPendingRounds: { name: "record pending rounds", run: () => recorder?.stop(RECORDER_STOP_TIMEOUT_MS) },
+      closeLedger: { name: "close clock ledger", run: () => ledger.close() },
+    },
+  };
+}

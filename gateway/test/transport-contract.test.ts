@@ -1,0 +1,326 @@
+/**
+ * The client contract, one suite run unchanged against both transports: raw
+ * `/ws` through the `ws` package and Socket.IO through socket.io-client, on
+ * two real nodes sharing a real Redis (one with Postgres and the round clock,
+ * one without a database). Every request, every refusal either transport can
+ * produce, the limits, and deliveries, with identical answers, messages
+ * included, on both.
+ */
+
+import jwt from "jsonwebtoken";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CloseCodes } from "../../shared/src/codes.js";
+import { MAX_COMMAND_NAME_LENGTH } from "../../shared/src/requests.js";
+import { startPostgres, type PostgresHandle } from "../../scripts/lib/postgres.js";
+import { startRedis, type RedisHandle } from "../../scripts/lib/redis.js";
+import { newKey } from "./support/bets.js";
+import { eventually } from "./support/eventually.js";
+import { startGatewayNode, TEST_PUBLISH_KEY, uniquePrefix, type GatewayNode } from "./support/gateway-node.js";
+import { metricValue } from "./support/metrics.js";
+import { token } from "./support/tokens.js";
+import { TRANSPORT_ADAPTERS, type ContractClient, type TransportAdapter, type WireAnswer } from "./support/transport-clients.js";
+import { publish } from "./support/ws-client.js";
+
+const MAX_JSON_DEPTH = 32;
+const MAX_SUBSCRIPTIONS = 4;
+
+let redis: RedisHandle;
+let postgres: PostgresHandle;
+/** Postgres and the round clock: commands run here. */
+let betting: GatewayNode;
+/** No database: commands are refused with `unavailable`. */
+let plain: GatewayNode;
+const clients: ContractClient[] = [];
+
+/** `{"a":{"a":…1…}}`, `levels` objects deep. */
+function nested(levels: number): unknown {
+  return JSON.parse('{"a":'.repeat(levels) + "1" + "}".repeat(levels)) as unknown;
+}
+
+/** A token's `exp` in ms, as the welcome and refresh replies carry it. */
+function expiryOf(signed: string): number {
+  return (jwt.decode(signed) as { exp: number }).exp * 1000;
+}
+
+function refusal(code: string, message?: string): object {
+  return { ok: false, error: { code, message: message ?? expect.any(String) } };
+}
+
+beforeAll(async () => {
+  [redis, postgres] = await Promise.all([startRedis(), startPostgres({ fast: true })]);
+  const prefix = uniquePrefix("contract");
+  const limits = { MAX_SUBSCRIPTIONS: String(MAX_SUBSCRIPTIONS), MAX_JSON_DEPTH: String(MAX_JSON_DEPTH), JWT_CLOCK_TOLERANCE_S: "0" };
+  [betting, plain] = await Promise.all([
+    startGatewayNode({
+      name: "contract-bets",
+      redisUrl: redis.url,
+      redisPrefix: prefix,
+      env: { ...limits, CLOCK_ENABLED: "true", DATABASE_URL: postgres.url, PG_SCHEMA: `contract_${process.pid}`, ROUND_WAIT_MS: "600000", RACE_RUNNERS: "6" },
+    }),
+    startGatewayNode({ name: "contract-plain", redisUrl: redis.url, redisPrefix: prefix, env: limits }),
+  ]);
+});
+
+afterAll(async () => {
+  await Promise.all(clients.map((client) => client.close()));
+  await Promise.all([betting?.stop(), plain?.stop()]);
+  await Promise.all([redis?.stop(), postgres?.stop()]);
+});
+
+describe.each(TRANSPORT_ADAPTERS)("client contract over $name", (adapter: TransportAdapter) => {
+  const t = adapter.name;
+
+  async function connect(node: GatewayNode, sub: string, claims: Record<string, unknown> = {}, expiresIn = 3600): Promise<ContractClient> {
+    const outcome = await adapter.tryConnect(node, token({ sub, ...claims }, { expiresIn }));
+    if (!outcome.ok) throw new Error(`connect refused: ${outcome.code}`);
+    clients.push(outcome.client);
+    return outcome.client;
+  }
+
+  describe("connecting", () => {
+    it("welcomes with the node, the user, the personal channel and the token's expiry", async () => {
+      const before = Date.now();
+      const signed = token({ sub: `${t}-welcome` }, { expiresIn: 600 });
+      const outcome = await adapter.tryConnect(plain, signed);
+      if (!outcome.ok) throw new Error(`connect refused: ${outcome.code}`);
+      clients.push(outcome.client);
+      expect(outcome.client.welcome).toEqual({ node: plain.name, user: `${t}-welcome`, serverTime: expect.any(Number), channels: [`user:${t}-welcome`], expiresAt: expiryOf(signed) });
+      expect(outcome.client.welcome.serverTime).toBeGreaterThanOrEqual(before - 1000);
+    });
+
+    it("refuses a bad or expired token with invalid_token", async () => {
+      for (const bad of ["garbage", token({ sub: `${t}-late` }, { expiresIn: -10 })]) {
+        expect(await adapter.tryConnect(plain, bad)).toEqual({ ok: false, code: "invalid_token" });
+      }
+    });
+
+    it("delivers personal messages from the welcome on", async () => {
+      const client = await connect(plain, `${t}-personal`);
+      const res = await publish(betting.httpUrl, TEST_PUBLISH_KEY, { channel: `user:${t}-personal`, event: "portfolio_update", data: { cash: 7 } });
+      expect(res.status).toBe(200);
+      const { offset, epoch } = res.json as { offset: number; epoch: string };
+      expect(await client.waitForMessage((m) => m.event === "portfolio_update")).toEqual({
+        type: "message",
+        channel: `user:${t}-personal`,
+        event: "portfolio_update",
+        data: { cash: 7 },
+        offset,
+        epoch,
+        ts: expect.any(Number),
+      });
+    });
+  });
+
+  describe("subscriptions", () => {
+    it("allows public channels and the own personal channel, forbids others", async () => {
+      const c = await connect(plain, `${t}-erin`);
+      expect(await c.request("subscribe", { channel: "forecasts" })).toEqual({ ok: true, channel: "forecasts" });
+      expect(await c.request("subscribe", { channel: `user:${t}-frank` })).toEqual(refusal("forbidden", `not allowed to subscribe to user:${t}-frank`));
+      expect(await c.request("subscribe", { channel: "vip" })).toEqual(refusal("forbidden", "not allowed to subscribe to vip"));
+      expect(await c.request("subscribe", { channel: "bad channel!" })).toEqual(refusal("invalid_channel"));
+      expect(await c.request("subscribe", { channel: "forecasts" })).toEqual(refusal("already_subscribed", "already subscribed to forecasts"));
+    });
+
+    it("honours exact and prefix grants from the channels claim", async () => {
+      const c = await connect(plain, `${t}-gina`, { channels: ["vip", "odds:*"] });
+      expect(await c.request("subscribe", { channel: "vip" })).toMatchObject({ ok: true });
+      expect(await c.request("subscribe", { channel: "odds:race-7" })).toMatchObject({ ok: true });
+      expect(await c.request("subscribe", { channel: "vip2" })).toEqual(refusal("forbidden"));
+    });
+
+    it("caps subscriptions per connection, the personal channel included", async () => {
+      const c = await connect(plain, `${t}-hank`, { channels: ["c:*"] });
+      for (const channel of ["c:1", "c:2", "c:3"]) expect(await c.request("subscribe", { channel })).toEqual({ ok: true, channel });
+      expect(await c.request("subscribe", { channel: "c:4" })).toEqual(refusal("limit_exceeded", `at most ${MAX_SUBSCRIPTIONS} subscriptions per connection`));
+    });
+
+    it("answers a race subscription with the round's snapshot", async () => {
+      const c = await connect(plain, `${t}-race`);
+      const reply = await eventually(
+        async () => {
+          const answer = await c.request("subscribe", { channel: "race" });
+          if (answer.ok && !("snapshot" in answer)) await c.request("unsubscribe", { channel: "race" });
+          return answer;
+        },
+        (answer) => answer.ok && "snapshot" in answer,
+      );
+      expect(reply).toMatchObject({ ok: true, channel: "race", snapshot: { event: "timer_update", data: { roundId: expect.any(Number) } } });
+    });
+
+    it("delivers a channel's messages across nodes, and stops after unsubscribe", async () => {
+      const channel = `forecasts:${t}`;
+      const c = await connect(plain, `${t}-ivy`);
+      expect(await c.request("subscribe", { channel })).toEqual({ ok: true, channel });
+      const res = await publish(betting.httpUrl, TEST_PUBLISH_KEY, { channel, event: "forecast_update", data: { p: 0.5 } });
+      const { offset, epoch } = res.json as { offset: number; epoch: string };
+      expect(await c.waitForMessage((m) => m.channel === channel)).toEqual({ type: "message", channel, event: "forecast_update", data: { p: 0.5 }, offset, epoch, ts: expect.any(Number) });
+
+      expect(await c.request("unsubscribe", { channel })).toEqual({ ok: true, channel });
+      expect(await c.request("unsubscribe", { channel })).toEqual(refusal("not_subscribed", `not subscribed to ${channel}`));
+      await publish(betting.httpUrl, TEST_PUBLISH_KEY, { channel, event: "after", data: 1 });
+      await publish(betting.httpUrl, TEST_PUBLISH_KEY, { channel: `user:${t}-ivy`, event: "marker", data: null });
+      await c.waitForMessage((m) => m.event === "marker");
+      expect(c.messages(channel)).toHaveLength(1);
+    });
+  });
+
+  describe("ping, refresh and expiry", () => {
+    it("answers ping with the server time", async () => {
+      const c = await connect(plain, `${t}-nina`);
+      const before = Date.now();
+      const reply = await c.request("ping", {});
+      expect(reply).toEqual({ ok: true, serverTime: expect.any(Number) });
+      expect((reply as unknown as { serverTime: number }).serverTime).toBeGreaterThanOrEqual(before - 1000);
+    });
+
+    it("refreshes a token for the same user, refuses another user's and a bad one", async () => {
+      const c = await connect(plain, `${t}-oscar`, { channels: ["vip"] });
+      await c.request("subscribe", { channel: "vip" });
+      expect(await c.request("refresh", { token: token({ sub: "someone-else" }) })).toEqual(refusal("forbidden", "refresh token is for another user"));
+      expect(await c.request("refresh", { token: token({ sub: `${t}-oscar` }, { expiresIn: -10 }) })).toEqual(refusal("invalid_token"));
+      // The new token drops the vip grant: the server unsubscribes it and says so.
+      const fresh = token({ sub: `${t}-oscar` }, { expiresIn: 7200 });
+      expect(await c.request("refresh", { token: fresh })).toEqual({ ok: true, expiresAt: expiryOf(fresh), unsubscribed: ["vip"] });
+    });
+
+    it(`closes with ${CloseCodes.tokenExpired.code} when the token expires without a refresh`, async () => {
+      const c = await connect(plain, `${t}-pia`, {}, 2);
+      expect(await c.closed).toEqual({ code: CloseCodes.tokenExpired.code, reason: CloseCodes.tokenExpired.reason });
+    });
+
+    it("keeps a connection whose token was refreshed before expiry", async () => {
+      const c = await connect(plain, `${t}-quinn`, {}, 2);
+      expect(await c.request("refresh", { token: token({ sub: `${t}-quinn` }, { expiresIn: 60 }) })).toMatchObject({ ok: true });
+      // Past the first token's expiry (plus the wheel's one-second tick), the connection still answers.
+      const firstExpiry = c.welcome.expiresAt!;
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, firstExpiry + 1500 - Date.now())));
+      expect(await c.request("ping", {})).toMatchObject({ ok: true });
+    });
+  });
+
+  describe("commands", () => {
+    async function currentRound(c: ContractClient): Promise<number> {
+      const answer = await eventually(
+        async () => {
+          const reply = await c.request("subscribe", { channel: "race" });
+          if (reply.ok) await c.request("unsubscribe", { channel: "race" });
+          return reply;
+        },
+        (reply) => reply.ok && "snapshot" in reply,
+      );
+      return (answer as unknown as { snapshot: { data: { roundId: number } } }).snapshot.data.roundId;
+    }
+
+    it("places a bet once per idempotency key, acked after the commit", async () => {
+      const c = await connect(betting, `${t}-better`);
+      const roundId = await currentRound(c);
+      const data = { roundId, selection: 2, amount: 300, idempotencyKey: newKey() };
+      const first = await c.request("command", { name: "place_bet", data }, 15_000);
+      expect(first).toEqual({ ok: true, result: { bet: { betId: expect.any(String), roundId, selection: 2, amount: 300, placedAt: expect.any(Number), duplicate: false } } });
+      const again = await c.request("command", { name: "place_bet", data }, 15_000);
+      expect(again).toEqual({ ok: true, result: { bet: { ...(first as unknown as { result: { bet: object } }).result.bet, duplicate: true } } });
+    });
+
+    it("refuses what the command handler refuses", async () => {
+      const c = await connect(betting, `${t}-refused`);
+      const roundId = await currentRound(c);
+      expect(await c.request("command", { name: "place_bet", data: { roundId } })).toEqual(refusal("invalid_command", "selection must be a positive integer (a runner number)"));
+      expect(await c.request("command", { name: "place_bet", data: { roundId: roundId + 1000, selection: 1, amount: 300, idempotencyKey: newKey() } })).toEqual(
+        refusal("round_closed", `round ${roundId + 1000} is not open for bets`),
+      );
+      expect(await c.request("command", { name: "x".repeat(MAX_COMMAND_NAME_LENGTH), data: null })).toEqual(refusal("unknown_command"));
+    });
+
+    it("refuses commands on a node without a database with unavailable", async () => {
+      const c = await connect(plain, `${t}-nodb`);
+      expect(await c.request("command", { name: "place_bet", data: {} })).toEqual(refusal("unavailable", "this node takes no commands (no database configured)"));
+    });
+  });
+
+  describe("malformed requests", () => {
+    const cases: ReadonlyArray<{ readonly name: string; readonly type: string; readonly fields: object; readonly answer: WireAnswer }> = [
+      { name: "an unknown type", type: "dance", fields: {}, answer: { ok: false, error: { code: "unknown_type", message: 'unknown frame type "dance"' } } },
+      { name: "subscribe without channel", type: "subscribe", fields: {}, answer: { ok: false, error: { code: "bad_request", message: "subscribe needs channel" } } },
+      { name: "subscribe with a number channel", type: "subscribe", fields: { channel: 7 }, answer: { ok: false, error: { code: "bad_request", message: "subscribe.channel must be string" } } },
+      { name: "unsubscribe without channel", type: "unsubscribe", fields: {}, answer: { ok: false, error: { code: "bad_request", message: "unsubscribe needs channel" } } },
+      { name: "refresh without token", type: "refresh", fields: {}, answer: { ok: false, error: { code: "bad_request", message: "refresh needs token" } } },
+      { name: "refresh with an empty token", type: "refresh", fields: { token: "" }, answer: { ok: false, error: { code: "bad_request", message: expect.stringMatching(/^refresh\.token /) as string } } },
+      { name: "command without data", type: "command", fields: { name: "place_bet" }, answer: { ok: false, error: { code: "bad_request", message: "command needs data" } } },
+      { name: "command without name", type: "command", fields: { data: 1 }, answer: { ok: false, error: { code: "bad_request", message: "command needs name" } } },
+      {
+        name: `a command name of ${MAX_COMMAND_NAME_LENGTH + 1} characters`,
+        type: "command",
+        fields: { name: "x".repeat(MAX_COMMAND_NAME_LENGTH + 1), data: null },
+        answer: { ok: false, error: { code: "bad_request", message: `command.name must not have more than ${MAX_COMMAND_NAME_LENGTH} characters` } },
+      },
+      {
+        name: "command data nested one level too deep",
+        type: "command",
+        fields: { name: "place_bet", data: nested(MAX_JSON_DEPTH + 1) },
+        answer: { ok: false, error: { code: "bad_request", message: `frame nests deeper than ${MAX_JSON_DEPTH + 1} levels` } },
+      },
+      {
+        name: "a __proto__ key",
+        type: "subscribe",
+        fields: JSON.parse('{"channel":"forecasts","__proto__":{"polluted":true}}') as object,
+        answer: { ok: false, error: { code: "bad_request", message: 'frame has the key "__proto__", which no request accepts' } },
+      },
+      {
+        name: "a constructor key deep in command data",
+        type: "command",
+        fields: { name: "place_bet", data: { a: [{ constructor: { prototype: { polluted: true } } }] } },
+        answer: { ok: false, error: { code: "bad_request", message: 'frame has the key "constructor", which no request accepts' } },
+      },
+    ];
+
+    for (const { name, type, fields, answer } of cases) {
+      it(`refuses ${name}`, async () => {
+        const c = await connect(plain, `${t}-bad`);
+        expect(await c.request(type, fields)).toEqual(answer);
+        // The connection stays usable.
+        expect(await c.request("ping", {})).toMatchObject({ ok: true });
+      });
+    }
+
+    it("lets command data nest exactly MAX_JSON_DEPTH levels through to the command", async () => {
+      const c = await connect(betting, `${t}-deep`);
+      expect(await c.request("command", { name: "place_bet", data: nested(MAX_JSON_DEPTH) })).toEqual(refusal("invalid_command", "unknown field: a"));
+    });
+
+    it("ignores fields a request does not list", async () => {
+      const c = await connect(plain, `${t}-extra`);
+      expect(await c.request("subscribe", { channel: "forecasts", since: { offset: 3, epoch: "e" }, extra: [1] })).toEqual({ ok: true, channel: "forecasts" });
+      expect(await c.request("ping", { note: "hi" })).toMatchObject({ ok: true });
+    });
+
+    it(`counts every request on arrival by type, refusals as invalid, in gateway_messages_in_total{transport="${t}"}`, async () => {
+      const c = await connect(plain, `${t}-counted`);
+      const count = (type: string): Promise<number> => metricValue(plain.httpUrl, "gateway_messages_in_total", { transport: t, type });
+      const before = await Promise.all([count("ping"), count("subscribe"), count("invalid")]);
+      await c.request("ping", {});
+      await c.request("subscribe", { channel: "vip" });
+      await c.request("dance", {});
+      await c.request("subscribe", {});
+      expect(await Promise.all([count("ping"), count("subscribe"), count("invalid")])).toEqual([before[0] + 1, before[1] + 1, before[2] + 2]);
+    });
+  });
+});
+
+describe("both transports", () => {
+  it("receive the same frame for the same publish", async () => {
+    const channel = "forecasts:both";
+    const receivers: ContractClient[] = [];
+    for (const adapter of TRANSPORT_ADAPTERS) {
+      for (const node of [betting, plain]) {
+        const outcome = await adapter.tryConnect(node, token({ sub: `both-${adapter.name}-${node.name}` }));
+        if (!outcome.ok) throw new Error(`connect refused: ${outcome.code}`);
+        clients.push(outcome.client);
+        expect(await outcome.client.request("subscribe", { channel })).toEqual({ ok: true, channel });
+        receivers.push(outcome.client);
+      }
+    }
+    await publish(plain.httpUrl, TEST_PUBLISH_KEY, { channel, event: "forecast_update", data: { asset: "BTC", p: 0.61, nested: [{ x: null }] } });
+    const frames = await Promise.all(receivers.map((client) => client.waitForMessage((m) => m.channel === channel)));
+    for (const frame of frames) expect(frame).toEqual(frames[0]);
+  });
+});

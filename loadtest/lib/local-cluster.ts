@@ -1,0 +1,78 @@
+/**
+ * A cluster as clients see it, on free loopback ports: one Redis, `nodes`
+ * gateway processes (dist/gateway/src/main.js) and NGINX in front with the
+ * repository's nginx.conf. No Postgres, so no round clock: every frame on
+ * `race` comes from whoever drives the cluster.
+ */
+
+import path from "node:path";
+import { startNginx, type NginxHandle } from "../../scripts/lib/nginx.js";
+import { repoRoot } from "../../scripts/lib/paths.js";
+import { freePort } from "../../scripts/lib/ports.js";
+import { startProcess, type ManagedProcess } from "../../scripts/lib/process.js";
+import { startRedis, type RedisHandle } from "../../scripts/lib/redis.js";
+
+export interface LocalClusterOptions {
+  readonly jwtSecret: string;
+  readonly publishKey: string;
+  /** Default 3. */
+  readonly nodes?: number;
+  /** Distinguishes this cluster's Redis prefix and node names in logs. */
+  readonly label: string;
+}
+
+export interface LocalCluster {
+  /** NGINX: http://127.0.0.1:<port> */
+  readonly baseUrl: string;
+  readonly nodeNames: readonly string[];
+  stop(): Promise<void>;
+}
+
+export async function startLocalCluster(options: LocalClusterOptions): Promise<LocalCluster> {
+  let redis: RedisHandle | undefined;
+  const nodes: ManagedProcess[] = [];
+  let nginx: NginxHandle | undefined;
+  const stop = async (): Promise<void> => {
+    await nginx?.stop();
+    await Promise.all(nodes.map((node) => node.stop("SIGTERM", 10_000)));
+    await redis?.stop();
+  };
+  try {
+    redis = await startRedis();
+    const redisUrl = redis.url;
+    const prefix = `${options.label}-${process.pid}-${Date.now().toString(36)}`;
+    const started = await Promise.all(
+      Array.from({ length: options.nodes ?? 3 }, async (_, i) => {
+        const name = `${options.label}-node-${i + 1}`;
+        const port = await freePort();
+        const proc = await startProcess({
+          name,
+          command: process.execPath,
+          args: [path.join(repoRoot(), "dist/gateway/src/main.js")],
+          env: {
+            NODE_ID: name,
+            HOST: "127.0.0.1",
+            PORT: String(port),
+            REDIS_URL: redisUrl,
+            REDIS_PREFIX: prefix,
+            JWT_SECRET: options.jwtSecret,
+            PUBLISH_KEY: options.publishKey,
+            LOG_LEVEL: "warn",
+            CLOCK_ENABLED: "false",
+            INGEST_ENABLED: "false",
+            DRAIN_WINDOW_MS: "200",
+          },
+          readyProbe: async () => (await fetch(`http://127.0.0.1:${port}/readyz`, { signal: AbortSignal.timeout(1000) })).status === 200,
+          timeoutMs: 30_000,
+        });
+        nodes.push(proc);
+        return { name, host: "127.0.0.1", port };
+      }),
+    );
+    nginx = await startNginx({ nodes: started });
+    return { baseUrl: nginx.url, nodeNames: started.map((node) => node.name), stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
