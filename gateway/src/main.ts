@@ -66,6 +66,7 @@ async function main(): Promise<void> {
     refusal,
     commands: wireCommands(config, database, rounds.view),
     snapshotFor: rounds.snapshotFor,
+    continuity: continuity.resume,
   });
   const publisher = new Publisher(broker, metrics);
   attachRoutes(app, {

@@ -42,6 +42,11 @@ function expiryOf(signed: string): number {
   return (jwt.decode(signed) as { exp: number }).exp * 1000;
 }
 
+/** An ok subscribe reply: the channel and the position its live messages follow. */
+function subscribed(channel: string): Record<string, unknown> {
+  return { ok: true, channel, offset: expect.any(Number), epoch: expect.any(String) };
+}
+
 function refusal(code: string, message?: string): object {
   return { ok: false, error: { code, message: message ?? expect.any(String) } };
 }
@@ -84,7 +89,14 @@ describe.each(TRANSPORT_ADAPTERS)("client contract over $name", (adapter: Transp
       const outcome = await adapter.tryConnect(plain, signed);
       if (!outcome.ok) throw new Error(`connect refused: ${outcome.code}`);
       clients.push(outcome.client);
-      expect(outcome.client.welcome).toEqual({ node: plain.name, user: `${t}-welcome`, serverTime: expect.any(Number), channels: [`user:${t}-welcome`], expiresAt: expiryOf(signed) });
+      expect(outcome.client.welcome).toEqual({
+        node: plain.name,
+        user: `${t}-welcome`,
+        serverTime: expect.any(Number),
+        channels: [`user:${t}-welcome`],
+        positions: { [`user:${t}-welcome`]: { offset: expect.any(Number), epoch: expect.any(String) } },
+        expiresAt: expiryOf(signed),
+      });
       expect(outcome.client.welcome.serverTime).toBeGreaterThanOrEqual(before - 1000);
     });
 
@@ -114,7 +126,7 @@ describe.each(TRANSPORT_ADAPTERS)("client contract over $name", (adapter: Transp
   describe("subscriptions", () => {
     it("allows public channels and the own personal channel, forbids others", async () => {
       const c = await connect(plain, `${t}-erin`);
-      expect(await c.request("subscribe", { channel: "forecasts" })).toEqual({ ok: true, channel: "forecasts" });
+      expect(await c.request("subscribe", { channel: "forecasts" })).toEqual(subscribed("forecasts"));
       expect(await c.request("subscribe", { channel: `user:${t}-frank` })).toEqual(refusal("forbidden", `not allowed to subscribe to user:${t}-frank`));
       expect(await c.request("subscribe", { channel: "vip" })).toEqual(refusal("forbidden", "not allowed to subscribe to vip"));
       expect(await c.request("subscribe", { channel: "bad channel!" })).toEqual(refusal("invalid_channel"));
@@ -130,7 +142,7 @@ describe.each(TRANSPORT_ADAPTERS)("client contract over $name", (adapter: Transp
 
     it("caps subscriptions per connection, the personal channel included", async () => {
       const c = await connect(plain, `${t}-hank`, { channels: ["c:*"] });
-      for (const channel of ["c:1", "c:2", "c:3"]) expect(await c.request("subscribe", { channel })).toEqual({ ok: true, channel });
+      for (const channel of ["c:1", "c:2", "c:3"]) expect(await c.request("subscribe", { channel })).toEqual(subscribed(channel));
       expect(await c.request("subscribe", { channel: "c:4" })).toEqual(refusal("limit_exceeded", `at most ${MAX_SUBSCRIPTIONS} subscriptions per connection`));
     });
 
@@ -150,7 +162,7 @@ describe.each(TRANSPORT_ADAPTERS)("client contract over $name", (adapter: Transp
     it("delivers a channel's messages across nodes, and stops after unsubscribe", async () => {
       const channel = `forecasts:${t}`;
       const c = await connect(plain, `${t}-ivy`);
-      expect(await c.request("subscribe", { channel })).toEqual({ ok: true, channel });
+      expect(await c.request("subscribe", { channel })).toEqual(subscribed(channel));
       const res = await publish(betting.httpUrl, TEST_PUBLISH_KEY, { channel, event: "forecast_update", data: { p: 0.5 } });
       const { offset, epoch } = res.json as { offset: number; epoch: string };
       expect(await c.waitForMessage((m) => m.channel === channel)).toEqual({ type: "message", channel, event: "forecast_update", data: { p: 0.5 }, offset, epoch, ts: expect.any(Number) });
@@ -161,6 +173,113 @@ describe.each(TRANSPORT_ADAPTERS)("client contract over $name", (adapter: Transp
       await publish(betting.httpUrl, TEST_PUBLISH_KEY, { channel: `user:${t}-ivy`, event: "marker", data: null });
       await c.waitForMessage((m) => m.event === "marker");
       expect(c.messages(channel)).toHaveLength(1);
+    });
+  });
+
+  describe("resume with since", () => {
+    type Position = { offset: number; epoch: string };
+    const seqOf = (m: { data: unknown }): number => (m.data as { seq: number }).seq;
+
+    async function publishSeq(channel: string, seq: number): Promise<Position> {
+      const res = await publish((seq % 2 === 0 ? plain : betting).httpUrl, TEST_PUBLISH_KEY, { channel, event: "forecast_update", data: { seq } });
+      expect(res.status).toBe(200);
+      return res.json as Position;
+    }
+
+    it("replays every message after since before live ones: recovered, no gap, no duplicate", async () => {
+      const channel = `forecasts:${t}-resume`;
+      const first = await connect(plain, `${t}-resume-a`);
+      expect(await first.request("subscribe", { channel })).toEqual(subscribed(channel));
+      const positions: Position[] = [];
+      for (let seq = 0; seq < 5; seq++) positions.push(await publishSeq(channel, seq));
+      await first.waitForMessage((m) => m.channel === channel && seqOf(m) === 4);
+      await first.close();
+      for (let seq = 5; seq < 8; seq++) positions.push(await publishSeq(channel, seq));
+
+      const since = positions[1] as Position;
+      const again = await connect(betting, `${t}-resume-b`);
+      expect(await again.request("subscribe", { channel, since })).toEqual({ ok: true, channel, offset: (positions[7] as Position).offset, epoch: since.epoch, recovered: true });
+      await publishSeq(channel, 8);
+      await again.waitForMessage((m) => m.channel === channel && seqOf(m) === 8);
+      expect(again.messages(channel).map(seqOf)).toEqual([2, 3, 4, 5, 6, 7, 8]);
+    });
+
+    it("has no gap and no duplicate at the seam while publishes keep arriving during the resume", async () => {
+      const channel = `forecasts:${t}-seam`;
+      const start = await publishSeq(channel, 0);
+      let seq = 1;
+      let stop = false;
+      const publishing = (async () => {
+        // Bounded: at most 400 publishes or 10 s, whichever ends first.
+        const deadline = Date.now() + 10_000;
+        while (!stop && seq < 400 && Date.now() < deadline) await publishSeq(channel, seq++);
+      })();
+      await eventually(async () => seq, (n) => n > 20);
+      const c = await connect(plain, `${t}-seam`);
+      const answer = await c.request("subscribe", { channel, since: start });
+      expect(answer).toMatchObject({ ok: true, recovered: true });
+      await eventually(async () => seq, (n) => n > ((answer as { offset?: number }).offset ?? 0) + 20);
+      stop = true;
+      await publishing;
+      await c.waitForMessage((m) => m.channel === channel && seqOf(m) === seq - 1, 10_000);
+      const offsets = c.messages(channel).map((m) => m.offset);
+      expect(offsets).toEqual(Array.from({ length: seq - 1 }, (_, i) => start.offset + 1 + i));
+    });
+
+    it("says recovered: false with the current position when history no longer holds what was missed", async () => {
+      const channel = `forecasts:${t}-old`;
+      const first = await publishSeq(channel, 0);
+      let last = first;
+      // The forecasts namespace keeps 100 messages.
+      for (let seq = 1; seq <= 105; seq++) last = await publishSeq(channel, seq);
+      const c = await connect(plain, `${t}-old`);
+      expect(await c.request("subscribe", { channel, since: first })).toEqual({ ok: true, channel, offset: last.offset, epoch: last.epoch, recovered: false });
+      await publishSeq(channel, 106);
+      await c.waitForMessage((m) => m.channel === channel && seqOf(m) === 106);
+      expect(c.messages(channel).map(seqOf)).toEqual([106]);
+    });
+
+    it("says recovered: false for another epoch, or an offset the channel never reached", async () => {
+      const channel = `forecasts:${t}-epoch`;
+      const now = await publishSeq(channel, 0);
+      const c = await connect(plain, `${t}-epoch`);
+      expect(await c.request("subscribe", { channel, since: { offset: now.offset, epoch: "another" } })).toEqual({ ok: true, channel, ...now, recovered: false });
+      await c.request("unsubscribe", { channel });
+      expect(await c.request("subscribe", { channel, since: { offset: now.offset + 50, epoch: now.epoch } })).toEqual({ ok: true, channel, ...now, recovered: false });
+    });
+
+    it("brings the race snapshot when a race resume is not recovered", async () => {
+      const c = await connect(betting, `${t}-race-resume`);
+      const answer = await eventually(
+        async () => {
+          const reply = await c.request("subscribe", { channel: "race", since: { offset: 0, epoch: "gone" } });
+          if (reply.ok && !("snapshot" in reply)) await c.request("unsubscribe", { channel: "race" });
+          return reply;
+        },
+        (reply) => reply.ok && "snapshot" in reply,
+      );
+      expect(answer).toMatchObject({ ok: true, channel: "race", recovered: false, snapshot: { event: "timer_update" } });
+    });
+
+    it("resumes the personal channel from since on connect: the missed messages follow the welcome", async () => {
+      const sub = `${t}-returning`;
+      const personal = `user:${sub}`;
+      const first = await connect(plain, sub);
+      const at = first.welcome.positions[personal] as Position;
+      expect(at).toMatchObject({ offset: expect.any(Number), epoch: expect.any(String) });
+      await first.close();
+      for (let seq = 0; seq < 3; seq++) await publishSeq(personal, seq);
+      const outcome = await adapter.tryConnect(betting, token({ sub }), at);
+      if (!outcome.ok) throw new Error(`connect refused: ${outcome.code}`);
+      clients.push(outcome.client);
+      expect(outcome.client.welcome).toMatchObject({ recovered: true, positions: { [personal]: { offset: at.offset + 3, epoch: at.epoch } } });
+      await outcome.client.waitForMessage((m) => m.channel === personal && seqOf(m) === 2);
+      expect(outcome.client.messages(personal).map(seqOf)).toEqual([0, 1, 2]);
+    });
+
+    it("refuses a malformed since on connect with bad_request", async () => {
+      const outcome = await adapter.tryConnect(plain, token({ sub: `${t}-bad-since` }), { offset: -1, epoch: "x" });
+      expect(outcome).toEqual({ ok: false, code: "bad_request" });
     });
   });
 
@@ -289,7 +408,7 @@ describe.each(TRANSPORT_ADAPTERS)("client contract over $name", (adapter: Transp
 
     it("ignores fields a request does not list", async () => {
       const c = await connect(plain, `${t}-extra`);
-      expect(await c.request("subscribe", { channel: "forecasts", since: { offset: 3, epoch: "e" }, extra: [1] })).toEqual({ ok: true, channel: "forecasts" });
+      expect(await c.request("subscribe", { channel: "forecasts", extra: [1] })).toEqual(subscribed("forecasts"));
       expect(await c.request("ping", { note: "hi" })).toMatchObject({ ok: true });
     });
 
@@ -315,7 +434,7 @@ describe("both transports", () => {
         const outcome = await adapter.tryConnect(node, token({ sub: `both-${adapter.name}-${node.name}` }));
         if (!outcome.ok) throw new Error(`connect refused: ${outcome.code}`);
         clients.push(outcome.client);
-        expect(await outcome.client.request("subscribe", { channel })).toEqual({ ok: true, channel });
+        expect(await outcome.client.request("subscribe", { channel })).toEqual(subscribed(channel));
         receivers.push(outcome.client);
       }
     }

@@ -30,6 +30,16 @@ export type ClientFrameType = RequestType;
 
 // ---- server → client -------------------------------------------------------
 
+/**
+ * Where a client stands on a channel: the offset of the last message it has
+ * (or, from the server, the last one it will not receive live), and the epoch
+ * that numbering belongs to. What a client sends back as `since`.
+ */
+export interface ChannelPosition {
+  readonly offset: number;
+  readonly epoch: string;
+}
+
 export interface WelcomeFrame {
   readonly type: "welcome";
   /** The node serving this socket (NODE_ID). */
@@ -42,11 +52,28 @@ export interface WelcomeFrame {
   readonly channels: readonly string[];
   /** Token expiry, ms since the epoch, or null when the token has no `exp`. */
   readonly expiresAt: number | null;
+  /** Position of each channel in `channels`: live messages follow it. Keep it to resume with `since`. */
+  readonly positions: Readonly<Record<string, ChannelPosition>>;
+  /**
+   * Only when the connection asked to resume its personal channel (`since`
+   * on connect): true when every personal message after that position
+   * follows this welcome, before live ones; false when some are gone.
+   */
+  readonly recovered?: boolean;
 }
 
 export interface SubscribeResult {
   readonly channel: string;
-  /** For `race`: the round as it stands, so a screen need not wait for the next tick. */
+  /** The channel's position when the subscription went live: live messages follow it. */
+  readonly offset?: number;
+  readonly epoch?: string;
+  /**
+   * Only when the request carried `since`: true when every message after it
+   * follows this reply, before live ones; false when some are no longer in
+   * history (or the epoch changed), so the client must reload its state.
+   */
+  readonly recovered?: boolean;
+  /** For `race` when not recovered: the round as it stands, so a screen need not wait for the next tick. */
   readonly snapshot?: RaceSnapshot;
 }
 

@@ -10,8 +10,7 @@
  * acknowledgement stands in for the id.
  *
  * Fields a request does not list are ignored, never refused: a client may
- * send a field before the server acts on it (the SDK sends subscribe's
- * `since` already). Adding a field or a request is one edit to REQUEST_FIELDS.
+ * send a field before the server acts on it. Adding a field or a request is one edit to REQUEST_FIELDS.
  *
  * Browser code imports only types from here: the values pull in the schema
  * library, which the SDK bundle goes without.
@@ -34,11 +33,29 @@ const Channel = Type.String({
   description: "A channel name. Names that are not 1-128 characters of A-Z a-z 0-9 _ - . : @ | = + / are answered with invalid_channel.",
 });
 
+/** Where a client stands on a channel: the last message it processed. */
+export const Position = Type.Object(
+  {
+    offset: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: "Offset of the last message processed on the channel (0: none yet)." }),
+    epoch: Type.String({ maxLength: 64, pattern: "^[A-Za-z0-9_-]*$", description: "The epoch that offset belongs to." }),
+  },
+  { description: "A channel position, as every message, subscribe reply and welcome carries it." },
+);
+
 const AnyJson = Type.Unsafe<JsonValue>({ description: "Any JSON value (null included), nested at most MAX_JSON_DEPTH levels (default 32)." });
 
 /** Each request's fields, by type. */
 export const REQUEST_FIELDS = {
-  subscribe: Type.Object({ channel: Channel }, { description: "Start receiving a channel. The reply carries `snapshot` for `race`." }),
+  subscribe: Type.Object(
+    {
+      channel: Channel,
+      since: Type.Optional(Position),
+    },
+    {
+      description:
+        "Start receiving a channel. With `since`, every message after that position is replayed before live ones (`recovered: true`), or the reply says `recovered: false`. The reply carries the channel's position and, for `race`, `snapshot`.",
+    },
+  ),
   unsubscribe: Type.Object({ channel: Channel }, { description: "Stop receiving a channel." }),
   refresh: Type.Object(
     { token: Type.String({ minLength: 1, description: "A fresh JWT for the same `sub`." }) },

@@ -9,14 +9,35 @@
 import type { Logger } from "pino";
 import { channelNamespace, isValidChannelName, maySubscribe, userChannel } from "../../../shared/src/channels.js";
 import { CloseCodes, ErrorCodes, type CloseCodeSpec, type ErrorCode } from "../../../shared/src/codes.js";
-import type { ErrorBody, JsonValue, PingResult, RefreshResult, SubscribeResult, UnsubscribeResult, CommandResult } from "../../../shared/src/protocol.js";
+import type { ChannelPosition, ErrorBody, JsonValue, PingResult, RefreshResult, SubscribeResult, UnsubscribeResult, CommandResult } from "../../../shared/src/protocol.js";
 import type { RaceSnapshot } from "../../../shared/src/race-events.js";
 import type { ClientRequest } from "../../../shared/src/requests.js";
 import type { AuthFailureReason, Principal, VerifyResult } from "../auth/verifier.js";
 import type { CommandContext, CommandReply } from "../commands/command-router.js";
+import { planResume, type ResumePlan, type ResumeSource } from "../history/resume.js";
 import type { ExpiryWheel, Expiring } from "./expiry-wheel.js";
 
-export type Answer<Result> = ({ readonly ok: true } & Result) | { readonly ok: false; readonly error: ErrorBody };
+/**
+ * What must happen right after an answer (or a welcome) is sent, in the same
+ * synchronous step: a resumed channel's replayed messages, then its join.
+ * A symbol, so it never reaches the wire (JSON ignores symbol keys).
+ */
+const AFTER_SENT: unique symbol = Symbol("afterSent");
+
+interface Followed {
+  readonly [AFTER_SENT]?: () => void;
+}
+
+export type Answer<Result> = (({ readonly ok: true } & Result) | { readonly ok: false; readonly error: ErrorBody }) & Followed;
+
+/**
+ * Transports call this right after sending an answer or welcome to the
+ * client, without awaiting anything in between; nothing when the connection
+ * went away first (the session's close gives its references back).
+ */
+export function afterSent(sent: object): void {
+  (sent as Followed)[AFTER_SENT]?.();
+}
 
 /** What a session needs from its connection. */
 export interface SessionConnection {
@@ -25,6 +46,8 @@ export interface SessionConnection {
   leave(channel: string): void;
   /** Close the connection with a documented code; the transport then calls session.closed(). */
   end(close: CloseCodeSpec, reason: string): void;
+  /** Sends message frames (replayed from history) to this client only, in order. */
+  send(frames: readonly Buffer[]): void;
 }
 
 /** Checks a JWT; also used by the transports before a connection exists. */
@@ -73,6 +96,16 @@ export interface SessionDeps {
   /** Absent when the node has no database: commands are then refused with `unavailable`. */
   readonly commands?: CommandRunner;
   readonly snapshotFor?: (channel: string) => Promise<RaceSnapshot | null> | null;
+  /** History and this node's positions: `since` resumes with it; absent, `since` is answered `recovered: false`. */
+  readonly continuity?: ResumeSource;
+}
+
+/** What start() resolves with: the personal channel, where the client stands on it, whether `since` was honoured. */
+export interface Started extends Followed {
+  readonly channels: string[];
+  readonly positions: Readonly<Record<string, ChannelPosition>>;
+  /** Present only when the connection asked to resume its personal channel. */
+  readonly recovered?: boolean;
 }
 
 /** One channel of one session; `live` once the connection receives it. Identity matters. */
@@ -110,7 +143,7 @@ export class ClientSession implements Expiring {
   handle(request: ClientRequest): Answer<object> | Promise<Answer<object>> {
     switch (request.type) {
       case "subscribe":
-        return this.subscribe(request.channel);
+        return this.subscribe(request.channel, request.since);
       case "unsubscribe":
         return this.unsubscribe(request.channel);
       case "refresh":
@@ -127,9 +160,11 @@ export class ClientSession implements Expiring {
   /**
    * Joins the personal channel and arms the expiry timer. Resolves once the
    * personal channel is live, so a welcome sent after it cannot miss a
-   * personal message; closes the connection (1013) if Redis fails.
+   * personal message; closes the connection (1013) if Redis fails. With
+   * `since`, the personal messages after it are replayed right after the
+   * welcome (afterSent), or the welcome says `recovered: false`.
    */
-  async start(): Promise<{ channels: string[] } | null> {
+  async start(since?: ChannelPosition): Promise<Started | null> {
     this.armExpiry();
     const own = userChannel(this.principalNow.sub);
     const membership: Membership = { live: false };
@@ -144,12 +179,13 @@ export class ClientSession implements Expiring {
       }
       return null;
     }
-    if (!this.open) return null;
-    if (this.memberships.get(own) === membership) this.goLive(own, membership);
-    return { channels: [own] };
+    const plan = since === undefined ? null : await this.plan(own, since);
+    if (!this.open || this.memberships.get(own) !== membership) return null;
+    const joined = this.join(own, membership, plan);
+    return { channels: [own], positions: joined.position === null ? {} : { [own]: joined.position }, ...(since === undefined ? {} : { recovered: plan?.recovered ?? false }), ...joined.then };
   }
 
-  async subscribe(channel: string): Promise<Answer<SubscribeResult>> {
+  async subscribe(channel: string, since?: ChannelPosition): Promise<Answer<SubscribeResult>> {
     const refuse = (code: ErrorBody["code"], message: string): Answer<SubscribeResult> => {
       this.deps.metrics.subscribeRefused(code);
       return refusal(code, message);
@@ -170,9 +206,13 @@ export class ClientSession implements Expiring {
       if (this.memberships.get(channel) === membership) this.leave(channel);
       return refuse(ErrorCodes.unavailable.code, "subscription backend unavailable, retry");
     }
+    const plan = since === undefined ? null : await this.plan(channel, since);
     if (this.memberships.get(channel) !== membership) return refuse(ErrorCodes.notSubscribed.code, `unsubscribed from ${channel} before the subscription completed`);
-    if (this.open) this.goLive(channel, membership);
-    return { ok: true, channel, ...(await this.snapshot(channel)) };
+    const joined = this.join(channel, membership, plan);
+    const position = joined.position === null ? {} : { offset: joined.position.offset, epoch: joined.position.epoch };
+    if (plan?.recovered === true) return { ok: true, channel, ...position, recovered: true, ...joined.then };
+    // Not resumed: the client reloads, so `race` brings its snapshot.
+    return { ok: true, channel, ...position, ...(since === undefined ? {} : { recovered: false }), ...(await this.snapshot(channel)) };
   }
 
   unsubscribe(channel: string): Answer<UnsubscribeResult> {
@@ -235,6 +275,37 @@ export class ClientSession implements Expiring {
       this.deps.log.warn({ err, channel }, "snapshot unavailable");
       return {};
     }
+  }
+
+  /** The replay plan for `since`; null (not recovered) when history cannot be read now. */
+  private async plan(channel: string, since: ChannelPosition): Promise<ResumePlan | null> {
+    const continuity = this.deps.continuity;
+    if (continuity === undefined) return null;
+    try {
+      return await planResume(continuity, channel, since);
+    } catch (err) {
+      this.deps.log.warn({ err, channel }, "history unavailable; resume answered recovered: false");
+      return null;
+    }
+  }
+
+  /**
+   * Joins `channel` at once, or, for a recovered plan, returns the join as
+   * afterSent work: the replayed messages and the join must follow the
+   * reply (or welcome) in one synchronous step. The position is where the
+   * client stands once joined: live messages come after it.
+   */
+  private join(channel: string, membership: Membership, plan: ResumePlan | null): { position: ChannelPosition | null; then: Followed } {
+    if (plan?.recovered === true) {
+      const then = (): void => {
+        if (!this.open || this.memberships.get(channel) !== membership) return;
+        this.connection.send(plan.frames);
+        this.goLive(channel, membership);
+      };
+      return { position: plan.position, then: { [AFTER_SENT]: then } };
+    }
+    if (this.open) this.goLive(channel, membership);
+    return { position: this.deps.continuity?.forwarded.position(channel) ?? null, then: {} };
   }
 
   private goLive(channel: string, membership: Membership): void {

@@ -18,13 +18,14 @@ import type { TemplatedApp } from "uWebSockets.js";
 import { Server, type Socket } from "socket.io";
 import type { Adapter } from "socket.io-adapter";
 import { CloseCodes, ErrorCodes, type CloseCodeSpec } from "../../../shared/src/codes.js";
-import type { GapFrame, MessageFrame } from "../../../shared/src/protocol.js";
+import type { ChannelPosition, GapFrame, MessageFrame } from "../../../shared/src/protocol.js";
 import type { RequestFields, RequestType } from "../../../shared/src/requests.js";
 import { tokenFrom, type Principal } from "../auth/verifier.js";
 import type { Delivery } from "../broker/broker.js";
 import type { FanoutSink } from "../fanout/local-fanout.js";
-import { ClientSession, type Answer } from "./client-session.js";
+import { afterSent, ClientSession, type Answer } from "./client-session.js";
 import { RequestParser } from "./request-parser.js";
+import { sinceFromObject } from "./resume-position.js";
 import { spreadOver } from "./spread-over.js";
 import type { TransportDeps } from "./transport-deps.js";
 import { startAndWelcome, type Welcome } from "./welcome.js";
@@ -52,6 +53,8 @@ export interface ServerToClientEvents {
 
 interface SocketData {
   principal: Principal;
+  /** The personal channel's position to resume from (`auth.since`). */
+  since: ChannelPosition | undefined;
   session: ClientSession;
   closeReason: string | null;
 }
@@ -120,7 +123,14 @@ export class SocketIoTransport {
         next(Object.assign(new Error(ErrorCodes.invalidToken.code), { data: { code: ErrorCodes.invalidToken.code, message: verdict.message } }));
         return;
       }
+      const resume = sinceFromObject((socket.handshake.auth as Record<string, unknown>)["since"]);
+      if (!resume.ok) {
+        this.deps.metrics.clientError(ErrorCodes.badRequest.code);
+        next(Object.assign(new Error(ErrorCodes.badRequest.code), { data: { code: ErrorCodes.badRequest.code, message: resume.message } }));
+        return;
+      }
       socket.data.principal = verdict.principal;
+      socket.data.since = resume.since;
       next();
     });
     // Rooms are joined here, not in the middleware (socket.io#5139).
@@ -180,6 +190,9 @@ export class SocketIoTransport {
         void socket.leave(channel);
       },
       end: (close, reason) => this.end(socket, close, reason),
+      send: (frames) => {
+        for (const frame of frames) socket.emit("message", JSON.parse(frame.toString("utf8")) as MessageFrame);
+      },
     });
     socket.data.session = session;
 
@@ -189,8 +202,10 @@ export class SocketIoTransport {
     });
     socket.onAny((event: string, ...args: unknown[]) => this.request(socket, session, event, args));
 
-    void startAndWelcome(session, this.options.nodeId).then((welcome) => {
-      if (welcome !== null && socket.connected) socket.emit("welcome", welcome);
+    void startAndWelcome(session, this.options.nodeId, socket.data.since).then((welcome) => {
+      if (welcome === null || !socket.connected) return;
+      socket.emit("welcome", welcome);
+      afterSent(welcome);
     });
   }
 
@@ -219,6 +234,7 @@ export class SocketIoTransport {
     if (!answer.ok) this.deps.metrics.clientError(answer.error.code);
     // An event without an acknowledgement callback cannot be answered.
     if (ack !== undefined && socket.connected) ack(answer);
+    afterSent(answer);
   }
 
   private end(socket: GatewaySocket, close: CloseCodeSpec, reason: string): void {

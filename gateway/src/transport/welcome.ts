@@ -3,7 +3,7 @@
  * frame with `type: "welcome"`, Socket.IO as the `welcome` event's payload.
  */
 
-import type { WelcomeFrame } from "../../../shared/src/protocol.js";
+import type { ChannelPosition, WelcomeFrame } from "../../../shared/src/protocol.js";
 import type { Clock } from "../time/clock.js";
 import type { ClientSession } from "./client-session.js";
 
@@ -13,16 +13,13 @@ export type Welcome = Omit<WelcomeFrame, "type">;
  * Starts the session and resolves with its welcome once the personal channel
  * is live, so no personal message published after the welcome can miss the
  * client; null when the session could not start (it has closed the
- * connection) or closed meanwhile.
+ * connection) or closed meanwhile. With `since` (the personal channel's
+ * position the client reconnects with), the transport must call afterSent()
+ * on the welcome right after sending it: the missed messages follow it.
  */
-export async function startAndWelcome(session: ClientSession, nodeId: string, clock: Clock = Date): Promise<Welcome | null> {
-  const started = await session.start();
+export async function startAndWelcome(session: ClientSession, nodeId: string, since?: ChannelPosition, clock: Clock = Date): Promise<Welcome | null> {
+  const started = await session.start(since);
   if (started === null || !session.isOpen()) return null;
-  return {
-    node: nodeId,
-    user: session.principal.sub,
-    serverTime: clock.now(),
-    channels: started.channels,
-    expiresAt: session.principal.expiresAt,
-  };
+  // Spread, so the afterSent work (a symbol, never sent) travels with it.
+  return { node: nodeId, user: session.principal.sub, serverTime: clock.now(), ...started, expiresAt: session.principal.expiresAt };
 }

@@ -7,9 +7,10 @@
 
 import type { HttpRequest, HttpResponse, TemplatedApp, us_socket_context_t, WebSocket } from "uWebSockets.js";
 import { CloseCodes, ErrorCodes, ObservedCloseCodes, type CloseCodeSpec } from "../../../shared/src/codes.js";
-import type { ErrorBody, OkReplyFrame, ServerFrame } from "../../../shared/src/protocol.js";
+import type { ChannelPosition, ErrorBody, OkReplyFrame, ServerFrame } from "../../../shared/src/protocol.js";
 import { tokenFrom, type Principal } from "../auth/verifier.js";
-import { ClientSession, type Answer, type SessionConnection } from "./client-session.js";
+import { afterSent, ClientSession, type Answer, type SessionConnection } from "./client-session.js";
+import { sinceFromQuery } from "./resume-position.js";
 import { RequestParser } from "./request-parser.js";
 import { spreadOver } from "./spread-over.js";
 import type { TransportDeps } from "./transport-deps.js";
@@ -26,6 +27,8 @@ export interface WsTransportOptions {
 
 interface SocketState {
   readonly principal: Principal;
+  /** The personal channel's position to resume from (`?since=`), until the session starts. */
+  since: ChannelPosition | undefined;
   session: ClientSession | null;
   open: boolean;
   /** Set just before the server ends the socket, for the disconnect metric. */
@@ -64,6 +67,10 @@ class UwsConnection implements SessionConnection {
 
   end(close: CloseCodeSpec, reason: string): void {
     this.transport.end(this.ws, close, reason);
+  }
+
+  send(frames: readonly Buffer[]): void {
+    this.transport.sendFrames(this.ws, frames);
   }
 }
 
@@ -135,6 +142,7 @@ export class WsTransport {
     const protocol = req.getHeader("sec-websocket-protocol");
     const extensions = req.getHeader("sec-websocket-extensions");
     const token = tokenFrom(req.getHeader("authorization"), req.getQuery("token") ?? "");
+    const since = req.getQuery("since") ?? "";
 
     const refusal = this.deps.refusal();
     if (refusal !== null) {
@@ -149,7 +157,13 @@ export class WsTransport {
       writeError(res, "401 Unauthorized", { code: ErrorCodes.invalidToken.code, message: verdict.message });
       return;
     }
-    const state: SocketState = { principal: verdict.principal, session: null, open: true, closeReason: null };
+    const resume = sinceFromQuery(since);
+    if (!resume.ok) {
+      this.deps.metrics.clientError(ErrorCodes.badRequest.code);
+      writeError(res, "400 Bad Request", { code: ErrorCodes.badRequest.code, message: resume.message });
+      return;
+    }
+    const state: SocketState = { principal: verdict.principal, since: resume.since, session: null, open: true, closeReason: null };
     res.upgrade(state, secKey, protocol, extensions, context);
   }
 
@@ -159,8 +173,12 @@ export class WsTransport {
     this.deps.metrics.connectionOpened("ws");
     const session = new ClientSession(this.deps.session, state.principal, new UwsConnection(ws, this));
     state.session = session;
-    void startAndWelcome(session, this.options.nodeId).then((welcome) => {
-      if (welcome !== null && state.open) this.send(ws, { type: "welcome", ...welcome });
+    const since = state.since;
+    state.since = undefined;
+    void startAndWelcome(session, this.options.nodeId, since).then((welcome) => {
+      if (welcome === null || !state.open) return;
+      this.send(ws, { type: "welcome", ...welcome });
+      afterSent(welcome);
     });
   }
 
@@ -194,6 +212,7 @@ export class WsTransport {
     if (!ws.getUserData().open) return;
     if (answer.ok) this.send(ws, { type: "reply", id, ...answer });
     else this.sendError(ws, id, answer.error);
+    afterSent(answer);
   }
 
   private close(ws: Socket, code: number): void {
@@ -211,6 +230,15 @@ export class WsTransport {
     if (!state.open) return;
     state.closeReason = reason;
     ws.end(close.code, close.reason);
+  }
+
+  /** Message frames for this socket alone (a resume's replay), as bytes: they were encoded once, at publish. */
+  sendFrames(ws: Socket, frames: readonly Buffer[]): void {
+    ws.cork(() => {
+      for (const frame of frames) {
+        if (ws.send(frame, false) === SEND_DROPPED) this.deps.metrics.sendDropped("backpressure");
+      }
+    });
   }
 
   private send(ws: Socket, frame: ServerFrame | OkReplyFrame): void {

@@ -10,11 +10,14 @@ import type { GatewayConfig } from "../config.js";
 import type { LocalFanout } from "../fanout/local-fanout.js";
 import { ChannelSequencer, type SequencerMetrics } from "../history/channel-sequencer.js";
 import { RedisHistory } from "../history/redis-history.js";
+import type { ResumeSource } from "../history/resume.js";
 import type { ShutdownStep } from "../lifecycle/shutdown.js";
 import type { RedisConnections } from "../redis/connections.js";
 
 /** Most messages one gap repair reads; no namespace's history is longer by default. */
 const REPAIR_LIMIT = 1000;
+/** Most messages one resume replays; a client that missed more reloads (`recovered: false`). */
+const REPLAY_LIMIT = 1000;
 /** Deliveries held per channel while its gap is repaired (a repair takes one Redis round trip). */
 const MAX_HELD = 10_000;
 /** History reads in flight while every channel is compared with Redis after a reconnect. */
@@ -24,6 +27,8 @@ export interface HistoryWiring {
   readonly policy: PublishPolicy;
   readonly history: RedisHistory;
   readonly sequencer: ChannelSequencer;
+  /** What `since` resumes from: history, and the positions the sequencer forwarded. */
+  readonly resume: ResumeSource;
   readonly steps: { readonly closeHistory: ShutdownStep };
 }
 
@@ -51,6 +56,7 @@ export function wireHistory(config: GatewayConfig, redis: RedisConnections, fano
     policy,
     history,
     sequencer,
+    resume: { history, forwarded: sequencer, maxMessages: REPLAY_LIMIT, pause: (ms) => new Promise((resolve) => setTimeout(resolve, ms)) },
     steps: {
       closeHistory: {
         name: "close history",

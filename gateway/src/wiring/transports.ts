@@ -13,6 +13,7 @@ import type { CommandRouter } from "../commands/command-router.js";
 import type { GatewayConfig } from "../config.js";
 import type { LocalFanout } from "../fanout/local-fanout.js";
 import { ChannelHub } from "../hub/channel-hub.js";
+import type { ResumeSource } from "../history/resume.js";
 import type { ShutdownStep } from "../lifecycle/shutdown.js";
 import type { GatewayMetrics } from "../metrics/gateway-metrics.js";
 import type { RedisConnections } from "../redis/connections.js";
@@ -40,6 +41,8 @@ export interface TransportsDeps {
   /** Why new sockets are refused now (draining, Redis away), or null. */
   readonly refusal: () => string | null;
   readonly commands: CommandRouter | undefined;
+  /** History and this node's forwarded positions, for `since`. */
+  readonly continuity: ResumeSource;
   /** The snapshot a subscribe reply carries for `channel`, or null for none. */
   readonly snapshotFor: (channel: string) => Promise<RaceSnapshot | null> | null;
 }
@@ -71,6 +74,7 @@ export function wireTransports(deps: TransportsDeps): TransportsWiring {
     clockToleranceSeconds: config.jwt.clockToleranceSeconds,
     ...(deps.commands === undefined ? {} : { commands: deps.commands }),
     snapshotFor: deps.snapshotFor,
+    continuity: deps.continuity,
   };
   const ws = new WsTransport(
     { nodeId: config.nodeId, maxFrameBytes: config.maxFrameBytes, maxJsonDepth: config.maxJsonDepth, idleTimeoutSeconds: config.idleTimeoutSeconds, maxBackpressureBytes: config.maxBackpressureBytes },

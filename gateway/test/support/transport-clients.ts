@@ -6,7 +6,7 @@
  */
 
 import { io, type Socket } from "socket.io-client";
-import type { ErrorBody, MessageFrame, ServerFrame, WelcomeFrame } from "../../../shared/src/protocol.js";
+import type { ChannelPosition, ErrorBody, MessageFrame, ServerFrame, WelcomeFrame } from "../../../shared/src/protocol.js";
 import type { GatewayNode } from "./gateway-node.js";
 import { tryConnect, type Closed, type TestClient } from "./ws-client.js";
 
@@ -29,8 +29,11 @@ export type Connected = { readonly ok: true; readonly client: ContractClient } |
 
 export interface TransportAdapter {
   readonly name: "ws" | "socketio";
-  /** Connects with `token` and waits for the welcome, or resolves with the refusal's error code. */
-  tryConnect(node: GatewayNode, token: string): Promise<Connected>;
+  /**
+   * Connects with `token` and waits for the welcome, or resolves with the
+   * refusal's error code. `since` resumes the personal channel from there.
+   */
+  tryConnect(node: GatewayNode, token: string, since?: ChannelPosition): Promise<Connected>;
 }
 
 class WsContractClient implements ContractClient {
@@ -122,8 +125,8 @@ class SocketIoContractClient implements ContractClient {
 
 export const wsAdapter: TransportAdapter = {
   name: "ws",
-  async tryConnect(node, token) {
-    const outcome = await tryConnect(node.wsUrl, { token });
+  async tryConnect(node, token, since) {
+    const outcome = await tryConnect(node.wsUrl, { token, ...(since === undefined ? {} : { since }) });
     if (outcome.kind === "open") return { ok: true, client: new WsContractClient(outcome.client) };
     return { ok: false, code: (JSON.parse(outcome.body) as { error: ErrorBody }).error.code };
   },
@@ -131,8 +134,8 @@ export const wsAdapter: TransportAdapter = {
 
 export const socketIoAdapter: TransportAdapter = {
   name: "socketio",
-  tryConnect(node, token) {
-    const socket = io(node.httpUrl, { auth: { token }, transports: ["websocket"], reconnection: false, timeout: 5000 });
+  tryConnect(node, token, since) {
+    const socket = io(node.httpUrl, { auth: { token, ...(since === undefined ? {} : { since }) }, transports: ["websocket"], reconnection: false, timeout: 5000 });
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         socket.close();

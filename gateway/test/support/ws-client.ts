@@ -101,12 +101,15 @@ export interface ConnectOptions {
   readonly tokenInQuery?: boolean;
   readonly headers?: Readonly<Record<string, string>>;
   readonly timeoutMs?: number;
+  /** Resume the personal channel from this position (`?since=<offset>:<epoch>`). */
+  readonly since?: { readonly offset: number; readonly epoch: string };
 }
 
 /** Opens a socket and waits for the welcome, or reports the HTTP refusal. */
 export function tryConnect(wsUrl: string, options: ConnectOptions = {}): Promise<ConnectOutcome> {
   const headers: Record<string, string> = { ...options.headers };
   let url = wsUrl;
+  if (options.since !== undefined) url += `${url.includes("?") ? "&" : "?"}since=${options.since.offset}:${options.since.epoch}`;
   if (options.token !== undefined) {
     if (options.tokenInQuery === true) url += `${url.includes("?") ? "&" : "?"}token=${encodeURIComponent(options.token)}`;
     else headers["authorization"] = `Bearer ${options.token}`;

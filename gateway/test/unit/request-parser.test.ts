@@ -32,7 +32,8 @@ describe("the /ws envelope", () => {
 
 describe("requests", () => {
   it("carries on only the fields its schema lists", () => {
-    expect(parser.parse("subscribe", { channel: "race", since: { offset: 1, epoch: "e" }, id: 3, type: "x" })).toEqual({ ok: true, request: { type: "subscribe", channel: "race" } });
+    expect(parser.parse("subscribe", { channel: "race", since: { offset: 1, epoch: "e" }, id: 3, type: "x" })).toEqual({ ok: true, request: { type: "subscribe", channel: "race", since: { offset: 1, epoch: "e" } } });
+    expect(parser.parse("subscribe", { channel: "race", extra: 1 })).toEqual({ ok: true, request: { type: "subscribe", channel: "race" } });
     expect(parser.parse("command", { name: "place_bet", data: null, user: "mallory" })).toEqual({ ok: true, request: { type: "command", name: "place_bet", data: null } });
   });
 
