@@ -125,7 +125,8 @@ async function main(): Promise<void> {
   watch(cluster.postgres.proc, true);
   log(`postgres: ${cluster.postgres.url} (data: ${cluster.postgres.dataDir}${cluster.postgres.persistent ? "" : ", temporary"})`);
 
-  cluster.redis = await startRedis({ port: redisPort, dir: await tempDir("redis") });
+  // AOF, so a Redis restart keeps offsets, epochs and history: clients resume (docs/operations.md).
+  cluster.redis = await startRedis({ port: redisPort, dir: await tempDir("redis"), persistence: "aof" });
   watch(cluster.redis.proc, true);
   log(`redis:    ${cluster.redis.url}`);
 

@@ -11,6 +11,12 @@ export interface StartRedisOptions {
   dir?: string;
   echo?: boolean;
   timeoutMs?: number;
+  /**
+   * "aof": an append-only file in `dir`, fsynced every second, so channel
+   * offsets, epochs and history survive a restart on the same dir (npm start,
+   * the Redis restart drill). Default "none": tests need speed, not durability.
+   */
+  persistence?: "aof" | "none";
 }
 
 export interface RedisHandle {
@@ -37,9 +43,9 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
           args: [
             "--port", String(port),
             "--bind", "127.0.0.1",
-            // Pub/sub fan-out and presence are ephemeral: persistence only costs fsyncs.
             "--save", "",
-            "--appendonly", "no",
+            "--appendonly", options.persistence === "aof" ? "yes" : "no",
+            "--appendfsync", "everysec",
             "--dir", dir,
             "--daemonize", "no",
             "--logfile", "",

@@ -208,6 +208,13 @@ export class GatewayMetrics
     for (const command of ["publish", "subscribe", "unsubscribe", "resubscribe"]) this.redisErrors.inc({ command }, 0);
     for (const reason of ["malformed", "handler_error"] satisfies DroppedMessageReason[]) this.redisDropped.inc({ reason }, 0);
     for (const sink of ["ws", "socketio"]) this.deliveryFailures.inc({ sink }, 0);
+    for (const namespace of ["race", "forecasts", "user"]) {
+      this.historyGaps.inc({ namespace }, 0);
+      this.historyRepairs.inc({ namespace }, 0);
+      this.historyRepairedMessages.inc({ namespace }, 0);
+      this.historyDuplicates.inc({ namespace }, 0);
+      for (const reason of ["history_lost", "epoch_changed", "unavailable"] satisfies GapReason[]) this.historyUnrecoverable.inc({ namespace, reason }, 0);
+    }
     for (const reason of ["unauthorized", "too_large", "bad_request", "unavailable", "broker"]) this.publishFailures.inc({ reason }, 0);
     for (const reason of ["overloaded", "unavailable"]) this.writerRejected.inc({ reason }, 0);
     for (const reason of ["bad_json", "invalid", "too_large", "trimmed"]) this.ingestRejections.inc({ reason }, 0);
