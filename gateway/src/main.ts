@@ -36,7 +36,7 @@ async function main(): Promise<void> {
   const stopping = new AbortController();
   const metrics = new GatewayMetrics(config.nodeId, memoryLimitBytes(config.memoryLimitMb));
   metrics.clockEnabled(config.clock !== null);
-  const redis = redisConnections(config.redisUrl, log);
+  const redis = redisConnections(config.redisUrl, log, config.nodeId);
 
   const app = createApp();
   const fanout = new LocalFanout(metrics, log);

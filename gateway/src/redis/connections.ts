@@ -38,12 +38,18 @@ export interface RedisConnections {
   open(role: RedisRole, options: RedisRoleOptions): Redis;
 }
 
-export function redisConnections(url: string, log: Logger): RedisConnections {
+/**
+ * `clientName` (the NODE_ID) names every connection `<clientName>/<role>`
+ * (CLIENT SETNAME), so `CLIENT LIST` shows which node and role holds each
+ * connection, and one node's connections can be told apart.
+ */
+export function redisConnections(url: string, log: Logger, clientName?: string): RedisConnections {
   return {
     open(role, options) {
       // lazyConnect, so the error listener is in place before the first attempt.
       const connection = new Redis(url, {
         lazyConnect: true,
+        ...(clientName === undefined ? {} : { connectionName: `${clientName}/${role}` }),
         enableOfflineQueue: options.offlineQueue,
         maxRetriesPerRequest: options.maxRetriesPerRequest,
         autoResubscribe: options.autoResubscribe ?? true,

@@ -1,0 +1,233 @@
+/**
+ * Fault drills: a real cluster (Redis, three gateway processes, NGINX), SDK
+ * clients connected through NGINX, and a publisher that keeps publishing to a
+ * public channel and to every client's personal channel through all nodes,
+ * retrying each publish with its idempotency key until it is acknowledged.
+ * After a fault, every client must hold every acknowledged offset of its
+ * channels exactly once, in order.
+ */
+
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import WebSocket from "ws";
+import { connect, type GatewayClient } from "../../../shared/src/client/index.js";
+import { startNginx, type NginxHandle } from "../../../scripts/lib/nginx.js";
+import { freePort } from "../../../scripts/lib/ports.js";
+import { startRedis, type RedisHandle } from "../../../scripts/lib/redis.js";
+import { eventually } from "./eventually.js";
+import { startGatewayNode, TEST_PUBLISH_KEY, uniquePrefix, type GatewayNode } from "./gateway-node.js";
+import { token } from "./tokens.js";
+
+export const PUBLIC_CHANNEL = "forecasts:drill";
+
+export interface DrillOptions {
+  readonly label: string;
+  readonly clients: number;
+  /** Redis with an append-only file in a directory that outlives restarts. */
+  readonly persistence?: "aof" | "none";
+}
+
+interface Received {
+  readonly offset: number;
+  readonly epoch: string;
+}
+
+/** One SDK client and everything its application saw. */
+export class DrillClient {
+  readonly received = new Map<string, Received[]>();
+  /** `resume` notices the SDK raised: channels whose continuity broke. */
+  readonly notices: unknown[] = [];
+  /** Resolves when every subscription is confirmed by the server. */
+  readonly ready: Promise<void>;
+
+  constructor(
+    readonly sub: string,
+    readonly client: GatewayClient,
+  ) {
+    client.on("resume", (notice) => this.notices.push(notice));
+    const subscriptions = this.channels().map((channel) => {
+      this.received.set(channel, []);
+      return client.subscribe(channel, {
+        message: (_event, _data, meta) => {
+          if (meta.offset === null || meta.epoch === null) return;
+          this.received.get(channel)?.push({ offset: meta.offset, epoch: meta.epoch });
+        },
+      });
+    });
+    this.ready = Promise.all(subscriptions.map((subscription) => subscription.ready())).then(() => undefined);
+  }
+
+  channels(): string[] {
+    return [PUBLIC_CHANNEL, `user:${this.sub}`];
+  }
+
+  offsets(channel: string, epoch?: string): number[] {
+    return (this.received.get(channel) ?? []).filter((r) => epoch === undefined || r.epoch === epoch).map((r) => r.offset);
+  }
+}
+
+export interface Acked {
+  readonly offset: number;
+  readonly epoch: string;
+}
+
+/**
+ * Publishes round robin over the nodes, alternating the public channel and
+ * the personal channels. A publish that fails (node gone, 503, connection
+ * cut) is retried on the next node with the same idempotency key, so each
+ * message is published once and acknowledged once.
+ */
+export class DrillPublisher {
+  readonly acked = new Map<string, Acked[]>();
+  private stopped = false;
+  private running: Promise<void> | null = null;
+  private seq = 0;
+  failures = 0;
+
+  constructor(
+    private readonly nodes: () => readonly GatewayNode[],
+    private readonly users: readonly string[],
+    private readonly intervalMs: number,
+  ) {}
+
+  start(): void {
+    this.running = this.loop();
+  }
+
+  /** Publishes at least `count` more messages, then returns. */
+  async waitFor(count: number, timeoutMs = 30_000): Promise<void> {
+    const target = this.seq + count;
+    await eventually(async () => this.seq, (seq) => seq >= target, timeoutMs);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.running;
+  }
+
+  published(): number {
+    return this.seq;
+  }
+
+  private async loop(): Promise<void> {
+    // Bounded: 5,000 messages or two minutes, whichever comes first.
+    const deadline = Date.now() + 120_000;
+    while (!this.stopped && this.seq < 5000 && Date.now() < deadline) {
+      const seq = this.seq;
+      const channel = seq % 2 === 0 ? PUBLIC_CHANNEL : `user:${this.users[Math.floor(seq / 2) % this.users.length] as string}`;
+      const outcome = await this.publishOnce(channel, seq);
+      const list = this.acked.get(channel) ?? [];
+      list.push(outcome);
+      this.acked.set(channel, list);
+      this.seq++;
+      await new Promise((resolve) => setTimeout(resolve, this.intervalMs));
+    }
+  }
+
+  private async publishOnce(channel: string, seq: number): Promise<Acked> {
+    const body = JSON.stringify({ channel, event: "drill", data: { seq }, idempotencyKey: `drill-${seq}` });
+    // A message is retried until acknowledged, for at most 30 s (a Redis restart takes a few).
+    const deadline = Date.now() + 30_000;
+    for (let attempt = 0; ; attempt++) {
+      const nodes = this.nodes();
+      const node = nodes[(seq + attempt) % nodes.length] as GatewayNode;
+      try {
+        const res = await fetch(`${node.httpUrl}/v1/publish`, { method: "POST", headers: { authorization: `Bearer ${TEST_PUBLISH_KEY}`, "content-type": "application/json" }, body, signal: AbortSignal.timeout(2000) });
+        if (res.status === 200) return (await res.json()) as Acked;
+        this.failures++;
+      } catch {
+        this.failures++;
+      }
+      if (Date.now() > deadline) throw new Error(`publish ${seq} to ${channel} not acknowledged within 30 s`);
+      await new Promise((resolve) => setTimeout(resolve, Math.min(200, 10 * (attempt + 1))));
+    }
+  }
+}
+
+export class DrillCluster {
+  readonly clients: DrillClient[] = [];
+  publisher!: DrillPublisher;
+
+  private constructor(
+    readonly prefix: string,
+    public redis: RedisHandle,
+    readonly redisDir: string,
+    readonly nodes: GatewayNode[],
+    readonly nginx: NginxHandle,
+    private readonly options: DrillOptions,
+  ) {}
+
+  static async start(options: DrillOptions): Promise<DrillCluster> {
+    const redisDir = await mkdtemp(path.join(os.tmpdir(), "gw-drill-redis-"));
+    const redis = await startRedis({ dir: redisDir, persistence: options.persistence ?? "none" });
+    const prefix = uniquePrefix(`drill-${options.label}`);
+    const nodes = await Promise.all(["node-1", "node-2", "node-3"].map((name) => startGatewayNode({ name, redisUrl: redis.url, redisPrefix: prefix, env: nodeEnv() })));
+    const nginx = await startNginx({ nodes: nodes.map((node) => ({ name: node.name, host: "127.0.0.1", port: node.port })) });
+    const cluster = new DrillCluster(prefix, redis, redisDir, nodes, nginx, options);
+    const users = Array.from({ length: options.clients }, (_, i) => `${options.label}-${i}`);
+    for (const sub of users) cluster.clients.push(new DrillClient(sub, connect(`${nginx.url.replace(/^http/, "ws")}/ws`, { token: token({ sub }) }, { WebSocket, initialDelayMs: 200, maxDelayMs: 1000, drainJitterMs: 300 })));
+    // Every subscription confirmed before the first publish.
+    await Promise.all(cluster.clients.map((c) => c.ready));
+    cluster.publisher = new DrillPublisher(() => cluster.nodes, users, 5);
+    return cluster;
+  }
+
+  /** Which node each client is on now. */
+  clientsPerNode(): Map<string, number> {
+    const counts = new Map<string, number>();
+    for (const c of this.clients) counts.set(c.client.node ?? "none", (counts.get(c.client.node ?? "none") ?? 0) + 1);
+    return counts;
+  }
+
+  async restartNode(index: number, signal: NodeJS.Signals): Promise<void> {
+    const node = this.nodes[index] as GatewayNode;
+    if (signal === "SIGKILL") await node.proc.kill9();
+    else await node.stop(signal);
+    this.nodes[index] = await startGatewayNode({ name: node.name, port: node.port, redisUrl: this.redis.url, redisPrefix: this.prefix, env: nodeEnv() });
+  }
+
+  async restartRedis(): Promise<void> {
+    await this.redis.proc.stop("SIGTERM", 10_000);
+    this.redis = await startRedis({ port: this.redis.port, dir: this.redisDir, persistence: this.options.persistence ?? "none" });
+  }
+
+  /**
+   * Waits until every client holds the last acknowledged offset of each of its
+   * channels, then returns, per client and channel, what it received against
+   * what was acknowledged (same epoch).
+   */
+  async settle(timeoutMs = 30_000): Promise<void> {
+    await eventually(
+      async () =>
+        this.clients.every((c) =>
+          c.channels().every((channel) => {
+            const acked = this.publisher.acked.get(channel) ?? [];
+            const last = acked.at(-1);
+            return last === undefined || c.offsets(channel, last.epoch).includes(last.offset);
+          }),
+        ),
+      (done) => done,
+      timeoutMs,
+    );
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.clients.map((c) => c.client.close()));
+    await this.nginx.stop();
+    await Promise.all(this.nodes.map((node) => node.stop()));
+    await this.redis.stop();
+    await rm(this.redisDir, { recursive: true, force: true });
+  }
+}
+
+function nodeEnv(): Record<string, string> {
+  return { LOG_LEVEL: "warn", DRAIN_WINDOW_MS: "300" };
+}
+
+/** The offsets a channel acknowledged in `epoch`, in order. */
+export function ackedOffsets(acked: readonly Acked[] | undefined, epoch: string): number[] {
+  return (acked ?? []).filter((a) => a.epoch === epoch).map((a) => a.offset);
+}
+
+export { freePort };
