@@ -13,8 +13,8 @@ import path from "node:path";
 import WebSocket from "ws";
 import { connect, type GatewayClient } from "../../../shared/src/client/index.js";
 import { startNginx, type NginxHandle } from "../../../scripts/lib/nginx.js";
-import { freePort } from "../../../scripts/lib/ports.js";
 import { startRedis, type RedisHandle } from "../../../scripts/lib/redis.js";
+import { ackedOffsets, IdempotentPublisher } from "../../../loadtest/lib/idempotent-publisher.js";
 import { eventually } from "./eventually.js";
 import { startGatewayNode, TEST_PUBLISH_KEY, uniquePrefix, type GatewayNode } from "./gateway-node.js";
 import { token } from "./tokens.js";
@@ -67,87 +67,9 @@ export class DrillClient {
   }
 }
 
-export interface Acked {
-  readonly offset: number;
-  readonly epoch: string;
-}
-
-/**
- * Publishes round robin over the nodes, alternating the public channel and
- * the personal channels. A publish that fails (node gone, 503, connection
- * cut) is retried on the next node with the same idempotency key, so each
- * message is published once and acknowledged once.
- */
-export class DrillPublisher {
-  readonly acked = new Map<string, Acked[]>();
-  private stopped = false;
-  private running: Promise<void> | null = null;
-  private seq = 0;
-  failures = 0;
-
-  constructor(
-    private readonly nodes: () => readonly GatewayNode[],
-    private readonly users: readonly string[],
-    private readonly intervalMs: number,
-  ) {}
-
-  start(): void {
-    this.running = this.loop();
-  }
-
-  /** Publishes at least `count` more messages, then returns. */
-  async waitFor(count: number, timeoutMs = 30_000): Promise<void> {
-    const target = this.seq + count;
-    await eventually(async () => this.seq, (seq) => seq >= target, timeoutMs);
-  }
-
-  async stop(): Promise<void> {
-    this.stopped = true;
-    await this.running;
-  }
-
-  published(): number {
-    return this.seq;
-  }
-
-  private async loop(): Promise<void> {
-    // Bounded: 5,000 messages or two minutes, whichever comes first.
-    const deadline = Date.now() + 120_000;
-    while (!this.stopped && this.seq < 5000 && Date.now() < deadline) {
-      const seq = this.seq;
-      const channel = seq % 2 === 0 ? PUBLIC_CHANNEL : `user:${this.users[Math.floor(seq / 2) % this.users.length] as string}`;
-      const outcome = await this.publishOnce(channel, seq);
-      const list = this.acked.get(channel) ?? [];
-      list.push(outcome);
-      this.acked.set(channel, list);
-      this.seq++;
-      await new Promise((resolve) => setTimeout(resolve, this.intervalMs));
-    }
-  }
-
-  private async publishOnce(channel: string, seq: number): Promise<Acked> {
-    const body = JSON.stringify({ channel, event: "drill", data: { seq }, idempotencyKey: `drill-${seq}` });
-    // A message is retried until acknowledged, for at most 30 s (a Redis restart takes a few).
-    const deadline = Date.now() + 30_000;
-    for (let attempt = 0; ; attempt++) {
-      const nodes = this.nodes();
-      const node = nodes[(seq + attempt) % nodes.length] as GatewayNode;
-      try {
-        const res = await fetch(`${node.httpUrl}/v1/publish`, { method: "POST", headers: { authorization: `Bearer ${TEST_PUBLISH_KEY}`, "content-type": "application/json" }, body, signal: AbortSignal.timeout(2000) });
-        if (res.status === 200) return (await res.json()) as Acked;
-        this.failures++;
-      } catch {
-        this.failures++;
-      }
-      if (Date.now() > deadline) throw new Error(`publish ${seq} to ${channel} not acknowledged within 30 s`);
-      await new Promise((resolve) => setTimeout(resolve, Math.min(200, 10 * (attempt + 1))));
-    }
-  }
-}
-
 export class DrillCluster {
   readonly clients: DrillClient[] = [];
-  publisher!: DrillPublisher;
+  publisher!: IdempotentPublisher;
 
   private constructor(
     readonly prefix: string,
@@ -169,7 +91,15 @@ export class DrillCluster {
     for (const sub of users) cluster.clients.push(new DrillClient(sub, connect(`${nginx.url.replace(/^http/, "ws")}/ws`, { token: token({ sub }) }, { WebSocket, initialDelayMs: 200, maxDelayMs: 1000, drainJitterMs: 300 })));
     // Every subscription confirmed before the first publish.
     await Promise.all(cluster.clients.map((c) => c.ready));
-    cluster.publisher = new DrillPublisher(() => cluster.nodes, users, 5);
+    cluster.publisher = new IdempotentPublisher({
+      nodes: () => cluster.nodes.map((node) => node.httpUrl),
+      publishKey: TEST_PUBLISH_KEY,
+      // Alternately the public channel and the next user's personal channel.
+      channelOf: (seq) => (seq % 2 === 0 ? PUBLIC_CHANNEL : `user:${users[Math.floor(seq / 2) % users.length] as string}`),
+      intervalMs: 5,
+      maxMessages: 5000,
+      maxDurationMs: 120_000,
+    });
     return cluster;
   }
 
@@ -225,9 +155,4 @@ function nodeEnv(): Record<string, string> {
   return { LOG_LEVEL: "warn", DRAIN_WINDOW_MS: "300" };
 }
 
-/** The offsets a channel acknowledged in `epoch`, in order. */
-export function ackedOffsets(acked: readonly Acked[] | undefined, epoch: string): number[] {
-  return (acked ?? []).filter((a) => a.epoch === epoch).map((a) => a.offset);
-}
-
-export { freePort };
+export { ackedOffsets };
