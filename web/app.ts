@@ -186,7 +186,7 @@ function wire(client: GatewayClient): void {
     showState("reconnecting", `in ${(delayMs / 1000).toFixed(1)} s (${strategy}, attempt ${attempt})`);
     log(`reconnecting in ${delayMs} ms (${strategy}, attempt ${attempt})`);
   });
-  client.on("resume", (notice) => log(notice.kind === "gap" ? `${notice.channel}: ${notice.missed} message(s) missed; the snapshot caught up` : `${notice.channel}: new epoch`));
+  client.on("resumed", (info) => log(`${info.channel}: ${info.recovered ? "resumed" : "resynced"} (${info.cause})`));
   client.on("refreshed", () => log("token refreshed"));
   client.on("error", (error) => log(`error: ${error.code} ${error.message}`));
 

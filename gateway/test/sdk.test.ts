@@ -49,7 +49,7 @@ interface Recorded {
   of<K extends keyof ClientEvents>(name: K): Array<{ at: number; value: ClientEvents[K] }>;
 }
 
-const EVENT_NAMES: ReadonlyArray<keyof ClientEvents> = ["connecting", "connected", "disconnected", "reconnecting", "resume", "refreshed", "error"];
+const EVENT_NAMES: ReadonlyArray<keyof ClientEvents> = ["connecting", "connected", "disconnected", "reconnecting", "resumed", "refreshed", "error"];
 
 function open(auth: TokenSource, options: ClientOptions = {}): Recorded {
   const client = connect(wsUrl, auth, { WebSocket, ...options });
