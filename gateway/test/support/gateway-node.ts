@@ -27,10 +27,12 @@ export interface StartNodeOptions {
   readonly env?: Readonly<Record<string, string>>;
   /** Wait for /readyz 200 (default) or only for the listening log line. */
   readonly waitReady?: boolean;
+  /** A port to listen on, e.g. a killed node's, so NGINX's upstream finds it again; default a free one. */
+  readonly port?: number;
 }
 
 export async function startGatewayNode(options: StartNodeOptions): Promise<GatewayNode> {
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const proc = await startGatewayProcess({
     name: options.name,
     port,

@@ -539,8 +539,9 @@ export class GatewayClient {
     entry.joined = true;
     entry.cause = "reconnect";
     for (const frame of entry.held.splice(0)) this.#onChannelFrame(entry, frame);
-    // A tick may beat the reply; keep whichever is newer (docs/game-screens.md).
-    if (snapshot !== undefined && snapshot.data.serverTime > entry.lastServerTime) {
+    // A tick may beat the reply; keep whichever is newer (docs/game-screens.md). The server
+    // reads the snapshot after joining the socket, so on a tie the snapshot is not older.
+    if (snapshot !== undefined && snapshot.data.serverTime >= entry.lastServerTime) {
       entry.lastServerTime = snapshot.data.serverTime;
       const meta: DeliveryMeta = { channel: entry.channel, event: snapshot.event, offset: null, epoch: null, ts: null, fromSnapshot: true };
       this.#deliver(entry, snapshot.event, snapshot.data as unknown as JsonValue, meta);
