@@ -390,7 +390,10 @@ export class GatewayClient {
     for (const entry of entries) {
       if (this.#channels.get(entry.channel) !== entry || this.#socket === null) continue;
       entry.retries = 0;
-      if (!frame.channels.includes(entry.channel)) this.#sendSubscribe(entry);
+      const personal = frame.channels.includes(entry.channel);
+      // Another user's personal channel (the token changed hands) kept only for its position.
+      if (!personal && entry.handlerSets.size === 0) this.#channels.delete(entry.channel);
+      else if (!personal) this.#sendSubscribe(entry);
       else {
         const since = this.#sentSince?.channel === entry.channel ? this.#sentSince.since : undefined;
         // `positions` is absent from servers that keep no history.

@@ -101,6 +101,17 @@ describe("resume across reconnects", () => {
     expect(h.server.last().url).toBe("ws://gw.test/ws?token=t0&since=4:u1");
   });
 
+  it("forgets the personal channel of a previous user when the token changes hands", async () => {
+    const h = await started();
+    h.server.last().accept({ positions: { "user:alice": { offset: 3, epoch: "u1" } } });
+    await reconnect(h, { user: "bob", channels: ["user:bob"], positions: { "user:bob": { offset: 8, epoch: "b1" } } });
+    await flush();
+    expect(h.server.last().sentOfType("subscribe")).toEqual([]);
+    expect(h.of("error")).toEqual([]);
+    expect(h.client.position("user:alice")).toBeUndefined();
+    expect(h.client.position("user:bob")).toEqual({ offset: 8, epoch: "b1" });
+  });
+
   it("says recovered: false when it had no position to resume from", async () => {
     const h = await started();
     // A server that keeps no history sends no positions.
