@@ -362,15 +362,17 @@ describe("resume through failures", () => {
     expect(resumedOn(r, "user:sdk-too-old")).toMatchObject([{ recovered: true, cause: "reconnect" }]);
   }, 30_000);
 
-  it("resubscribes after a gap frame, on the same socket, and learns the lost message is gone", async () => {
-    const channel = "forecasts:sdk-gap";
-    const r = open({ token: token({ sub: "sdk-gap" }) });
+  it.each([
+    { sub: "sdk-gap-public", channel: "forecasts:sdk-gap" },
+    { sub: "sdk-gap-personal", channel: "user:sdk-gap-personal" },
+  ])("resubscribes $channel after a gap frame, on the same socket, and learns the lost message is gone", async ({ sub, channel }) => {
+    const r = open({ token: token({ sub }) });
     const order: string[] = [];
-    const sub = r.client.subscribe(channel, {
+    const subscription = r.client.subscribe(channel, {
       message: (_event, _data, meta) => order.push(String(meta.offset)),
       resumed: (info) => order.push(`resumed:${info.recovered}:${info.cause}`),
     });
-    await sub.ready();
+    await subscription.ready();
     const publisher = nodes[0]!;
     const first = await publishTo(publisher, channel, 0);
     await eventually(async () => order.length, (n) => n === 1);
