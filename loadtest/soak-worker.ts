@@ -42,7 +42,8 @@ export interface ChannelSequence {
 export interface ClientReport {
   readonly sub: string;
   readonly channels: Readonly<Record<string, ChannelSequence>>;
-  /** SDK `resume` notices: the channel's continuity could not be kept. */
+  /** SDK `resumed` events that recovered everything, and those that could not. */
+  readonly recovered: number;
   readonly notRecovered: number;
   readonly reconnects: number;
 }
@@ -58,6 +59,7 @@ interface Tracked {
   readonly sub: string;
   readonly client: GatewayClient;
   readonly channels: Record<string, ChannelSequence>;
+  recovered: number;
   notRecovered: number;
   reconnects: number;
 }
@@ -95,8 +97,11 @@ function start(next: SoakWorkerConfig): void {
     const sub = `${next.subPrefix}-${next.workerIndex}-${i}`;
     const getToken = (): Promise<string> => Promise.resolve(jwt.sign({ sub }, next.jwtSecret, { algorithm: "HS256", expiresIn: 3600 }));
     const client = connect(next.wsUrl, { getToken }, { WebSocket, initialDelayMs: 500, maxDelayMs: 5000 });
-    const entry: Tracked = { sub, client, channels: {}, notRecovered: 0, reconnects: 0 };
-    client.on("resume", () => entry.notRecovered++);
+    const entry: Tracked = { sub, client, channels: {}, recovered: 0, notRecovered: 0, reconnects: 0 };
+    client.on("resumed", (info) => {
+      if (info.recovered) entry.recovered++;
+      else entry.notRecovered++;
+    });
     client.on("reconnecting", () => entry.reconnects++);
     for (const channel of [next.publicChannel, `user:${sub}`]) {
       const sequence: ChannelSequence = { epoch: null, first: null, last: null, received: 0, duplicates: 0, skipped: 0, epochChanges: 0 };
@@ -125,7 +130,7 @@ process.on("message", (message: SoakWorkerMessage) => {
     case "report":
       send({
         type: "report",
-        clients: tracked.map((t) => ({ sub: t.sub, channels: t.channels, notRecovered: t.notRecovered, reconnects: t.reconnects })),
+        clients: tracked.map((t) => ({ sub: t.sub, channels: t.channels, recovered: t.recovered, notRecovered: t.notRecovered, reconnects: t.reconnects })),
         latencyByMinute: Object.fromEntries([...latencyByMinute].map(([minute, histogram]) => [minute, histogram.snapshot()])),
       });
       return;

@@ -9,8 +9,12 @@ import path from "node:path";
 import { gzipSync } from "node:zlib";
 import { repoRoot } from "./lib/paths.js";
 
-/** The SDK must stay small enough to load on every screen; raise this only deliberately. */
-const SDK_BUDGET_BYTES = 10 * 1024;
+/**
+ * The SDK must stay small enough to load on every screen; raise this only deliberately.
+ * 10 → 11 KB for resume (since on connect, dedup, held frames, gap resync, `resumed`):
+ * the bundle went from 10,200 to 11,132 bytes (gzip 3,745 to 4,075).
+ */
+const SDK_BUDGET_BYTES = 11 * 1024;
 
 const root = repoRoot();
 const out = path.join(root, "dist", "web");

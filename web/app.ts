@@ -1,7 +1,9 @@
 /**
  * The live race screen served at `/`. Everything it shows comes through the
  * SDK: the `race` channel drives the screens, `user:<sub>` the portfolio, the
- * client's state events the badge. The build maps this import to the served
+ * client's state events the badge. After a reconnect the badge says whether
+ * every channel was resumed (nothing lost) or resynced (the race screen
+ * redrawn from the snapshot). The build maps this import to the served
  * `/sdk.js`, so the page runs the same bundle third parties load.
  */
 
@@ -11,6 +13,7 @@ import {
   type GatewayClient,
   type PortfolioUpdate,
   type RaceSync,
+  type ResumedInfo,
   type RoundFinished,
   type Screen,
   type TimerUpdate,
@@ -35,6 +38,7 @@ const ui = {
   nextRound: byId("next-round"),
   state: byId("conn-state"),
   node: byId("conn-node"),
+  continuity: byId("conn-continuity"),
   detail: byId("conn-detail"),
   notice: byId("notice"),
   user: byId("user"),
@@ -47,6 +51,7 @@ const ui = {
 /** What the animation frame loop interpolates between ticks (local clock). */
 const view = {
   screen: "none" as Screen | "none",
+  roundId: null as number | null,
   runners: 8,
   raceMs: 0,
   countdown: null as { timeLeft: number; total: number; at: number } | null,
@@ -62,7 +67,15 @@ function log(line: string): void {
 }
 
 function setScreen(screen: Screen, roundId: number): void {
-  ui.roundId.textContent = String(roundId);
+  if (view.roundId !== roundId) {
+    // A new round, or one a resync jumped to: nothing of the last one's results applies.
+    view.roundId = roundId;
+    view.nextRoundAt = null;
+    ui.roundId.textContent = String(roundId);
+    ui.winner.textContent = "?";
+    ui.ranking.replaceChildren();
+    ui.nextRound.textContent = "–";
+  }
   if (view.screen === screen) return;
   view.screen = screen;
   ui.race.dataset["screen"] = screen;
@@ -140,6 +153,31 @@ function showState(state: ClientEvents["state"]["state"], detail: string): void 
   ui.detail.textContent = detail;
 }
 
+/**
+ * Whether the channels came back without loss after a reconnect or a gap:
+ * `resumed` while every one was recovered, `resynced` once one was not.
+ */
+function showContinuity(continuity: "resumed" | "resynced" | null, title = ""): void {
+  if (continuity === null) delete document.body.dataset["continuity"];
+  else document.body.dataset["continuity"] = continuity;
+  ui.continuity.hidden = continuity === null;
+  ui.continuity.textContent = continuity ?? "";
+  ui.continuity.title = title;
+}
+
+function onResumed(client: GatewayClient, info: ResumedInfo): void {
+  const node = client.node ?? "?";
+  if (info.recovered) {
+    const replayed = info.since !== null && info.position !== null && info.since.epoch === info.position.epoch ? info.position.offset - info.since.offset : 0;
+    log(`${info.channel}: resumed on ${node}, ${replayed} missed message(s) replayed`);
+    if (document.body.dataset["continuity"] !== "resynced") showContinuity("resumed", "every message missed while away was replayed");
+    return;
+  }
+  const how = info.channel === "race" ? "screen redrawn from the snapshot" : "messages were lost";
+  log(`${info.channel}: resynced on ${node} (${info.cause}), ${how}`);
+  showContinuity("resynced", "some messages were no longer in history: the race screen was redrawn from the server's snapshot");
+}
+
 function renderPortfolio(data: PortfolioUpdate): void {
   ui.portfolioEmpty.hidden = true;
   ui.portfolio.replaceChildren(
@@ -172,6 +210,7 @@ function wire(client: GatewayClient): void {
   client.on("connecting", ({ attempt }) => showState("connecting", attempt > 0 ? `attempt ${attempt + 1}` : ""));
   client.on("connected", (info) => {
     showState("connected", "");
+    showContinuity(null);
     ui.node.textContent = info.node;
     ui.user.textContent = info.user;
     ui.userChannel.textContent = `user:${info.user}`;
@@ -179,6 +218,7 @@ function wire(client: GatewayClient): void {
   });
   client.on("disconnected", ({ code, reason, willReconnect }) => {
     ui.node.textContent = "";
+    showContinuity(null);
     showState("disconnected", `${code}${reason ? ` ${reason}` : ""}`);
     log(`disconnected: ${code} ${reason}${willReconnect ? "" : " (not reconnecting)"}`);
   });
@@ -186,7 +226,7 @@ function wire(client: GatewayClient): void {
     showState("reconnecting", `in ${(delayMs / 1000).toFixed(1)} s (${strategy}, attempt ${attempt})`);
     log(`reconnecting in ${delayMs} ms (${strategy}, attempt ${attempt})`);
   });
-  client.on("resume", (notice) => log(notice.kind === "gap" ? `${notice.channel}: ${notice.missed} message(s) missed; the snapshot caught up` : `${notice.channel}: new epoch`));
+  client.on("resumed", (info) => onResumed(client, info));
   client.on("refreshed", () => log("token refreshed"));
   client.on("error", (error) => log(`error: ${error.code} ${error.message}`));
 

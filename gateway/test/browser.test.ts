@@ -7,8 +7,9 @@
  * Postgres, two clock-driving gateway nodes in development mode, NGINX. The
  * page connects through NGINX with a development token, the countdown moves,
  * the screens follow the race, a portfolio update for its user appears, and it
- * reconnects by itself when its node is killed. A production node hands out no
- * token and the page says so.
+ * reconnects by itself when its node is killed, resuming every channel where
+ * it stopped and saying so. A production node hands out no token and the page
+ * says so.
  *
  * UPDATE_SCREENSHOT=1 also writes docs/race-screen.png.
  */
@@ -153,11 +154,26 @@ describe("live race page in Chromium", () => {
     await page.waitForFunction((gone) => document.body.dataset["state"] === "connected" && (document.getElementById("conn-node")?.textContent ?? "") !== "" && document.getElementById("conn-node")?.textContent !== gone, victim.name, { timeout: 15_000 });
     const after = await pageState(page);
     expect(after.node).not.toBe(victim.name);
+    // Both channels came back where they stopped (history holds seconds of race ticks), and the badge says so.
+    await page.waitForFunction(
+      (user) => ["race: resumed on ", `user:${user}: resumed on `].every((line) => (document.getElementById("log")?.textContent ?? "").includes(line)),
+      USER,
+      { timeout: 10_000 },
+    );
+    expect(await page.evaluate(() => document.body.dataset["continuity"])).toBe("resumed");
+    expect(await page.isVisible("#conn-continuity")).toBe(true);
+    expect(await page.textContent("#conn-continuity")).toBe("resumed");
+    expect(await page.textContent("#log")).toContain(`race: resumed on ${after.node}`);
     const roundBefore = Number((await pageState(page)).round);
     await page.waitForFunction((round) => Number(document.getElementById("round-id")?.textContent) > round, roundBefore, { timeout: 15_000 });
     expect(await page.textContent("#log")).toContain("reconnecting");
     expect(await page.textContent("#log")).not.toContain("error:");
     expect(problems).toEqual([]);
+
+    // On a phone-sized screen nothing is cut off sideways: the header wraps, the panels stack.
+    await page.setViewportSize({ width: 360, height: 740 });
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(360);
+    expect(await page.isVisible("#conn-continuity")).toBe(true);
     await page.close();
   });
 

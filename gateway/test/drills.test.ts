@@ -114,8 +114,8 @@ describe("fault drills", { timeout: 120_000 }, () => {
     await drill.settle();
     const epochs = new Set((drill.publisher.acked.get(PUBLIC_CHANNEL) ?? []).map((a) => a.epoch));
     expect(epochs.size).toBe(2);
-    // Every client was told that continuity broke…
-    await eventually(async () => drill.clients.every((c) => c.notices.length > 0), (ok) => ok);
+    // Every client was told, for each of its channels, that it could not recover…
+    await eventually(async () => drill.clients.every((c) => c.channels().every((channel) => c.resumed.some((r) => r.channel === channel && !r.recovered))), (ok) => ok);
     // …and from the position it was told, holds every new-epoch offset exactly once, in order.
     for (const client of drill.clients) {
       for (const channel of client.channels()) {

@@ -2,18 +2,23 @@
  * The client SDK against a real cluster: three gateway processes with the
  * round clock on, Postgres, Redis and NGINX in front, exactly as `npm start`
  * runs them. Typed events and the snapshot, personal feeds, a command round
- * trip, spread reconnects after a SIGKILL, the 1012 fast path on SIGTERM, and
- * token refresh on the open socket.
+ * trip, spread reconnects after a SIGKILL, the 1012 fast path on SIGTERM,
+ * token refresh on the open socket, and resume: every offset exactly once
+ * through a SIGKILL, recovered: false with the race snapshot once a position
+ * left history, and a resubscribe after a gap frame.
  */
 
+import { Redis } from "ioredis";
 import WebSocket from "ws";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { connect, type GatewayClient } from "../../shared/src/client/index.js";
-import type { ClientEvents, ClientOptions, DeliveryMeta, TokenSource } from "../../shared/src/client/index.js";
+import type { ChannelPosition, ClientEvents, ClientOptions, DeliveryMeta, ResumedInfo, TokenSource, WebSocketConstructor } from "../../shared/src/client/index.js";
 import type { TimerUpdate } from "../../shared/src/race-events.js";
 import { startNginx, type NginxHandle } from "../../scripts/lib/nginx.js";
 import { startPostgres, type PostgresHandle } from "../../scripts/lib/postgres.js";
 import { startRedis, type RedisHandle } from "../../scripts/lib/redis.js";
+import { channelStateKey } from "../src/broker/redis-keys.js";
+import { eventually } from "./support/eventually.js";
 import { startGatewayNode, TEST_PUBLISH_KEY, uniquePrefix, type GatewayNode } from "./support/gateway-node.js";
 import { token } from "./support/tokens.js";
 import { publish } from "./support/ws-client.js";
@@ -39,6 +44,9 @@ function clusterEnv(): Record<string, string> {
     CLOCK_LEASE_TTL_MS: "1000",
     // Expiry exactly at `exp`, so the refresh test proves the refresh, not the tolerance.
     JWT_CLOCK_TOLERANCE_S: "0",
+    // Race history of half a second (ticks every 100 ms), so a client away for longer cannot be
+    // recovered; room for everything the resume test publishes on the other channels.
+    CHANNEL_HISTORY: "race=5/30,forecasts=1000/300,user=1000/900,*=100/300",
     LOG_LEVEL: "warn",
   };
 }
@@ -49,7 +57,7 @@ interface Recorded {
   of<K extends keyof ClientEvents>(name: K): Array<{ at: number; value: ClientEvents[K] }>;
 }
 
-const EVENT_NAMES: ReadonlyArray<keyof ClientEvents> = ["connecting", "connected", "disconnected", "reconnecting", "resume", "refreshed", "error"];
+const EVENT_NAMES: ReadonlyArray<keyof ClientEvents> = ["connecting", "connected", "disconnected", "reconnecting", "resumed", "refreshed", "error"];
 
 function open(auth: TokenSource, options: ClientOptions = {}): Recorded {
   const client = connect(wsUrl, auth, { WebSocket, ...options });
@@ -241,5 +249,141 @@ describe("client SDK against a cluster", () => {
     const alive = nodes.find((n) => n.proc.isRunning())!;
     await publish(alive.httpUrl, TEST_PUBLISH_KEY, { channel: "user:sdk-refresh", event: "portfolio_update", data: { cash: 1 } });
     expect(await got).toBe(1);
+  });
+});
+
+/** Starts every node an earlier test killed or drained again, on its port, so NGINX finds it. */
+async function reviveNodes(): Promise<void> {
+  nodes = await Promise.all(
+    nodes.map(async (n) => (n.proc.isRunning() ? n : startGatewayNode({ name: n.name, port: n.port, redisUrl: redis.url, redisPrefix: prefix, env: clusterEnv() }))),
+  );
+}
+
+/** A `ws` constructor that remembers its latest socket, so a test can cut it like a network loss (1006, no close frame). */
+function cuttable(): { readonly WebSocket: WebSocketConstructor; cut(): void } {
+  const opened: WebSocket[] = [];
+  class Tracked extends WebSocket {
+    constructor(url: string) {
+      super(url);
+      opened.push(this);
+    }
+  }
+  return { WebSocket: Tracked, cut: () => opened.at(-1)?.terminate() };
+}
+
+async function publishTo(node: GatewayNode, channel: string, data: unknown): Promise<ChannelPosition> {
+  const res = await publish(node.httpUrl, TEST_PUBLISH_KEY, { channel, event: "forecast_update", data });
+  expect(res.status).toBe(200);
+  const { offset, epoch } = res.json as ChannelPosition;
+  return { offset, epoch };
+}
+
+function resumedOn(r: Recorded, channel: string): ResumedInfo[] {
+  return r.of("resumed").map((e) => e.value).filter((info) => info.channel === channel);
+}
+
+describe("resume through failures", () => {
+  let backend: Redis;
+  beforeAll(() => {
+    backend = new Redis(redis.url);
+  });
+  afterAll(() => backend?.disconnect());
+  beforeEach(reviveNodes, 30_000);
+
+  it("resumes a public and the personal channel on another node after a SIGKILL: every offset exactly once, in order", async () => {
+    const sub = "sdk-resume";
+    const channels = ["forecasts:sdk-resume", `user:${sub}`] as const;
+    const r = open({ token: token({ sub }) }, { initialDelayMs: 500 });
+    const received = new Map<string, number[]>(channels.map((c) => [c, []]));
+    const published = new Map<string, number[]>(channels.map((c) => [c, []]));
+    const record = (_event: string, _data: unknown, meta: DeliveryMeta): void => void received.get(meta.channel)?.push(meta.offset ?? -1);
+    const ready = channels.map((c) => r.client.subscribe(c, { message: record }).ready());
+    await Promise.all(ready);
+    const victim = nodeNamed(r.client.node ?? "");
+    const publisher = nodes.find((n) => n !== victim)!;
+
+    let stop = false;
+    const publishing = (async () => {
+      // Bounded: 3000 publishes or 30 s. Paced (~150/s) so what the client misses stays well inside history.
+      const deadline = Date.now() + 30_000;
+      for (let i = 0; !stop && i < 3000 && Date.now() < deadline; i++) {
+        const channel = channels[i % 2]!;
+        published.get(channel)!.push((await publishTo(publisher, channel, { i })).offset);
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+    })();
+    await eventually(async () => received.get(channels[0])!.length, (n) => n >= 20);
+    await victim.proc.kill9();
+    await eventually(async () => r.of("resumed").length, (n) => n >= 2, 15_000);
+    expect(r.client.node).not.toBe(victim.name);
+    // Publishing goes on past the resume, then stops.
+    const atResume = published.get(channels[0])!.length;
+    await eventually(async () => published.get(channels[0])!.length, (n) => n >= atResume + 20);
+    stop = true;
+    await publishing;
+
+    for (const channel of channels) {
+      const sent = published.get(channel)!;
+      await eventually(async () => received.get(channel)!.at(-1), (last) => last === sent.at(-1));
+      // Nobody else publishes here: the offsets are consecutive, and each arrived once, in order.
+      expect(sent).toEqual(Array.from({ length: sent.length }, (_, i) => sent[0]! + i));
+      expect(received.get(channel)).toEqual(sent);
+      expect(resumedOn(r, channel)).toEqual([{ channel, recovered: true, cause: "reconnect", since: expect.any(Object), position: expect.any(Object) }]);
+    }
+    expect(r.of("connected")).toHaveLength(2);
+  }, 60_000);
+
+  it("says recovered: false once its race position left history, and re-applies the race snapshot", async () => {
+    const link = cuttable();
+    // Back after 0.9 × 2 s = 1.8 s: more race ticks than the 5 the race history keeps.
+    const r = open({ token: token({ sub: "sdk-too-old" }) }, { WebSocket: link.WebSocket, initialDelayMs: 2000, random: () => 0.9 });
+    const seen: string[] = [];
+    const live = new Promise<void>((resolve) => {
+      r.client.subscribe("race", {
+        message: (_event, _data, meta) => {
+          seen.push(meta.fromSnapshot ? "snapshot" : `live:${meta.offset}`);
+          if (!meta.fromSnapshot) resolve();
+        },
+        resumed: (info) => seen.push(`resumed:${info.recovered}`),
+      });
+    });
+    await live;
+    const before = r.client.position("race");
+    link.cut();
+    await eventually(async () => resumedOn(r, "race").length, (n) => n === 1, 10_000);
+    const [resumed] = resumedOn(r, "race");
+    expect(resumed).toMatchObject({ recovered: false, cause: "reconnect", since: before });
+    // The snapshot reaches the handlers right after the resume, then live ticks go on from the new position.
+    await eventually(async () => seen.length, (n) => n >= seen.indexOf("resumed:false") + 3);
+    const after = seen.slice(seen.indexOf("resumed:false"));
+    expect(after[1]).toBe("snapshot");
+    expect(Number(after[2]?.split(":")[1])).toBeGreaterThan(resumed!.position!.offset);
+    // Nothing was published to the personal channel meanwhile: it resumed recovered.
+    expect(resumedOn(r, "user:sdk-too-old")).toMatchObject([{ recovered: true, cause: "reconnect" }]);
+  }, 30_000);
+
+  it.each([
+    { sub: "sdk-gap-public", channel: "forecasts:sdk-gap" },
+    { sub: "sdk-gap-personal", channel: "user:sdk-gap-personal" },
+  ])("resubscribes $channel after a gap frame, on the same socket, and learns the lost message is gone", async ({ sub, channel }) => {
+    const r = open({ token: token({ sub }) });
+    const order: string[] = [];
+    const subscription = r.client.subscribe(channel, {
+      message: (_event, _data, meta) => order.push(String(meta.offset)),
+      resumed: (info) => order.push(`resumed:${info.recovered}:${info.cause}`),
+    });
+    await subscription.ready();
+    const publisher = nodes[0]!;
+    const first = await publishTo(publisher, channel, 0);
+    await eventually(async () => order.length, (n) => n === 1);
+    const resumed = r.client.once("resumed");
+    // A message whose offset was taken but that no node received and history never kept.
+    await backend.hincrby(channelStateKey(prefix, channel), "offset", 1);
+    const afterHole = await publishTo(publisher, channel, 2);
+    expect(await resumed).toEqual({ channel, recovered: false, cause: "history_lost", since: first, position: afterHole });
+    const next = await publishTo(publisher, channel, 3);
+    await eventually(async () => order.at(-1), (last) => last === String(next.offset));
+    expect(order).toEqual([String(first.offset), "resumed:false:history_lost", String(next.offset)]);
+    expect(r.of("connected")).toHaveLength(1);
   });
 });

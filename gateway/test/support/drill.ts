@@ -11,7 +11,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import WebSocket from "ws";
-import { connect, type GatewayClient } from "../../../shared/src/client/index.js";
+import { connect, type GatewayClient, type ResumedInfo } from "../../../shared/src/client/index.js";
 import { startNginx, type NginxHandle } from "../../../scripts/lib/nginx.js";
 import { startRedis, type RedisHandle } from "../../../scripts/lib/redis.js";
 import { ackedOffsets, IdempotentPublisher } from "../../../loadtest/lib/idempotent-publisher.js";
@@ -36,8 +36,8 @@ interface Received {
 /** One SDK client and everything its application saw. */
 export class DrillClient {
   readonly received = new Map<string, Received[]>();
-  /** `resume` notices the SDK raised: channels whose continuity broke. */
-  readonly notices: unknown[] = [];
+  /** The SDK's `resumed` events: every rejoin of a channel, and whether it lost anything. */
+  readonly resumed: ResumedInfo[] = [];
   /** Resolves when every subscription is confirmed by the server. */
   readonly ready: Promise<void>;
 
@@ -45,7 +45,7 @@ export class DrillClient {
     readonly sub: string,
     readonly client: GatewayClient,
   ) {
-    client.on("resume", (notice) => this.notices.push(notice));
+    client.on("resumed", (info) => this.resumed.push(info));
     const subscriptions = this.channels().map((channel) => {
       this.received.set(channel, []);
       return client.subscribe(channel, {

@@ -27,7 +27,7 @@ export interface StartNodeOptions {
   readonly env?: Readonly<Record<string, string>>;
   /** Wait for /readyz 200 (default) or only for the listening log line. */
   readonly waitReady?: boolean;
-  /** A fixed port, to restart a node where NGINX expects it; default a free one. */
+  /** A port to listen on, e.g. a killed node's, so NGINX's upstream finds it again; default a free one. */
   readonly port?: number;
 }
 

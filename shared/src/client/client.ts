@@ -3,6 +3,13 @@
  * close the codes table marks as reconnectable, with every subscription
  * restored and the token refreshed in place before it expires.
  *
+ * Continuity (docs/client-sdk.md, "Resume"): every channel remembers the last
+ * position it processed, or the one it joined at, and joins again with it as
+ * `since` after a reconnect (the personal channel in the connect URL) or a
+ * `gap`. A delivery that repeats a processed offset is dropped; one that
+ * breaks the sequence makes the channel join again. The server's answer says
+ * whether anything was lost (`resumed`).
+ *
  * Invariants:
  * - Requests go out only after the socket's `welcome` (docs/protocol.md).
  * - Request ids are never reused across sockets, so a late reply from an old
@@ -11,12 +18,12 @@
  */
 
 import { CloseCodes, type CloseCodeSpec } from "../codes.js";
-import type { ErrorBody, JsonValue, ServerFrame, WelcomeFrame } from "../protocol.js";
 import type { RaceSnapshot } from "../race-events.js";
+import type { ErrorBody, GapFrame, JsonValue, MessageFrame, ServerFrame, SubscribeResult, WelcomeFrame } from "../protocol.js";
 // Types only: the schema library stays out of the browser bundle.
 import type { RequestOf } from "../requests.js";
 import { backoffDelay, drainDelay, refreshDelay } from "./backoff.js";
-import { ResumeTracker } from "./resume.js";
+import { continuity } from "./resume.js";
 import {
   GatewayError,
   type ChannelHandlers,
@@ -26,6 +33,8 @@ import {
   type CommandMap,
   type ConnectionState,
   type DeliveryMeta,
+  type ResumeCause,
+  type ResumedInfo,
   type Timers,
   type TokenSource,
   type WebSocketConstructor,
@@ -37,10 +46,12 @@ const ABNORMAL_CLOSURE = 1006;
 const NORMAL_CLOSURE = 1000;
 const CLIENT_CLOSED = "client closed";
 
+/** Frames held per channel between a subscribe and its reply; past it the rest are dropped and the sequence check resyncs. */
+const MAX_HELD = 1000;
+
 const CLOSE_SPECS: ReadonlyMap<number, CloseCodeSpec> = new Map(Object.values(CloseCodes).map((spec) => [spec.code, spec]));
 
-/** What the SDK sends to resume: the server ignores `since` until its schema lists it. */
-type SubscribeRequest = RequestOf<"subscribe"> & { readonly since?: ChannelPosition };
+type ChannelFrame = MessageFrame | GapFrame;
 type Request = { readonly type: string } & { readonly [field: string]: JsonValue | undefined };
 type OkReply = { readonly [field: string]: unknown };
 
@@ -58,8 +69,17 @@ interface Pending {
 interface ChannelEntry {
   readonly channel: string;
   readonly handlerSets: Set<ChannelHandlers>;
-  status: "pending" | "live" | "refused";
+  /** `leaving`: unsubscribing to resync after a gap; its deliveries are dropped, the rejoin replays them. */
+  status: "pending" | "live" | "leaving" | "refused";
   refusal: GatewayError | null;
+  /** The last message processed, or the position joined at: `since` for the next join. */
+  position: ChannelPosition | undefined;
+  /** Frames that arrived before the subscribe's reply (which says where the sequence starts), in order. */
+  readonly held: ChannelFrame[];
+  /** Live before: the next join is a resume and says so. */
+  joined: boolean;
+  /** Why the next join happens. */
+  cause: ResumeCause;
   /** Latest serverTime delivered, so an older snapshot does not overwrite a newer tick. */
   lastServerTime: number;
   /** Consecutive `unavailable` refusals on this socket, for the retry backoff. */
@@ -83,6 +103,20 @@ const platformTimers: Timers = {
 
 type TimerName = "connect" | "reconnect" | "refresh";
 
+type Settings = Required<Omit<ClientOptions, "WebSocket" | "timers" | "random">>;
+
+/** docs/client-sdk.md lists them. */
+const DEFAULTS: Settings = {
+  initialDelayMs: 1000,
+  maxDelayMs: 30_000,
+  drainJitterMs: 1000,
+  stableAfterMs: 5000,
+  connectTimeoutMs: 10_000,
+  requestTimeoutMs: 10_000,
+  refreshLeadMs: 30_000,
+  refreshRetryMs: 5000,
+};
+
 /** Event handlers with a payload, for listeners kept per event name. */
 type Listener<K extends keyof ClientEvents> = (event: ClientEvents[K]) => void;
 
@@ -90,15 +124,17 @@ export class GatewayClient {
   readonly #Socket: WebSocketConstructor;
   readonly #timers: Timers;
   readonly #random: () => number;
-  readonly #options: Required<Omit<ClientOptions, "WebSocket" | "timers" | "random">>;
+  readonly #options: Settings;
   readonly #channels = new Map<string, ChannelEntry>();
   readonly #pending = new Map<number, Pending>();
   readonly #listeners = new Map<keyof ClientEvents, Set<Listener<keyof ClientEvents>>>();
-  readonly #resume = new ResumeTracker();
 
   #socket: WebSocketLike | null = null;
   #currentState: ConnectionState = "connecting";
   #welcome: WelcomeFrame | null = null;
+  /** The personal channel's position sent in the current socket's URL. */
+  #sentSince: { readonly channel: string; readonly since: ChannelPosition } | null = null;
+  #duplicates = 0;
   #nextId = 1;
   #attempt = 0;
   #connectedAt = 0;
@@ -122,16 +158,10 @@ export class GatewayClient {
     this.#Socket = Socket;
     this.#timers = options.timers ?? platformTimers;
     this.#random = options.random ?? Math.random;
-    this.#options = {
-      initialDelayMs: options.initialDelayMs ?? 1000,
-      maxDelayMs: options.maxDelayMs ?? 30_000,
-      drainJitterMs: options.drainJitterMs ?? 1000,
-      stableAfterMs: options.stableAfterMs ?? 5000,
-      connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
-      requestTimeoutMs: options.requestTimeoutMs ?? 10_000,
-      refreshLeadMs: options.refreshLeadMs ?? 30_000,
-      refreshRetryMs: options.refreshRetryMs ?? 5000,
-    };
+    const settings = { ...DEFAULTS };
+    // Key by key: an option passed as undefined keeps its default.
+    for (const key of Object.keys(DEFAULTS) as Array<keyof Settings>) settings[key] = options[key] ?? DEFAULTS[key];
+    this.#options = settings;
     // A microtask, so listeners attached right after connect() see the first `connecting`.
     void Promise.resolve().then(() => this.#open());
   }
@@ -155,9 +185,14 @@ export class GatewayClient {
     return this.#timers.now() + this.#clockOffset;
   }
 
-  /** The last (offset, epoch) delivered on `channel`, sent as `since` when resubscribing. */
+  /** The last (offset, epoch) processed on `channel`, or where it was joined: `since` for its next join. */
   position(channel: string): ChannelPosition | undefined {
-    return this.#resume.position(channel);
+    return this.#channels.get(channel)?.position;
+  }
+
+  /** Deliveries dropped because their offset was processed already (repeats across reconnects). */
+  get duplicates(): number {
+    return this.#duplicates;
   }
 
   on<K extends keyof ClientEvents>(event: K, listener: Listener<K>): () => void {
@@ -188,9 +223,8 @@ export class GatewayClient {
   subscribe(channel: string, handlers: ChannelHandlers): Subscription {
     let entry = this.#channels.get(channel);
     if (entry === undefined) {
-      entry = { channel, handlerSets: new Set(), status: "pending", refusal: null, lastServerTime: -Infinity, retries: 0, waiters: [] };
-      this.#channels.set(channel, entry);
-      if (this.#currentState === "connected") this.#join(entry);
+      entry = this.#entry(channel);
+      if (this.#currentState === "connected") this.#sendSubscribe(entry);
     }
     const owner = entry;
     owner.handlerSets.add(handlers);
@@ -276,8 +310,13 @@ export class GatewayClient {
     }
     if (this.#closedByUser) return;
 
+    // Resume the personal channel the server joins at connect (the first welcome names it).
+    const own = this.#welcome?.channels[0];
+    const since = own === undefined ? undefined : this.#channels.get(own)?.position;
+    this.#sentSince = own === undefined || since === undefined ? null : { channel: own, since };
     const separator = this.#url.includes("?") ? "&" : "?";
-    const socket = new this.#Socket(`${this.#url}${separator}token=${encodeURIComponent(token)}`);
+    const resume = since === undefined ? "" : `&since=${since.offset}:${encodeURIComponent(since.epoch)}`;
+    const socket = new this.#Socket(`${this.#url}${separator}token=${encodeURIComponent(token)}${resume}`);
     this.#socket = socket;
     let failed = false;
     socket.onerror = () => {
@@ -304,7 +343,11 @@ export class GatewayClient {
     // Sent requests may or may not have been applied; the caller decides on a retry.
     this.#failPending("disconnected", `connection lost (${code})`, (pending) => pending.sent || !pending.queue);
     for (const pending of this.#pending.values()) pending.sent = false;
-    for (const entry of this.#channels.values()) if (entry.status === "live") entry.status = "pending";
+    for (const entry of this.#channels.values()) {
+      if (entry.status !== "refused") entry.status = "pending";
+      entry.held.length = 0;
+      entry.cause = "reconnect";
+    }
     if (this.#closedByUser) return;
 
     const wasConnected = this.#currentState === "connected";
@@ -324,7 +367,7 @@ export class GatewayClient {
     this.#attempt = drain ? 1 : this.#attempt + 1;
     const delayMs = drain
       ? drainDelay(this.#options.drainJitterMs, this.#random)
-      : backoffDelay(this.#attempt, { initialDelayMs: this.#options.initialDelayMs, maxDelayMs: this.#options.maxDelayMs }, this.#random);
+      : backoffDelay(this.#attempt, this.#options, this.#random);
     this.#setState("reconnecting");
     this.#emit("reconnecting", { attempt: this.#attempt, delayMs, code, strategy: drain ? "drain" : "backoff" });
     this.#handles.reconnect = this.#timers.setTimeout(() => {
@@ -339,10 +382,23 @@ export class GatewayClient {
     this.#connectedAt = this.#timers.now();
     this.#clockOffset = frame.serverTime - this.#connectedAt;
     this.#setState("connected");
+    // Personal channels exist from the first welcome, handlers or not, so their position is kept.
+    for (const channel of frame.channels) if (!this.#channels.has(channel)) this.#entry(channel);
+    // Entries that listeners add from here on are subscribed by subscribe() itself.
+    const entries = [...this.#channels.values()];
     this.#emit("connected", { node: frame.node, user: frame.user, serverTime: frame.serverTime, expiresAt: frame.expiresAt, channels: frame.channels });
-    for (const entry of this.#channels.values()) {
+    for (const entry of entries) {
+      if (this.#channels.get(entry.channel) !== entry || this.#socket === null) continue;
       entry.retries = 0;
-      this.#join(entry);
+      const personal = frame.channels.includes(entry.channel);
+      // Another user's personal channel (the token changed hands) kept only for its position.
+      if (!personal && entry.handlerSets.size === 0) this.#channels.delete(entry.channel);
+      else if (!personal) this.#sendSubscribe(entry);
+      else {
+        const since = this.#sentSince?.channel === entry.channel ? this.#sentSince.since : undefined;
+        // `positions` is absent from servers that keep no history.
+        this.#joined(entry, since, frame.recovered, (frame.positions as WelcomeFrame["positions"] | undefined)?.[entry.channel] ?? {});
+      }
     }
     for (const [id, pending] of this.#pending) if (!pending.sent) this.#sendPending(id, pending);
     this.#scheduleRefresh(frame.expiresAt);
@@ -377,17 +433,31 @@ export class GatewayClient {
         this.#emit("error", fromBody(frame.error));
         return;
       case "message":
-        this.#onMessage(frame.channel, frame.event, frame.data, frame.offset, frame.epoch, frame.ts);
+      case "gap": {
+        const entry = this.#channels.get(frame.channel);
+        if (entry !== undefined) this.#onChannelFrame(entry, frame);
         return;
+      }
     }
   }
 
-  #onMessage(channel: string, event: string, data: JsonValue, offset: number, epoch: string, ts: number): void {
-    const seen = this.#resume.observe(channel, offset, epoch);
-    if (seen.kind === "duplicate") return;
-    if (seen.kind === "notice") this.#emit("resume", seen.notice);
-    const entry = this.#channels.get(channel);
-    if (entry === undefined) return;
+  /** A delivery or gap notice, in socket order. */
+  #onChannelFrame(entry: ChannelEntry, frame: ChannelFrame): void {
+    if (entry.status === "pending") {
+      if (entry.held.length < MAX_HELD) entry.held.push(frame);
+      return;
+    }
+    // Leaving to resync, or refused: the rejoin replays what was after the position.
+    if (entry.status !== "live") return;
+    if (frame.type === "gap") return this.#resync(entry, frame.reason);
+    const seen = continuity(entry.position, frame.offset, frame.epoch);
+    if (seen === "duplicate") {
+      this.#duplicates++;
+      return;
+    }
+    if (seen !== "next") return this.#resync(entry, seen);
+    entry.position = { offset: frame.offset, epoch: frame.epoch };
+    const { channel, event, data, offset, epoch, ts } = frame;
     const serverTime = typeof data === "object" && data !== null && !Array.isArray(data) ? data["serverTime"] : undefined;
     if (typeof serverTime === "number") entry.lastServerTime = Math.max(entry.lastServerTime, serverTime);
     this.#deliver(entry, event, data, { channel, event, offset, epoch, ts, fromSnapshot: false });
@@ -396,34 +466,43 @@ export class GatewayClient {
   #deliver(entry: ChannelEntry, event: string, data: JsonValue, meta: DeliveryMeta): void {
     for (const handlers of [...entry.handlerSets]) {
       const typed = (handlers as Record<string, ((data: JsonValue, meta: DeliveryMeta) => void) | undefined>)[event];
-      if (typed !== undefined && event !== "message" && event !== "error") this.#safely(entry.channel, () => typed(data, meta));
+      if (typed !== undefined && event !== "message" && event !== "error" && event !== "resumed") this.#safely(entry.channel, () => typed(data, meta));
       if (handlers.message !== undefined) this.#safely(entry.channel, () => handlers.message?.(event, data, meta));
     }
   }
 
   // ---- subscriptions ------------------------------------------------------
 
-  /** Channels the server joined by itself (the welcome lists them) need no subscribe. */
-  #join(entry: ChannelEntry): void {
-    if (this.#welcome?.channels.includes(entry.channel) === true) this.#markLive(entry);
-    else this.#sendSubscribe(entry);
+  #entry(channel: string): ChannelEntry {
+    const entry: ChannelEntry = {
+      channel,
+      handlerSets: new Set(),
+      status: "pending",
+      refusal: null,
+      position: undefined,
+      held: [],
+      joined: false,
+      cause: "reconnect",
+      lastServerTime: -Infinity,
+      retries: 0,
+      waiters: [],
+    };
+    this.#channels.set(channel, entry);
+    return entry;
   }
 
   #sendSubscribe(entry: ChannelEntry): void {
-    const since = this.#resume.position(entry.channel);
-    const frame: SubscribeRequest = since === undefined ? { type: "subscribe", channel: entry.channel } : { type: "subscribe", channel: entry.channel, since };
+    const since = entry.position;
+    entry.status = "pending";
+    entry.held.length = 0;
+    // The snapshot answers this subscribe: only a tick after it may overrule it.
+    entry.lastServerTime = -Infinity;
+    const frame: RequestOf<"subscribe"> = since === undefined ? { type: "subscribe", channel: entry.channel } : { type: "subscribe", channel: entry.channel, since };
     const socket = this.#socket;
-    this.request(frame as unknown as Request, this.#options.requestTimeoutMs, false).then(
+    this.#ask(frame as unknown as Request).then(
       (reply) => {
-        if (this.#channels.get(entry.channel) !== entry) return;
-        this.#markLive(entry);
-        const snapshot = reply["snapshot"] as RaceSnapshot | undefined;
-        // A tick may beat the reply; keep whichever is newer (docs/game-screens.md).
-        if (snapshot !== undefined && snapshot.data.serverTime > entry.lastServerTime) {
-          entry.lastServerTime = snapshot.data.serverTime;
-          const meta: DeliveryMeta = { channel: entry.channel, event: snapshot.event, offset: null, epoch: null, ts: null, fromSnapshot: true };
-          this.#deliver(entry, snapshot.event, snapshot.data as unknown as JsonValue, meta);
-        }
+        const result = reply as unknown as SubscribeResult;
+        if (this.#channels.get(entry.channel) === entry && socket === this.#socket) this.#joined(entry, since, result.recovered, result, result.snapshot);
       },
       (error: GatewayError) => {
         if (this.#channels.get(entry.channel) !== entry || socket !== this.#socket) return;
@@ -441,10 +520,54 @@ export class GatewayClient {
     );
   }
 
-  #markLive(entry: ChannelEntry): void {
+  /**
+   * The server answered a join (subscribe reply, or the welcome for the
+   * personal channel). Recovered: the position stays at `since`, and the
+   * missed messages come next. Otherwise the channel starts again at the
+   * server's position, the application hears it must reload, and `race`
+   * gets the snapshot.
+   */
+  #joined(entry: ChannelEntry, since: ChannelPosition | undefined, answer: boolean | undefined, at: Partial<ChannelPosition>, snapshot?: RaceSnapshot): void {
+    const position = at.offset === undefined || at.epoch === undefined ? undefined : { offset: at.offset, epoch: at.epoch };
+    const recovered = since !== undefined && answer === true;
+    if (!recovered) entry.position = position;
     entry.status = "live";
     entry.refusal = null;
     for (const waiter of entry.waiters.splice(0)) waiter.resolve();
+    if (entry.joined) {
+      const info: ResumedInfo = { channel: entry.channel, recovered, cause: entry.cause, since: since ?? null, position: position ?? null };
+      this.#emit("resumed", info);
+      for (const handlers of [...entry.handlerSets]) if (handlers.resumed !== undefined) this.#safely(entry.channel, () => handlers.resumed?.(info));
+    }
+    entry.joined = true;
+    entry.cause = "reconnect";
+    for (const frame of entry.held.splice(0)) this.#onChannelFrame(entry, frame);
+    // A tick may beat the reply; keep whichever is newer (docs/game-screens.md). The server
+    // reads the snapshot after joining the socket, so on a tie the snapshot is not older.
+    if (snapshot !== undefined && snapshot.data.serverTime >= entry.lastServerTime) {
+      entry.lastServerTime = snapshot.data.serverTime;
+      const meta: DeliveryMeta = { channel: entry.channel, event: snapshot.event, offset: null, epoch: null, ts: null, fromSnapshot: true };
+      this.#deliver(entry, snapshot.event, snapshot.data as unknown as JsonValue, meta);
+    }
+  }
+
+  /**
+   * Continuity broke on the open socket: leave and join again from the last
+   * position processed (docs/protocol.md, `gap`). Deliveries until the
+   * unsubscribe's reply are past the break and dropped; the join replays them
+   * if history still holds them.
+   */
+  #resync(entry: ChannelEntry, cause: ResumeCause): void {
+    entry.status = "leaving";
+    entry.cause = cause;
+    const socket = this.#socket;
+    const rejoin = (): void => {
+      if (this.#channels.get(entry.channel) === entry && socket === this.#socket && entry.status === "leaving") this.#sendSubscribe(entry);
+    };
+    this.#ask({ type: "unsubscribe", channel: entry.channel } satisfies RequestOf<"unsubscribe">).then(rejoin, (error: GatewayError) => {
+      // A reconnect rejoins by itself; any answer (not_subscribed included) means the socket has left.
+      if (error.code !== "disconnected" && error.code !== "closed") rejoin();
+    });
   }
 
   #refuse(entry: ChannelEntry, error: GatewayError): void {
@@ -457,13 +580,12 @@ export class GatewayClient {
 
   #detach(entry: ChannelEntry, handlers: ChannelHandlers): void {
     entry.handlerSets.delete(handlers);
-    if (entry.handlerSets.size > 0 || this.#channels.get(entry.channel) !== entry) return;
+    // The server joins the personal channel on every connect: it stays, and keeps its position for the next one.
+    if (entry.handlerSets.size > 0 || this.#channels.get(entry.channel) !== entry || this.#welcome?.channels.includes(entry.channel) === true) return;
     this.#channels.delete(entry.channel);
-    this.#resume.forget(entry.channel);
-    // The server re-joins the personal channel on every connect; leaving it would only lose messages.
     // A subscribe still in flight is left too: the server then refuses it with not_subscribed.
-    if (this.#currentState !== "connected" || this.#welcome?.channels.includes(entry.channel) === true) return;
-    this.request({ type: "unsubscribe", channel: entry.channel } satisfies RequestOf<"unsubscribe">, this.#options.requestTimeoutMs, false).then(
+    if (this.#currentState !== "connected") return;
+    this.#ask({ type: "unsubscribe", channel: entry.channel } satisfies RequestOf<"unsubscribe">).then(
       () => undefined,
       (error: GatewayError) => {
         if (error.code !== "disconnected" && error.code !== "closed" && error.code !== "not_subscribed") this.#emit("error", error);
@@ -490,7 +612,7 @@ export class GatewayClient {
       const token = await this.#auth.getToken().catch((err: unknown) => {
         throw new GatewayError("token_unavailable", `getToken failed: ${describe(err)}`);
       });
-      const reply = await this.request({ type: "refresh", token } satisfies RequestOf<"refresh">, this.#options.requestTimeoutMs, false);
+      const reply = await this.#ask({ type: "refresh", token } satisfies RequestOf<"refresh">);
       if (socket !== this.#socket) return;
       const next = (reply["expiresAt"] as number | null | undefined) ?? null;
       this.#emit("refreshed", { expiresAt: next });
@@ -509,6 +631,11 @@ export class GatewayClient {
   }
 
   // ---- plumbing -----------------------------------------------------------
+
+  /** A request of the SDK's own: it belongs to the current socket, so it fails at once when there is none. */
+  #ask(frame: Request): Promise<OkReply> {
+    return this.request(frame, this.#options.requestTimeoutMs, false);
+  }
 
   #sendPending(id: number, pending: Pending): void {
     const socket = this.#socket;

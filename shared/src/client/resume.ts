@@ -1,44 +1,20 @@
 /**
- * Per-channel resume bookkeeping: the last (offset, epoch) seen on each
- * channel, kept across reconnects. The gateway assigns offsets gaplessly per
- * channel and changes the epoch only when a channel's sequence restarts
- * (docs/protocol.md), so the next delivery tells whether anything was missed.
+ * How a delivery continues a channel's sequence. The gateway numbers every
+ * channel gaplessly and changes its epoch only when the numbering restarts
+ * (docs/protocol.md), and it replays from history what a resuming client
+ * missed. So, against the last position a client processed, a delivery is the
+ * next one, one it has already (a repeat across a reconnect), or proof that
+ * continuity broke: the client must then resynchronise rather than go on.
  */
 
-import type { ChannelPosition, ResumeNotice } from "./types.js";
+import type { ChannelPosition } from "./types.js";
 
-export type Observation =
-  | { readonly kind: "next" }
-  /** Offset at or below one already seen under the same epoch: already delivered. */
-  | { readonly kind: "duplicate" }
-  | { readonly kind: "notice"; readonly notice: ResumeNotice };
+export type Continuity = "next" | "duplicate" | "offset_gap" | "epoch_changed";
 
-export class ResumeTracker {
-  private readonly positions = new Map<string, ChannelPosition>();
-
-  /** Records a delivery and says how it relates to the previous one on its channel. */
-  observe(channel: string, offset: number, epoch: string): Observation {
-    const previous = this.positions.get(channel);
-    const current: ChannelPosition = { offset, epoch };
-    if (previous === undefined) {
-      this.positions.set(channel, current);
-      return { kind: "next" };
-    }
-    if (previous.epoch !== epoch) {
-      this.positions.set(channel, current);
-      return { kind: "notice", notice: { channel, kind: "epoch_changed", previous, current, missed: null } };
-    }
-    if (offset <= previous.offset) return { kind: "duplicate" };
-    this.positions.set(channel, current);
-    if (offset === previous.offset + 1) return { kind: "next" };
-    return { kind: "notice", notice: { channel, kind: "gap", previous, current, missed: offset - previous.offset - 1 } };
-  }
-
-  position(channel: string): ChannelPosition | undefined {
-    return this.positions.get(channel);
-  }
-
-  forget(channel: string): void {
-    this.positions.delete(channel);
-  }
+/** `last` undefined: nothing processed and no position known, so any delivery starts the sequence. */
+export function continuity(last: ChannelPosition | undefined, offset: number, epoch: string): Continuity {
+  if (last === undefined) return "next";
+  if (last.epoch !== epoch) return "epoch_changed";
+  if (offset <= last.offset) return "duplicate";
+  return offset === last.offset + 1 ? "next" : "offset_gap";
 }

@@ -6,8 +6,10 @@
 
 import type { ErrorCode } from "../codes.js";
 import type { PlaceBetData, PlaceBetResult } from "../commands.js";
-import type { JsonValue } from "../protocol.js";
+import type { ChannelPosition, JsonValue } from "../protocol.js";
 import type { RaceEventPayloads } from "../race-events.js";
+
+export type { ChannelPosition } from "../protocol.js";
 
 /**
  * A `forecast_update` on `forecasts` or `forecasts:<asset>`. Backends choose the
@@ -64,6 +66,8 @@ export type ChannelHandlers = {
   readonly message?: (event: string, data: JsonValue, meta: DeliveryMeta) => void;
   /** The server refused the (re)subscription, or a token refresh took the channel away. */
   readonly error?: (error: GatewayError) => void;
+  /** The channel was joined again after a reconnect or a gap: whether nothing was lost (`client.on("resumed")`). */
+  readonly resumed?: (info: ResumedInfo) => void;
 };
 
 export type ConnectionState = "connecting" | "connected" | "reconnecting" | "disconnected";
@@ -98,22 +102,26 @@ export interface ConnectedInfo {
 }
 
 /**
- * The sequence on a channel did not continue where it left off: offsets were
- * skipped (`gap`, typically across a reconnect), or the channel's epoch changed,
- * so the stored offset means nothing any more (`epoch_changed`).
+ * Why a channel was joined again: the connection came back (`reconnect`), the
+ * server sent a `gap` frame (its `reason`), or a delivery did not continue the
+ * sequence the client holds (`offset_gap`, `epoch_changed`).
  */
-export interface ResumeNotice {
-  readonly channel: string;
-  readonly kind: "gap" | "epoch_changed";
-  readonly previous: ChannelPosition;
-  readonly current: ChannelPosition;
-  /** Offsets missed for a gap; null when the epoch changed (unknown). */
-  readonly missed: number | null;
-}
+export type ResumeCause = "reconnect" | "history_lost" | "epoch_changed" | "unavailable" | "offset_gap";
 
-export interface ChannelPosition {
-  readonly offset: number;
-  readonly epoch: string;
+/**
+ * A channel joined again, once the server answered. With `recovered` every
+ * message after `since` is delivered next (replayed, then live): nothing was
+ * lost. Without it, some are gone: reload the channel's state. For `race` the
+ * SDK hands the reply's snapshot to the handlers right after this event.
+ */
+export interface ResumedInfo {
+  readonly channel: string;
+  readonly recovered: boolean;
+  readonly cause: ResumeCause;
+  /** The position the client asked to resume from; null when it had none. */
+  readonly since: ChannelPosition | null;
+  /** The channel's position at the join: live messages follow it (replayed ones lead up to it). Null when the server did not say. */
+  readonly position: ChannelPosition | null;
 }
 
 export interface ClientEvents {
@@ -123,7 +131,8 @@ export interface ClientEvents {
   readonly connected: ConnectedInfo;
   readonly disconnected: DisconnectInfo;
   readonly reconnecting: ReconnectInfo;
-  readonly resume: ResumeNotice;
+  /** A channel was joined again; per channel, after the connection's `connected`. */
+  readonly resumed: ResumedInfo;
   /** The token was swapped on the open socket. */
   readonly refreshed: { readonly expiresAt: number | null };
   /** Something failed that the SDK recovers from by itself (a refresh, getToken, a handler). */

@@ -125,6 +125,13 @@ export class FakeSocket implements WebSocketLike {
     return this.sent.filter((frame) => frame["type"] === type);
   }
 
+  /** Answers the latest subscribe to `channel` with an ok reply carrying `fields` (offset, epoch, recovered, snapshot). */
+  replySubscribe(channel: string, fields: Record<string, unknown> = {}): void {
+    const request = this.sentOfType("subscribe").filter((frame) => frame["channel"] === channel).at(-1);
+    if (request === undefined) throw new Error(`no subscribe to ${channel} to answer`);
+    this.receive({ type: "reply", id: request["id"], ok: true, channel, ...fields });
+  }
+
   /** Answers the latest request of `type` with an ok reply carrying `fields`. */
   replyOk(type: string, fields: Record<string, unknown> = {}): void {
     const request = this.sentOfType(type).at(-1);

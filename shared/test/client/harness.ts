@@ -13,7 +13,7 @@ export interface Harness {
   of<K extends keyof ClientEvents>(name: K): Array<ClientEvents[K]>;
 }
 
-const NAMES: ReadonlyArray<keyof ClientEvents> = ["state", "connecting", "connected", "disconnected", "reconnecting", "resume", "refreshed", "error"];
+const NAMES: ReadonlyArray<keyof ClientEvents> = ["state", "connecting", "connected", "disconnected", "reconnecting", "resumed", "refreshed", "error"];
 
 export async function harness(options: ClientOptions = {}, auth: TokenSource = { token: "t0" }): Promise<Harness> {
   const timers = new ManualTimers();

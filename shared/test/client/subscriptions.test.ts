@@ -71,13 +71,18 @@ describe("subscriptions", () => {
     expect(h.server.last().sentOfType("subscribe")).toEqual([]);
   });
 
-  it("resubscribes every channel with its last position after a reconnect and reports the gap", async () => {
+  it("resubscribes every channel after a reconnect: from its last message, or from the position it joined at", async () => {
     const h = await started();
     const offsets: Array<number | null> = [];
     h.client.subscribe("race", { message: (_event, _data, meta) => offsets.push(meta.offset) });
     h.client.subscribe("forecasts", {});
+    h.client.subscribe("vip", {});
     h.server.last().accept();
-    h.server.last().replyOk("subscribe");
+    h.server.last().replySubscribe("race", { offset: 9, epoch: "e1" });
+    h.server.last().replySubscribe("forecasts", { offset: 4, epoch: "f1" });
+    // A server that keeps no history answers without a position.
+    h.server.last().replySubscribe("vip");
+    await flush();
     h.server.last().receive(message("race", "timer_update", tick(1, 1, 1), 10));
     h.server.last().receive(message("race", "timer_update", tick(1, 1, 2), 11));
 
@@ -86,18 +91,11 @@ describe("subscriptions", () => {
     h.server.last().accept();
     expect(h.server.last().sentOfType("subscribe").map(({ channel, since }) => ({ channel, since }))).toEqual([
       { channel: "race", since: { offset: 11, epoch: "e1" } },
-      { channel: "forecasts", since: undefined },
+      { channel: "forecasts", since: { offset: 4, epoch: "f1" } },
+      { channel: "vip", since: undefined },
     ]);
-
-    h.server.last().receive(message("race", "race_sync", {}, 15));
-    h.server.last().receive(message("race", "race_sync", {}, 15));
-    h.server.last().receive(message("race", "round_started", {}, 1, "e2"));
-    expect(offsets).toEqual([10, 11, 15, 1]);
-    expect(h.of("resume")).toEqual([
-      { channel: "race", kind: "gap", previous: { offset: 11, epoch: "e1" }, current: { offset: 15, epoch: "e1" }, missed: 3 },
-      { channel: "race", kind: "epoch_changed", previous: { offset: 15, epoch: "e1" }, current: { offset: 1, epoch: "e2" }, missed: null },
-    ]);
-    expect(h.client.position("race")).toEqual({ offset: 1, epoch: "e2" });
+    expect(offsets).toEqual([10, 11]);
+    expect(h.client.position("race")).toEqual({ offset: 11, epoch: "e1" });
   });
 
   it("passes refusals to the channel's error handler and rejects ready()", async () => {
@@ -130,6 +128,8 @@ describe("subscriptions", () => {
     h.client.subscribe("forecasts", { forecast_update: () => { throw new Error("boom"); } });
     h.client.subscribe("forecasts", { forecast_update: (data) => got.push(data.p ?? -1) });
     h.server.last().accept();
+    h.server.last().replySubscribe("forecasts");
+    await flush();
     h.server.last().receive(message("forecasts", "forecast_update", { asset: "BTC", p: 0.6 }, 1));
     expect(got).toEqual([0.6]);
     expect(h.of("error").map((e) => e.code)).toEqual(["handler_failed"]);
