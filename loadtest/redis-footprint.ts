@@ -19,6 +19,7 @@ import { parseArgs } from "node:util";
 import { Redis } from "ioredis";
 import { pino } from "pino";
 import { redisConnections } from "../gateway/src/redis/connections.js";
+import { RedisKeyspace } from "../gateway/src/broker/redis-keys.js";
 import { DEFAULT_CHANNEL_HISTORY, HistoryPolicy } from "../gateway/src/history/history-policy.js";
 import { RedisBroker, type BrokerMetrics } from "../gateway/src/broker/redis-broker.js";
 import type { Publication } from "../gateway/src/broker/broker.js";
@@ -65,7 +66,7 @@ async function startPod(url: string): Promise<Pod> {
   pod.broker = RedisBroker.start({
     redis: redisConnections(url, log),
     // The gateway's defaults: every publish also appends to its channel's history.
-    policy: { prefix: PREFIX, channelStateTtlSeconds: 86_400, history: HistoryPolicy.parse(DEFAULT_CHANNEL_HISTORY), idempotencyWindowMs: 300_000 },
+    policy: { keyspace: new RedisKeyspace(PREFIX), channelStateTtlSeconds: 86_400, history: HistoryPolicy.parse(DEFAULT_CHANNEL_HISTORY), idempotencyWindowMs: 300_000 },
     metrics: noMetrics,
     log,
     handler: {

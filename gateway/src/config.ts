@@ -11,6 +11,7 @@ import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import type { Algorithm } from "jsonwebtoken";
 import { DEFAULT_MAX_JSON_DEPTH } from "../../shared/src/json-limits.js";
+import { DEFAULT_PERSONAL_CHANNEL_SHARDS } from "./broker/redis-keys.js";
 import { DEFAULT_CHANNEL_HISTORY, HistoryPolicy, HistoryPolicyError } from "./history/history-policy.js";
 import {
   ChoiceVariable,
@@ -81,6 +82,7 @@ export interface GatewayConfig {
   readonly maxBackpressureBytes: number;
   readonly channelStateTtlSeconds: number;
   readonly history: HistoryPolicy;
+  readonly personalChannelShards: number;
   readonly idempotencyWindowMs: number;
   readonly unsubscribeDelayMs: number;
   readonly drainWindowMs: number;
@@ -138,6 +140,12 @@ const VARIABLES = {
   idleTimeout: new IntegerVariable("IDLE_TIMEOUT_S", 60, { min: 0, max: 960 }, "Close sockets silent this long; the server pings first. 0 disables it; otherwise it must be at least 8."),
   maxBackpressureBytes: new IntegerVariable("MAX_BACKPRESSURE_BYTES", 1024 * 1024, { min: 1024, max: 1024 * 1024 * 1024 }, "Per-socket send buffer. A socket past it is closed as a slow consumer."),
   channelStateTtl: new IntegerVariable("CHANNEL_STATE_TTL_S", 86_400, { min: 0, max: 365 * 86_400 }, "A channel's offset and epoch expire after this long without publishes; a new epoch follows."),
+  personalChannelShards: new IntegerVariable(
+    "PERSONAL_CHANNEL_SHARDS",
+    DEFAULT_PERSONAL_CHANNEL_SHARDS,
+    { min: 1, max: 16_384 },
+    "Shared Redis pub/sub channels that personal channels (`user:<sub>`) are hashed onto; a node holds at most this many Redis subscriptions for them, whatever the number of users. Every node of a cluster must use the same value.",
+  ),
   channelHistory: new TextVariable(
     "CHANNEL_HISTORY",
     DEFAULT_CHANNEL_HISTORY,
@@ -397,6 +405,7 @@ export function loadConfig(env: Env): GatewayConfig {
     maxBackpressureBytes: VARIABLES.maxBackpressureBytes.read(env),
     channelStateTtlSeconds,
     history: historyPolicy(env, channelStateTtlSeconds),
+    personalChannelShards: VARIABLES.personalChannelShards.read(env),
     idempotencyWindowMs: VARIABLES.idempotencyWindow.read(env) * 1000,
     unsubscribeDelayMs: VARIABLES.unsubscribeDelay.read(env),
     drainWindowMs: VARIABLES.drainWindow.read(env),

@@ -12,7 +12,7 @@ import { io, type Socket } from "socket.io-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { MessageFrame } from "../../shared/src/protocol.js";
 import { startRedis, type RedisHandle } from "../../scripts/lib/redis.js";
-import { messageChannelPrefix } from "../src/broker/redis-keys.js";
+import { RedisKeyspace } from "../src/broker/redis-keys.js";
 import { encodeFrameHead, encodeFrameTail } from "../src/fanout/message-frame.js";
 import { eventually } from "./support/eventually.js";
 import { startGatewayNode, TEST_PUBLISH_KEY, uniquePrefix, type GatewayNode } from "./support/gateway-node.js";
@@ -108,12 +108,12 @@ describe("containment of hostile payloads", () => {
   }
 
   it("refuses a batch whose one message nests too deep, publishing none of it", async () => {
-    const before = (await injector.hget(`${prefix}:ch:{${CHANNEL}}`, "offset")) ?? "0";
+    const before = (await injector.hget(new RedisKeyspace(prefix).stateKey(CHANNEL), "offset")) ?? "0";
     const body = `{"messages":[{"channel":"${CHANNEL}","event":"ok","data":1},{"channel":"${CHANNEL}","event":"deep","data":${nested(40)}}]}`;
     const res = await fetch(`${nodes[1]!.httpUrl}/v1/publish`, { method: "POST", headers: { authorization: `Bearer ${TEST_PUBLISH_KEY}` }, body });
     expect(res.status).toBe(400);
     expect(((await res.json()) as { error: { message: string } }).error.message).toMatch(/messages\[1\]\.data nests deeper/);
-    expect((await injector.hget(`${prefix}:ch:{${CHANNEL}}`, "offset")) ?? "0").toBe(before);
+    expect((await injector.hget(new RedisKeyspace(prefix).stateKey(CHANNEL), "offset")) ?? "0").toBe(before);
   });
 
   it("drops and counts garbage written into the nodes' pub/sub channel", async () => {
@@ -127,7 +127,7 @@ describe("containment of hostile payloads", () => {
       encodeFrameHead("user:alice", "portfolio_update", '{"cash":1}') + encodeFrameTail(1, "e1", Date.now()),
       Buffer.from([0xff, 0xfe, 0x00, 0x7d]),
     ];
-    for (const message of garbage) await injector.publish(messageChannelPrefix(prefix) + CHANNEL, message);
+    for (const message of garbage) await injector.publish(new RedisKeyspace(prefix).busChannel(CHANNEL), message);
     const after = await eventually(
       () => sumOverNodes("gateway_redis_messages_dropped_total", { reason: "malformed" }),
       (counts) => counts.every((count, i) => count - (before[i] ?? 0) === garbage.length),
@@ -142,7 +142,7 @@ describe("containment of hostile payloads", () => {
     const before = await sumOverNodes("gateway_delivery_failures_total", { sink: "socketio" });
     // The gateway never builds this (the API refuses it); a rogue publisher can.
     const frame = encodeFrameHead(CHANNEL, "forecast_update", nested(20_000)) + encodeFrameTail(999_999, "rogue", Date.now());
-    await injector.publish(messageChannelPrefix(prefix) + CHANNEL, frame);
+    await injector.publish(new RedisKeyspace(prefix).busChannel(CHANNEL), frame);
     const after = await eventually(
       () => sumOverNodes("gateway_delivery_failures_total", { sink: "socketio" }),
       (counts) => counts.every((count, i) => count > (before[i] ?? 0)),

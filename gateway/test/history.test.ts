@@ -9,7 +9,7 @@ import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { GapFrame, MessageFrame } from "../../shared/src/protocol.js";
 import { startRedis, type RedisHandle } from "../../scripts/lib/redis.js";
-import { channelStateKey, historyKey } from "../src/broker/redis-keys.js";
+import { RedisKeyspace } from "../src/broker/redis-keys.js";
 import { encodeFrameHead, encodeFrameTail } from "../src/fanout/message-frame.js";
 import { eventually } from "./support/eventually.js";
 import { startGatewayNode, TEST_PUBLISH_KEY, uniquePrefix, type GatewayNode } from "./support/gateway-node.js";
@@ -55,12 +55,12 @@ async function publishSeq(channel: string, seq: number, extra: Record<string, un
  * and the message is in history, but nobody received it.
  */
 async function loseNextMessage(channel: string, seq: number, keepInHistory: boolean): Promise<number> {
-  const state = channelStateKey(prefix, channel);
+  const state = new RedisKeyspace(prefix).stateKey(channel);
   const offset = await backend.hincrby(state, "offset", 1);
   const epoch = (await backend.hget(state, "epoch")) as string;
   if (keepInHistory) {
     const frame = encodeFrameHead(channel, "forecast_update", JSON.stringify({ seq })) + encodeFrameTail(offset, epoch, Date.now());
-    await backend.xadd(historyKey(prefix, channel), `${offset}-0`, "f", frame);
+    await backend.xadd(new RedisKeyspace(prefix).historyKey(channel), `${offset}-0`, "f", frame);
   }
   return offset;
 }
@@ -140,7 +140,7 @@ describe("gap repair on every node", () => {
     const first = await publishSeq(channel, 0);
     const dropsBefore = await total("gateway_history_duplicates_dropped_total", { namespace: "forecasts" });
     const frame = encodeFrameHead(channel, "forecast_update", JSON.stringify({ seq: 0 })) + encodeFrameTail(first.offset, first.epoch, Date.now());
-    await backend.publish(`${prefix}:msg:${channel}`, frame);
+    await backend.publish(new RedisKeyspace(prefix).busChannel(channel), frame);
     await publishSeq(channel, 1);
     for (const w of watchers) {
       await w.waitForMessage((m) => m.channel === channel && (m.data as { seq: number }).seq === 1);
@@ -228,7 +228,7 @@ describe("state Redis holds under another type", () => {
   it("replaces a foreign-typed channel key with a new epoch instead of failing every publish", async () => {
     const { channel, watchers } = await freshChannel();
     const first = await publishSeq(channel, 0);
-    await backend.set(channelStateKey(prefix, channel), "not a hash");
+    await backend.set(new RedisKeyspace(prefix).stateKey(channel), "not a hash");
     const second = await publishSeq(channel, 1);
     expect(second.epoch).not.toBe(first.epoch);
     expect(second.offset).toBe(1);
@@ -236,6 +236,6 @@ describe("state Redis holds under another type", () => {
       await w.waitFor((f) => f.type === "gap" && f.channel === channel && f.reason === "epoch_changed");
       await w.waitForMessage((m) => m.channel === channel && (m.data as { seq: number }).seq === 1);
     }
-    await eventually(async () => (await backend.type(channelStateKey(prefix, channel))) === "hash", (ok) => ok);
+    await eventually(async () => (await backend.type(new RedisKeyspace(prefix).stateKey(channel))) === "hash", (ok) => ok);
   });
 });

@@ -17,7 +17,7 @@ import type { TimerUpdate } from "../../shared/src/race-events.js";
 import { startNginx, type NginxHandle } from "../../scripts/lib/nginx.js";
 import { startPostgres, type PostgresHandle } from "../../scripts/lib/postgres.js";
 import { startRedis, type RedisHandle } from "../../scripts/lib/redis.js";
-import { channelStateKey } from "../src/broker/redis-keys.js";
+import { RedisKeyspace } from "../src/broker/redis-keys.js";
 import { eventually } from "./support/eventually.js";
 import { startGatewayNode, TEST_PUBLISH_KEY, uniquePrefix, type GatewayNode } from "./support/gateway-node.js";
 import { token } from "./support/tokens.js";
@@ -378,7 +378,7 @@ describe("resume through failures", () => {
     await eventually(async () => order.length, (n) => n === 1);
     const resumed = r.client.once("resumed");
     // A message whose offset was taken but that no node received and history never kept.
-    await backend.hincrby(channelStateKey(prefix, channel), "offset", 1);
+    await backend.hincrby(new RedisKeyspace(prefix).stateKey(channel), "offset", 1);
     const afterHole = await publishTo(publisher, channel, 2);
     expect(await resumed).toEqual({ channel, recovered: false, cause: "history_lost", since: first, position: afterHole });
     const next = await publishTo(publisher, channel, 3);

@@ -28,7 +28,7 @@
 import { randomBytes } from "node:crypto";
 import type { HistoryPolicy } from "../history/history-policy.js";
 import type { Publication, PublishOutcome } from "./broker.js";
-import { channelStateKey, historyKey, idempotencyKey, messageChannelPrefix } from "./redis-keys.js";
+import type { RedisKeyspace } from "./redis-keys.js";
 
 export const PUBLISH_ALL_LUA = `
 local function reset_if_foreign(key, kind)
@@ -90,7 +90,8 @@ end
 
 /** What publish_all needs to know besides the publications. */
 export interface PublishPolicy {
-  readonly prefix: string;
+  /** Where each channel's state, history, idempotency keys and bus channel live. */
+  readonly keyspace: RedisKeyspace;
   /** Channel offsets and epochs expire after this long without a publish; 0 keeps them. */
   readonly channelStateTtlSeconds: number;
   readonly history: HistoryPolicy;
@@ -110,16 +111,15 @@ export interface PublishScriptArgs {
 
 /** Keys and arguments for publish_all, to append after a script's own. */
 export function publishScriptArgs(policy: PublishPolicy, publications: readonly Publication[]): PublishScriptArgs {
-  const { prefix } = policy;
+  const { keyspace } = policy;
   const ts = publications[0]?.ts ?? Date.now();
   const keys: string[] = [];
   const args: Array<string | number> = [policy.channelStateTtlSeconds, newEpoch(), ts, policy.idempotencyWindowMs];
-  const channelPrefix = messageChannelPrefix(prefix);
   for (const publication of publications) {
     const { channel, idempotencyKey: key } = publication;
     const history = policy.history.limitsFor(channel);
-    keys.push(channelStateKey(prefix, channel), historyKey(prefix, channel), idempotencyKey(prefix, channel, key ?? ""));
-    args.push(channelPrefix + channel, publication.frameHead, history.size, history.ttlSeconds, key === undefined ? "0" : "1");
+    keys.push(keyspace.stateKey(channel), keyspace.historyKey(channel), keyspace.idempotencyKey(channel, key ?? ""));
+    args.push(keyspace.busChannel(channel), publication.frameHead, history.size, history.ttlSeconds, key === undefined ? "0" : "1");
   }
   return { keys, args };
 }

@@ -7,11 +7,11 @@
 
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
-import { readFrameEnvelope } from "../fanout/message-frame.js";
+import { readFrameChannel, readFrameEnvelope } from "../fanout/message-frame.js";
 import type { RedisConnections } from "../redis/connections.js";
 import type { Broker, BrokerHandler, Publication, PublishOutcome } from "./broker.js";
 import { parsePublishReply, PUBLISH_ALL_LUA, publishScriptArgs, type PublishPolicy } from "./publish-script.js";
-import { messageChannelPrefix } from "./redis-keys.js";
+import type { RedisKeyspace } from "./redis-keys.js";
 
 /** Why a pub/sub message was not delivered; a metric label, so a closed set. */
 export type DroppedMessageReason = "malformed" | "handler_error";
@@ -44,14 +44,19 @@ type ScriptedRedis = Redis & {
 export class RedisBroker implements Broker {
   private readonly publisher: ScriptedRedis;
   private readonly subscriber: Redis;
+  /** Channels this node receives. */
   private readonly channels = new Set<string>();
-  private readonly messagePrefix: string;
+  /** Bus channels subscribed in Redis, each with the channels it carries here (many for a personal shard). */
+  private readonly buses = new Map<string, Set<string>>();
+  /** SUBSCRIBE commands in flight, so a second channel on the same bus waits for the first. */
+  private readonly subscribing = new Map<string, Promise<unknown>>();
+  private readonly keyspace: RedisKeyspace;
   private subscriberReady = false;
   private lastReady = false;
   private closed = false;
 
   private constructor(private readonly options: RedisBrokerOptions) {
-    this.messagePrefix = messageChannelPrefix(options.policy.prefix);
+    this.keyspace = options.policy.keyspace;
     // No offline queue: a publish while Redis is away must fail fast (503), not
     // pile up in memory and go out late. No resend after a reconnect either: a
     // publish whose reply was lost may have run, and running it again would
@@ -107,26 +112,57 @@ export class RedisBroker implements Broker {
 
   async subscribe(channel: string): Promise<void> {
     if (!this.subscriberReady) throw new Error("redis subscriber not ready");
+    const bus = this.keyspace.busChannel(channel);
+    let carried = this.buses.get(bus);
+    const first = carried === undefined;
+    if (carried === undefined) {
+      carried = new Set();
+      this.buses.set(bus, carried);
+    }
+    carried.add(channel);
     this.channels.add(channel);
+    let pending = this.subscribing.get(bus);
+    if (first) {
+      pending = this.subscriber.subscribe(bus);
+      this.subscribing.set(bus, pending);
+    }
     try {
-      await this.subscriber.subscribe(this.messagePrefix + channel);
+      await pending;
     } catch (err) {
-      this.channels.delete(channel);
-      this.options.metrics.redisCommandFailed("subscribe");
+      this.forget(channel, bus);
+      if (first) this.options.metrics.redisCommandFailed("subscribe");
       throw err;
+    } finally {
+      if (first) this.subscribing.delete(bus);
     }
   }
 
   async unsubscribe(channel: string): Promise<void> {
-    this.channels.delete(channel);
-    if (!this.subscriberReady) return;
+    const bus = this.keyspace.busChannel(channel);
+    // Other channels of a personal shard keep the bus.
+    if (!this.forget(channel, bus) || !this.subscriberReady) return;
     try {
-      await this.subscriber.unsubscribe(this.messagePrefix + channel);
+      await this.subscriber.unsubscribe(bus);
     } catch (err) {
       // The connection is going away; a new one starts with no subscriptions.
       this.options.metrics.redisCommandFailed("unsubscribe");
       this.options.log.warn({ err, channel }, "redis unsubscribe failed");
     }
+  }
+
+  /** Bus channels subscribed in Redis: bounded by the personal shards plus one per other channel. */
+  busSubscriptions(): number {
+    return this.buses.size;
+  }
+
+  /** Drops `channel` from the books; true when its bus carries nothing else any more. */
+  private forget(channel: string, bus: string): boolean {
+    this.channels.delete(channel);
+    const carried = this.buses.get(bus);
+    carried?.delete(channel);
+    if (carried === undefined || carried.size > 0) return false;
+    this.buses.delete(bus);
+    return true;
   }
 
   async close(): Promise<void> {
@@ -138,11 +174,10 @@ export class RedisBroker implements Broker {
   }
 
   private async resubscribeAll(): Promise<void> {
-    const channels = [...this.channels];
+    const channels = [...this.buses.keys()];
     try {
       for (let i = 0; i < channels.length; i += RESUBSCRIBE_CHUNK) {
-        const chunk = channels.slice(i, i + RESUBSCRIBE_CHUNK).map((channel) => this.messagePrefix + channel);
-        await this.subscriber.subscribe(...chunk);
+        await this.subscriber.subscribe(...channels.slice(i, i + RESUBSCRIBE_CHUNK));
       }
     } catch (err) {
       // The connection dropped mid-way; the next 'ready' starts over.
@@ -167,15 +202,17 @@ export class RedisBroker implements Broker {
    */
   private onMessage(redisChannel: Buffer, frame: Buffer): void {
     this.options.metrics.redisMessageReceived();
-    const name = redisChannel.toString("latin1");
-    if (!name.startsWith(this.messagePrefix)) return;
-    const channel = name.slice(this.messagePrefix.length);
-    const envelope = readFrameEnvelope(channel, frame);
-    if (envelope === null) {
+    const bus = redisChannel.toString("latin1");
+    if (!this.keyspace.ownsBus(bus)) return;
+    // A personal shard carries every user hashed onto it: keep the ones served here.
+    const channel = this.keyspace.channelOfBus(bus) ?? readFrameChannel(frame);
+    const envelope = channel === null || this.keyspace.busChannel(channel) !== bus ? null : readFrameEnvelope(channel, frame);
+    if (channel === null || envelope === null) {
       this.options.metrics.redisMessageDropped("malformed");
-      this.options.log.warn({ channel, bytes: frame.length }, "dropped a pub/sub message that is not a gateway frame");
+      this.options.log.warn({ bus, bytes: frame.length }, "dropped a pub/sub message that is not a gateway frame");
       return;
     }
+    if (!this.channels.has(channel)) return;
     try {
       this.options.handler.onDelivery({ channel, frame, ...envelope });
     } catch (err) {

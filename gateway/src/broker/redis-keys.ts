@@ -1,26 +1,94 @@
 /**
- * Names of the gateway's Redis keys and channels, in one place so every
- * component that touches a channel's offset state agrees on it.
+ * Where each channel lives in Redis: its state hash (offset, epoch), its
+ * history stream, its idempotency keys and the pub/sub channel its messages
+ * travel on. One place, so every component that touches a channel agrees.
+ *
+ * Every name of one channel carries the same hash tag, so all of them share a
+ * Redis Cluster slot and one script can number, record and publish a message
+ * atomically there.
+ *
+ * Personal channels (`user:<sub>`) are many and each is quiet, so they do not
+ * get a pub/sub channel each: they are hashed onto PERSONAL_CHANNEL_SHARDS
+ * shared bus channels, and the shard is their hash tag. A node then holds at
+ * most that many Redis subscriptions for personal channels, whatever the
+ * number of users, and picks the users it serves out of each shard's traffic
+ * by the channel name in the frame. Other channels keep a bus channel each.
  */
 
-/** Channel state hash (offset, epoch). The hash tag keeps a channel's keys in one Redis Cluster slot. */
-export function channelStateKey(prefix: string, channel: string): string {
-  return `${prefix}:ch:{${channel}}`;
+import { USER_CHANNEL_PREFIX } from "../../../shared/src/channels.js";
+
+/** Default for PERSONAL_CHANNEL_SHARDS. */
+export const DEFAULT_PERSONAL_CHANNEL_SHARDS = 64;
+
+/** FNV-1a, 32 bits: stable across processes and versions, cheap, evenly spread for short names. */
+function fnv1a(text: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    hash ^= text.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193) >>> 0;
+  }
+  return hash;
 }
 
-export function messageChannelPrefix(prefix: string): string {
-  return `${prefix}:msg:`;
-}
+export class RedisKeyspace {
+  private readonly busPrefix: string;
 
-/** A channel's history: a stream whose entry ids are `<offset>-0`, in the channel's slot. */
-export function historyKey(prefix: string, channel: string): string {
-  return `${prefix}:hist:{${channel}}`;
-}
+  constructor(
+    readonly prefix: string,
+    /** How many shared bus channels personal channels are spread over. */
+    readonly personalShards: number = DEFAULT_PERSONAL_CHANNEL_SHARDS,
+  ) {
+    this.busPrefix = `${prefix}:msg:`;
+  }
 
-/**
- * Remembers one idempotency key of one channel for the idempotency window.
- * Keys are scoped to their channel, and hash-tagged into its slot.
- */
-export function idempotencyKey(prefix: string, channel: string, key: string): string {
-  return `${prefix}:once:{${channel}}:${key}`;
+  /** Whether `channel` travels on a shared shard channel rather than its own. */
+  isSharded(channel: string): boolean {
+    return channel.startsWith(USER_CHANNEL_PREFIX);
+  }
+
+  /** The hash tag of every Redis name of `channel`. */
+  tag(channel: string): string {
+    return this.isSharded(channel) ? `~u${fnv1a(channel) % this.personalShards}` : channel;
+  }
+
+  /** Channel state hash (offset, epoch). */
+  stateKey(channel: string): string {
+    return this.name("ch", channel);
+  }
+
+  /** The channel's history: a stream whose entry ids are `<offset>-0`. */
+  historyKey(channel: string): string {
+    return this.name("hist", channel);
+  }
+
+  /** Remembers one idempotency key of one channel for the idempotency window. */
+  idempotencyKey(channel: string, key: string): string {
+    return `${this.name("once", channel)}:${key}`;
+  }
+
+  /** The pub/sub channel the channel's messages are published on (shared with other users for personal channels). */
+  busChannel(channel: string): string {
+    return `${this.busPrefix}{${this.tag(channel)}}`;
+  }
+
+  /**
+   * The channel a bus channel carries, when it carries exactly one; null for
+   * a personal shard (the frame names the channel) or a name not ours.
+   */
+  channelOfBus(bus: string): string | null {
+    if (!bus.startsWith(this.busPrefix) || !bus.endsWith("}")) return null;
+    const tag = bus.slice(this.busPrefix.length + 1, -1);
+    return tag.startsWith("~u") ? null : tag;
+  }
+
+  /** Whether `bus` is one of this keyspace's bus channels. */
+  ownsBus(bus: string): boolean {
+    return bus.startsWith(`${this.busPrefix}{`) && bus.endsWith("}");
+  }
+
+  private name(kind: string, channel: string): string {
+    const tag = this.tag(channel);
+    // A personal channel's names say which channel they are, after the shared tag.
+    return tag === channel ? `${this.prefix}:${kind}:{${tag}}` : `${this.prefix}:${kind}:{${tag}}:${channel}`;
+  }
 }

@@ -98,7 +98,7 @@ export class RoundLedger {
   private readonly roundKey: string;
 
   constructor(private readonly options: RoundLedgerOptions) {
-    const { prefix } = options.policy;
+    const { prefix } = options.policy.keyspace;
     this.leaseKey = `${prefix}:clock:lease`;
     this.fenceKey = `${prefix}:clock:fence`;
     this.roundKey = `${prefix}:clock:round`;

@@ -25,6 +25,22 @@ const OFFSET_MARKER = Buffer.from(',"offset":');
 /** The tail publish_all appends; the epoch alphabet is base64url (publish-script.ts). */
 const TAIL_PATTERN = /^(\d{1,16}),"epoch":"([A-Za-z0-9_-]{1,64})","ts":(\d{1,16})\}$/;
 
+const HEAD_START = '{"type":"message","channel":"';
+/** Channel names are 1-128 characters without quotes or backslashes (shared/src/channels.ts). */
+const MAX_CHANNEL_BYTES = 128;
+
+/**
+ * The channel a frame names, read from its head without parsing the rest;
+ * null when the frame does not start like a gateway message frame. For bus
+ * channels that carry many channels (personal-channel shards).
+ */
+export function readFrameChannel(frame: Buffer): string | null {
+  if (frame.length <= HEAD_START.length || frame.toString("latin1", 0, HEAD_START.length) !== HEAD_START) return null;
+  const end = frame.indexOf(0x22, HEAD_START.length);
+  if (end <= HEAD_START.length || end - HEAD_START.length > MAX_CHANNEL_BYTES) return null;
+  return frame.toString("latin1", HEAD_START.length, end);
+}
+
 /** What a node reads from a frame it forwards: only the envelope, never `data`. */
 export interface FrameEnvelope {
   readonly offset: number;

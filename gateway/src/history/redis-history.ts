@@ -5,7 +5,7 @@
 
 import { randomBytes } from "node:crypto";
 import type { Redis } from "ioredis";
-import { channelStateKey, historyKey } from "../broker/redis-keys.js";
+import type { RedisKeyspace } from "../broker/redis-keys.js";
 import { readFrameEnvelope } from "../fanout/message-frame.js";
 import type { Delivery } from "../broker/broker.js";
 import type { ChannelPosition, History, HistorySlice } from "./history.js";
@@ -48,7 +48,7 @@ type HistoryRedis = Redis & {
 };
 
 export interface RedisHistoryOptions {
-  readonly prefix: string;
+  readonly keyspace: RedisKeyspace;
   readonly channelStateTtlSeconds: number;
 }
 
@@ -69,9 +69,9 @@ export class RedisHistory implements History {
   }
 
   async since(channel: string, since: number, limit: number): Promise<HistorySlice> {
-    const { prefix, channelStateTtlSeconds } = this.options;
+    const { keyspace, channelStateTtlSeconds } = this.options;
     const epoch = randomBytes(6).toString("base64url");
-    const reply = await this.redis.historySinceBuffer(channelStateKey(prefix, channel), historyKey(prefix, channel), since, limit, epoch, channelStateTtlSeconds);
+    const reply = await this.redis.historySinceBuffer(keyspace.stateKey(channel), keyspace.historyKey(channel), since, limit, epoch, channelStateTtlSeconds);
     return parseSlice(channel, reply);
   }
 }

@@ -6,6 +6,7 @@
 
 import type { Logger } from "pino";
 import type { PublishPolicy } from "../broker/publish-script.js";
+import { RedisKeyspace } from "../broker/redis-keys.js";
 import type { GatewayConfig } from "../config.js";
 import type { LocalFanout } from "../fanout/local-fanout.js";
 import { ChannelSequencer, type SequencerMetrics } from "../history/channel-sequencer.js";
@@ -33,15 +34,16 @@ export interface HistoryWiring {
 }
 
 export function wireHistory(config: GatewayConfig, redis: RedisConnections, fanout: LocalFanout, metrics: SequencerMetrics, log: Logger): HistoryWiring {
+  const keyspace = new RedisKeyspace(config.redisPrefix, config.personalChannelShards);
   const policy: PublishPolicy = {
-    prefix: config.redisPrefix,
+    keyspace,
     channelStateTtlSeconds: config.channelStateTtlSeconds,
     history: config.history,
     idempotencyWindowMs: config.idempotencyWindowMs,
   };
   // Reads only (and an epoch for a channel that has none): a retry is harmless.
   const connection = redis.open("history", { offlineQueue: false, maxRetriesPerRequest: 1 });
-  const history = new RedisHistory(connection, { prefix: config.redisPrefix, channelStateTtlSeconds: config.channelStateTtlSeconds });
+  const history = new RedisHistory(connection, { keyspace, channelStateTtlSeconds: config.channelStateTtlSeconds });
   const sequencer = new ChannelSequencer({
     history,
     forward: (delivery) => fanout.deliver(delivery),
