@@ -47,12 +47,23 @@ describe("loadConfig", () => {
     ["LOG_LEVEL", { ...base, LOG_LEVEL: "loud" }],
     ["GATEWAY_ENV", { ...base, GATEWAY_ENV: "staging" }],
     ["NODE_ID", { ...base, NODE_ID: "node/1" }],
+    ["JWT_MAX_LIFETIME_S", { ...base, JWT_MAX_LIFETIME_S: "10" }],
+    ["JWT_MAX_LIFETIME_S", { ...base, GATEWAY_ENV: "development", JWT_MAX_LIFETIME_S: "forever" }],
   ];
   for (const [variable, env] of bad) {
     it(`names ${variable} when it is wrong (${JSON.stringify(env).slice(0, 60)})`, () => {
       expect(failure(env).variable).toBe(variable);
     });
   }
+
+  it("checks no token lifetime in development", () => {
+    expect(loadConfig({ ...base, GATEWAY_ENV: "development" }).jwt.maxLifetimeSeconds).toBeNull();
+  });
+
+  it("bounds token lifetimes in production, a day by default", () => {
+    expect(loadConfig(base).jwt.maxLifetimeSeconds).toBe(86_400);
+    expect(loadConfig({ ...base, JWT_MAX_LIFETIME_S: "3600" }).jwt.maxLifetimeSeconds).toBe(3600);
+  });
 
   it("derives the algorithm from a public key and refuses HMAC algorithms with it", () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), "gw-config-"));
