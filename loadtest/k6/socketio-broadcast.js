@@ -59,7 +59,7 @@ export const options = {
 
 export function publish() {
   const seq = awaitPublishSlot(RATE) + 1;
-  const res = http.post(`${BASE_URL}/v1/publish`, JSON.stringify({ channel: 'race', event: 'timer_update', data: timerUpdate(seq) }), PUBLISH_HEADERS);
+  const res = http.post(`${BASE_URL}/v1/publish`, JSON.stringify({ channel: 'forecasts', event: 'timer_update', data: timerUpdate(seq) }), PUBLISH_HEADERS);
   if (check(res, { 'publish 200': (r) => r.status === 200 }, { kind: 'publish' })) published.add(1);
 }
 
@@ -88,7 +88,7 @@ export function subscriber() {
       finish();
     } else if (packet.startsWith('42')) {
       const [name, body] = JSON.parse(packet.slice(2));
-      if (name === 'welcome') ws.send(`421${JSON.stringify(['subscribe', { channel: 'race' }])}`);
+      if (name === 'welcome') ws.send(`421${JSON.stringify(['subscribe', { channel: 'forecasts' }])}`);
       else if (name === 'message' && isOurs(body)) {
         latency.add(latencyOf(body));
         received.add(1);
@@ -97,7 +97,7 @@ export function subscriber() {
       }
     } else if (packet.startsWith('431')) {
       const [answer] = JSON.parse(packet.slice(3));
-      check(answer, { 'subscribed to race': (a) => a.ok === true }, { kind: 'subscribe' });
+      check(answer, { 'subscribed to forecasts': (a) => a.ok === true }, { kind: 'subscribe' });
     }
   };
   ws.onclose = finish;

@@ -208,9 +208,9 @@ export class GatewayMetrics
     for (const command of ["publish", "subscribe", "unsubscribe", "resubscribe"]) this.redisErrors.inc({ command }, 0);
     for (const reason of ["malformed", "handler_error"] satisfies DroppedMessageReason[]) this.redisDropped.inc({ reason }, 0);
     for (const sink of ["ws", "socketio"]) this.deliveryFailures.inc({ sink }, 0);
-    for (const reason of ["unauthorized", "too_large", "bad_request", "unavailable", "broker"]) this.publishFailures.inc({ reason }, 0);
+    for (const reason of ["unauthorized", "too_large", "bad_request", "forbidden", "unavailable", "broker"]) this.publishFailures.inc({ reason }, 0);
     for (const reason of ["overloaded", "unavailable"]) this.writerRejected.inc({ reason }, 0);
-    for (const reason of ["bad_json", "invalid", "too_large", "trimmed"]) this.ingestRejections.inc({ reason }, 0);
+    for (const reason of ["bad_json", "invalid", "forbidden", "too_large", "trimmed"]) this.ingestRejections.inc({ reason }, 0);
     for (const reason of AUTH_FAILURE_REASONS) this.authFailures.inc({ reason }, 0);
     for (const transport of ["ws", "socketio"] as const) {
       this.connections.set({ transport }, 0);
