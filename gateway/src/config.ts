@@ -11,6 +11,7 @@ import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import type { Algorithm } from "jsonwebtoken";
 import { DEFAULT_MAX_JSON_DEPTH } from "../../shared/src/json-limits.js";
+import { DEV_JWT_SECRET, DEV_PUBLISH_KEY } from "./dev-credentials.js";
 import { DEFAULT_CHANNEL_HISTORY, HistoryPolicy, HistoryPolicyError } from "./history/history-policy.js";
 import {
   ChoiceVariable,
@@ -185,6 +186,8 @@ const VARIABLES = {
 /** Every variable the node reads, in the README's order. */
 export const CONFIG_VARIABLES: readonly ConfigVariable[] = Object.values(VARIABLES);
 
+const DEV_CREDENTIAL_REFUSED = "is the public development value `npm start` uses; production (GATEWAY_ENV=production, the default) refuses it";
+
 const HMAC_ALGORITHMS: readonly Algorithm[] = ["HS256", "HS384", "HS512"];
 const RSA_ALGORITHMS: readonly Algorithm[] = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512"];
 const EC_ALGORITHMS_BY_CURVE: Readonly<Record<string, Algorithm>> = {
@@ -212,6 +215,7 @@ function jwtConfig(env: Env, gatewayEnv: GatewayEnv): JwtConfig {
   let defaults: readonly Algorithm[];
   if (secret !== undefined) {
     if (secret.length < 16) throw new ConfigError("JWT_SECRET", "must be at least 16 characters");
+    if (gatewayEnv === "production" && secret === DEV_JWT_SECRET) throw new ConfigError("JWT_SECRET", DEV_CREDENTIAL_REFUSED);
     key = secret;
     allowed = HMAC_ALGORITHMS;
     defaults = ["HS256"];
@@ -378,6 +382,7 @@ export function loadConfig(env: Env): GatewayConfig {
   const publishKey = VARIABLES.publishKey.read(env);
   if (publishKey === undefined) throw new ConfigError("PUBLISH_KEY", "required");
   if (publishKey.length < 16) throw new ConfigError("PUBLISH_KEY", "must be at least 16 characters");
+  if (gatewayEnv === "production" && publishKey === DEV_PUBLISH_KEY) throw new ConfigError("PUBLISH_KEY", DEV_CREDENTIAL_REFUSED);
 
   const redisPrefix = VARIABLES.redisPrefix.read(env);
   if (!/^[A-Za-z0-9_\-.:]{1,64}$/.test(redisPrefix)) {
