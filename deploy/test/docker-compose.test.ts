@@ -22,6 +22,7 @@ const SECRETS = { JWT_SECRET: "compose-test-secret-0123456789", PUBLISH_KEY: "co
 interface Service {
   readonly environment?: Readonly<Record<string, string>>;
   readonly ports?: readonly string[];
+  readonly volumes?: readonly string[];
 }
 
 interface ComposeFile {
@@ -34,6 +35,14 @@ function services(text: string): Readonly<Record<string, Service>> {
 
 describe("docker-compose.yml as written", () => {
   const written = services(readFileSync(composeFile, "utf8"));
+
+  it("mounts every file nginx.conf includes", () => {
+    const conf = readFileSync(path.join(repoRoot(), "nginx", "nginx.conf"), "utf8");
+    const includes = [...conf.matchAll(/^\s*include\s+([^;\s]+);/gm)].map((match) => match[1] ?? "");
+    expect(includes.sort()).toEqual(["listen.conf", "ops-networks.conf", "upstreams.conf"]);
+    const mounted = (written["nginx"]?.volumes ?? []).map((volume) => volume.split(":")[1]);
+    for (const file of includes) expect(mounted, file).toContain(`/etc/nginx/${file}`);
+  });
 
   it("runs every gateway in production unless told otherwise", () => {
     for (const name of GATEWAYS) expect(written[name]?.environment?.["GATEWAY_ENV"], name).toBe("${GATEWAY_ENV:-production}");
