@@ -2,7 +2,7 @@
  * npm run bench:histogram [-- --clients 200 --messages 200]
  *
  * Does gateway_fanout_latency_seconds tell the truth? One node, N raw
- * clients on `race`, a steady broadcast at 20 messages/s. Each client records
+ * clients on `forecasts`, a steady broadcast at 20 messages/s. Each client records
  * receive time − the message's `ts`; the node's histogram is read from
  * /metrics before and after, and its quantiles are computed the way
  * Prometheus' histogram_quantile does (linear within a bucket). The table
@@ -32,7 +32,7 @@ async function histogram(url: string): Promise<Buckets> {
   const buckets: Buckets = new Map();
   for (const line of text.split("\n")) {
     const match = /^gateway_fanout_latency_seconds_bucket\{([^}]*)\} (\S+)$/.exec(line);
-    if (match === null || !(match[1] ?? "").includes('namespace="race"')) continue;
+    if (match === null || !(match[1] ?? "").includes('namespace="forecasts"')) continue;
     const le = /le="([^"]+)"/.exec(match[1] ?? "")?.[1];
     if (le !== undefined) buckets.set(le === "+Inf" ? Number.POSITIVE_INFINITY : Number(le), Number(match[2]));
   }
@@ -86,7 +86,7 @@ async function main(): Promise<void> {
         socket.once("error", reject);
         socket.on("message", (raw) => {
           const frame = JSON.parse((raw as Buffer).toString("utf8")) as { type: string; id?: number; ts?: number; offset?: number };
-          if (frame.type === "welcome") socket.send(JSON.stringify({ type: "subscribe", id: 1, channel: "race" }));
+          if (frame.type === "welcome") socket.send(JSON.stringify({ type: "subscribe", id: 1, channel: "forecasts" }));
           else if (frame.type === "reply" && frame.id === 1) resolve();
           else if (frame.type === "message" && frame.ts !== undefined) {
             const latency = Date.now() - frame.ts;
@@ -101,7 +101,7 @@ async function main(): Promise<void> {
     const before = await histogram(url);
     const payload = { roundId: 1, timer: { timeLeft: 30_000, totalDuration: 60_000, percentage: 50 }, currentScreen: "game_screen", serverTime: 0 };
     for (let i = 0; i < MESSAGES; i++) {
-      await fetch(`${url}/v1/publish`, { method: "POST", headers: { authorization: `Bearer ${PUBLISH_KEY}` }, body: JSON.stringify({ channel: "race", event: "timer_update", data: { ...payload, serverTime: Date.now() } }) });
+      await fetch(`${url}/v1/publish`, { method: "POST", headers: { authorization: `Bearer ${PUBLISH_KEY}` }, body: JSON.stringify({ channel: "forecasts", event: "timer_update", data: { ...payload, serverTime: Date.now() } }) });
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
     const deadline = Date.now() + 10_000;

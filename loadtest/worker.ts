@@ -165,9 +165,10 @@ class Generator {
     const target = this.config.targets[client.index % this.config.targets.length]!;
     // sub is unique per socket across workers and scenarios (subPrefix names the run).
     const token = mintToken(this.config.jwtSecret, `${this.config.subPrefix}${this.config.workerIndex}-${client.index}`, this.nowS);
-    // The Socket.IO path sends the token in the connect packet's auth, as socket.io-client does.
+    // Socket.IO verifies the token at the engine.io handshake, sent as a header the way socket.io-client's extraHeaders does.
     const url = this.config.protocol === "raw" ? `${target}/ws?token=${token}` : `${target}/socket.io/?EIO=4&transport=websocket`;
     const ws = new WebSocket(url, {
+      ...(this.config.protocol === "raw" ? {} : { headers: { authorization: `Bearer ${token}` } }),
       localAddress: this.config.sourceAddresses[client.index % this.config.sourceAddresses.length],
       perMessageDeflate: false,
       skipUTF8Validation: true,

@@ -12,6 +12,7 @@ import { hostname } from "node:os";
 import type { Algorithm } from "jsonwebtoken";
 import { DEFAULT_MAX_JSON_DEPTH } from "../../shared/src/json-limits.js";
 import { DEFAULT_PERSONAL_CHANNEL_SHARDS } from "./broker/redis-keys.js";
+import { DEV_JWT_SECRET, DEV_PUBLISH_KEY } from "./dev-credentials.js";
 import { DEFAULT_CHANNEL_HISTORY, HistoryPolicy, HistoryPolicyError } from "./history/history-policy.js";
 import {
   ChoiceVariable,
@@ -39,6 +40,8 @@ export interface JwtConfig {
   readonly issuer: string | undefined;
   readonly audience: readonly string[] | undefined;
   readonly clockToleranceSeconds: number;
+  /** Longest token lifetime accepted, `exp` required (production); null: neither is checked (development). */
+  readonly maxLifetimeSeconds: number | null;
 }
 
 export interface PostgresConfig {
@@ -131,6 +134,12 @@ const VARIABLES = {
   jwtIssuer: new OptionalTextVariable("JWT_ISSUER", "When set, `iss` must equal it."),
   jwtAudience: optionalList("JWT_AUDIENCE", "When set (a comma list), `aud` must contain one of the values."),
   jwtClockTolerance: new IntegerVariable("JWT_CLOCK_TOLERANCE_S", 5, { min: 0, max: 300 }, "Seconds of clock skew allowed for `exp` and `nbf`, including the expiry close."),
+  jwtMaxLifetime: new IntegerVariable(
+    "JWT_MAX_LIFETIME_S",
+    86_400,
+    { min: 60, max: 366 * 86_400 },
+    "In production, tokens without `exp` are refused, and so are tokens living longer than this (`exp` − `iat`, or `exp` − now without `iat`). Development checks neither.",
+  ),
   publishKey: new OptionalTextVariable("PUBLISH_KEY", "Required. Bearer key for `POST /v1/publish`, at least 16 characters."),
   publishMaxBodyBytes: new IntegerVariable("PUBLISH_MAX_BODY_BYTES", 1024 * 1024, { min: 256, max: 64 * 1024 * 1024 }, "Largest publish body; anything larger gets 413."),
   publishMaxBatch: new IntegerVariable("PUBLISH_MAX_BATCH", 1000, { min: 1, max: 100_000 }, "Most messages in one batch publish."),
@@ -185,6 +194,8 @@ const VARIABLES = {
 /** Every variable the node reads, in the README's order. */
 export const CONFIG_VARIABLES: readonly ConfigVariable[] = Object.values(VARIABLES);
 
+const DEV_CREDENTIAL_REFUSED = "is the public development value `npm start` uses; production (GATEWAY_ENV=production, the default) refuses it";
+
 const HMAC_ALGORITHMS: readonly Algorithm[] = ["HS256", "HS384", "HS512"];
 const RSA_ALGORITHMS: readonly Algorithm[] = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512"];
 const EC_ALGORITHMS_BY_CURVE: Readonly<Record<string, Algorithm>> = {
@@ -193,7 +204,7 @@ const EC_ALGORITHMS_BY_CURVE: Readonly<Record<string, Algorithm>> = {
   secp521r1: "ES512",
 };
 
-function jwtConfig(env: Env): JwtConfig {
+function jwtConfig(env: Env, gatewayEnv: GatewayEnv): JwtConfig {
   const secret = VARIABLES.jwtSecret.read(env);
   const keyFile = VARIABLES.jwtPublicKeyFile.read(env);
   const requested = VARIABLES.jwtAlgorithms.read(env);
@@ -212,6 +223,7 @@ function jwtConfig(env: Env): JwtConfig {
   let defaults: readonly Algorithm[];
   if (secret !== undefined) {
     if (secret.length < 16) throw new ConfigError("JWT_SECRET", "must be at least 16 characters");
+    if (gatewayEnv === "production" && secret === DEV_JWT_SECRET) throw new ConfigError("JWT_SECRET", DEV_CREDENTIAL_REFUSED);
     key = secret;
     allowed = HMAC_ALGORITHMS;
     defaults = ["HS256"];
@@ -249,12 +261,15 @@ function jwtConfig(env: Env): JwtConfig {
     }
   }
 
+  // Read (and checked) in every environment; enforced in production only.
+  const maxLifetimeSeconds = VARIABLES.jwtMaxLifetime.read(env);
   return {
     key,
     algorithms: algorithms as Algorithm[],
     issuer: VARIABLES.jwtIssuer.read(env),
     audience: VARIABLES.jwtAudience.read(env),
     clockToleranceSeconds: VARIABLES.jwtClockTolerance.read(env),
+    maxLifetimeSeconds: gatewayEnv === "production" ? maxLifetimeSeconds : null,
   };
 }
 
@@ -371,9 +386,11 @@ function historyPolicy(env: Env, channelStateTtlSeconds: number): HistoryPolicy 
 }
 
 export function loadConfig(env: Env): GatewayConfig {
+  const gatewayEnv = VARIABLES.env.read(env);
   const publishKey = VARIABLES.publishKey.read(env);
   if (publishKey === undefined) throw new ConfigError("PUBLISH_KEY", "required");
   if (publishKey.length < 16) throw new ConfigError("PUBLISH_KEY", "must be at least 16 characters");
+  if (gatewayEnv === "production" && publishKey === DEV_PUBLISH_KEY) throw new ConfigError("PUBLISH_KEY", DEV_CREDENTIAL_REFUSED);
 
   const redisPrefix = VARIABLES.redisPrefix.read(env);
   if (!/^[A-Za-z0-9_\-.:]{1,64}$/.test(redisPrefix)) {
@@ -388,13 +405,13 @@ export function loadConfig(env: Env): GatewayConfig {
   const channelStateTtlSeconds = VARIABLES.channelStateTtl.read(env);
   return {
     nodeId,
-    env: VARIABLES.env.read(env),
+    env: gatewayEnv,
     host: VARIABLES.host.read(env),
     port: VARIABLES.port.read(env),
     logLevel: VARIABLES.logLevel.read(env),
     redisUrl: redisUrl(env),
     redisPrefix,
-    jwt: jwtConfig(env),
+    jwt: jwtConfig(env, gatewayEnv),
     publishKey,
     publishMaxBodyBytes: VARIABLES.publishMaxBodyBytes.read(env),
     publishMaxBatch: VARIABLES.publishMaxBatch.read(env),

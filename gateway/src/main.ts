@@ -11,6 +11,7 @@ import { RedisBroker } from "./broker/redis-broker.js";
 import { ConfigError, loadConfig, type GatewayConfig } from "./config.js";
 import { LocalFanout, UwsTopicSink } from "./fanout/local-fanout.js";
 import { attachHistoryApi } from "./http/history-api.js";
+import type { NotReadyReason } from "./http/probes.js";
 import { Publisher } from "./fanout/publisher.js";
 import { RedisStreamIngest } from "./ingest/redis-stream-ingest.js";
 import { Shutdown, SHUTDOWN_WATCHDOG_MARGIN_MS, type ShutdownStep } from "./lifecycle/shutdown.js";
@@ -48,12 +49,12 @@ async function main(): Promise<void> {
 
   // New sockets and publishes need Redis only; readiness also reports a
   // database outage, so operators see that bets cannot be written.
-  const refusal = (): string | null => {
+  const refusal = (): Extract<NotReadyReason, "draining" | "redis unavailable"> | null => {
     if (stopping.signal.aborted) return "draining";
     if (!broker.isReady()) return "redis unavailable";
     return null;
   };
-  const notReadyReason = (): string | null => refusal() ?? database?.notReadyReason() ?? null;
+  const notReadyReason = (): NotReadyReason | null => refusal() ?? database?.notReadyReason() ?? null;
 
   const transports = wireTransports({
     config,
@@ -72,7 +73,7 @@ async function main(): Promise<void> {
   attachRoutes(app, {
     ws: transports.ws,
     socketIo: transports.socketIo,
-    probes: { nodeId: config.nodeId, notReadyReason, registry: metrics.registry, log },
+    probes: { nodeId: config.nodeId, notReadyReason, registry: metrics.registry, metrics, log },
     publishOptions: { publishKey: config.publishKey, maxBodyBytes: config.publishMaxBodyBytes, limits: { maxBatch: config.publishMaxBatch, maxDataDepth: config.maxJsonDepth } },
     publish: { publisher, metrics, log, refusal },
     site: { log },

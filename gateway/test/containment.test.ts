@@ -36,7 +36,7 @@ function nested(levels: number): string {
 }
 
 async function ioSubscriber(node: GatewayNode, sub: string): Promise<{ socket: Socket; messages: MessageFrame[] }> {
-  const socket = io(node.httpUrl, { auth: { token: token({ sub }) }, transports: ["websocket"], reconnection: false, timeout: 5000 });
+  const socket = io(node.httpUrl, { extraHeaders: { authorization: `Bearer ${token({ sub })}` }, transports: ["websocket"], reconnection: false, timeout: 5000 });
   const messages: MessageFrame[] = [];
   socket.on("message", (frame: MessageFrame) => messages.push(frame));
   await new Promise<void>((resolve, reject) => {

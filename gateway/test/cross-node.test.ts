@@ -42,16 +42,16 @@ afterAll(async () => {
 describe("cross-node fan-out", () => {
   it("delivers a message published on node A to a client on node B", async () => {
     const onB = await client(nodeAt(1), "watcher-b");
-    await onB.subscribe("race");
-    const res = await publish(nodeAt(0).httpUrl, TEST_PUBLISH_KEY, { channel: "race", event: "timer_update", data: { timeLeft: 12 } });
+    await onB.subscribe("forecasts:BTC");
+    const res = await publish(nodeAt(0).httpUrl, TEST_PUBLISH_KEY, { channel: "forecasts:BTC", event: "forecast_update", data: { timeLeft: 12 } });
     expect(res.status).toBe(200);
     const outcome = res.json as { offset: number; epoch: string };
-    const message = await onB.waitForMessage((m) => m.event === "timer_update");
-    expect(message).toMatchObject({ type: "message", channel: "race", data: { timeLeft: 12 }, offset: outcome.offset, epoch: outcome.epoch });
+    const message = await onB.waitForMessage((m) => m.event === "forecast_update");
+    expect(message).toMatchObject({ type: "message", channel: "forecasts:BTC", data: { timeLeft: 12 }, offset: outcome.offset, epoch: outcome.epoch });
     expect(message.ts).toBeGreaterThan(Date.now() - 10_000);
     // The Redis script appends exactly the tail encodeFrameTail() describes.
-    const raw = onB.rawMessages.find((text) => text.includes('"timer_update"'));
-    expect(raw).toBe(encodeFrameHead("race", "timer_update", JSON.stringify({ timeLeft: 12 })) + encodeFrameTail(outcome.offset, outcome.epoch, message.ts));
+    const raw = onB.rawMessages.find((text) => text.includes('"forecast_update"'));
+    expect(raw).toBe(encodeFrameHead("forecasts:BTC", "forecast_update", JSON.stringify({ timeLeft: 12 })) + encodeFrameTail(outcome.offset, outcome.epoch, message.ts));
   });
 
   it("gives every device of a user each personal message exactly once, and nobody else any", async () => {

@@ -21,7 +21,7 @@ beforeAll(async () => {
   redis = await startRedis();
   node = await startGatewayNode({ name: "drainer", redisUrl: redis.url, redisPrefix: uniquePrefix("drain"), env: { DRAIN_WINDOW_MS: String(windowMs) } });
   for (let i = 0; i < 40; i++) clients.push(await connect(node.wsUrl, { token: token({ sub: `d${i}` }) }));
-  ioClient = io(node.httpUrl, { auth: { token: token({ sub: "io-drained" }) }, transports: ["websocket"], reconnection: false });
+  ioClient = io(node.httpUrl, { extraHeaders: { authorization: `Bearer ${token({ sub: "io-drained" })}` }, transports: ["websocket"], reconnection: false });
   await new Promise((resolve) => ioClient.once("welcome", resolve));
 });
 

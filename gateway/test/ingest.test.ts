@@ -155,6 +155,7 @@ describe("Redis stream ingest", () => {
     const channel = "forecasts:ETH";
     const watcher = await client(viewer, "eth-watcher");
     await watcher.subscribe(channel);
+    await watcher.subscribe("race");
     const rejectedBefore = await Promise.all(consumers.map((node) => metricValue(node.httpUrl, "gateway_ingest_rejected_total")));
 
     await xaddAll([
@@ -165,6 +166,8 @@ describe("Redis stream ingest", () => {
       { channel, data: JSON.stringify({ seq: 98 }) },
       // Deep enough to overflow a recursive encoder on every node, were it published.
       { channel, event: "forecast_update", data: '{"a":'.repeat(5000) + "1" + "}".repeat(5000) },
+      // Only the round clock speaks on `race`: a forged result is set aside.
+      entry("race", "round_finished", { roundId: 1, result: [1, 2, 3] }),
       entry(channel, "forecast_update", { seq: 2 }),
     ]);
 
@@ -172,9 +175,10 @@ describe("Redis stream ingest", () => {
     const frames = watcher.messages(channel);
     expect(seqs(frames)).toEqual([0, 1, 2]);
     expectGapless(frames);
+    expect(watcher.messages("race")).toEqual([]);
 
     const rejectedKey = `${prefix}:ingest:rejected`;
-    await eventually(async () => (await backend.xlen(rejectedKey)) === 4);
+    await eventually(async () => (await backend.xlen(rejectedKey)) === 5);
     const rejected = (await backend.xrange(rejectedKey, "-", "+")).map(([, fields]) => {
       const record: Record<string, string> = {};
       for (let i = 0; i + 1 < fields.length; i += 2) record[fields[i] as string] = fields[i + 1] as string;
@@ -185,10 +189,11 @@ describe("Redis stream ingest", () => {
       expect.objectContaining({ channel: "has space", reason: expect.stringMatching(/channel/) }),
       expect.objectContaining({ data: JSON.stringify({ seq: 98 }), reason: expect.stringMatching(/event/) }),
       expect.objectContaining({ code: "invalid", reason: "data nests deeper than 32 levels" }),
+      expect.objectContaining({ channel: "race", code: "forbidden", reason: "channel race is published only by the round clock" }),
     ]);
     await eventually(async () => (await pendingCount()) === 0);
     const rejectedAfter = await Promise.all(consumers.map((node) => metricValue(node.httpUrl, "gateway_ingest_rejected_total")));
-    expect(rejectedAfter.reduce((sum, value, i) => sum + value - (rejectedBefore[i] ?? 0), 0)).toBe(4);
+    expect(rejectedAfter.reduce((sum, value, i) => sum + value - (rejectedBefore[i] ?? 0), 0)).toBe(5);
   });
 
   it("takes over entries a dead consumer left pending, and publishes them before the entries after them", async () => {

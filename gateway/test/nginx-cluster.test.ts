@@ -35,17 +35,17 @@ describe("through NGINX", () => {
     for (let i = 0; i < 9; i++) clients.push(await connect(wsUrl(), { token: token({ sub: `viewer-${i}` }), tokenInQuery: true }));
     const servedBy = new Set(clients.map((c) => c.welcome?.node));
     expect(servedBy.size).toBe(3);
-    await Promise.all(clients.map((c) => c.subscribe("race")));
+    await Promise.all(clients.map((c) => c.subscribe("forecasts")));
 
     for (const node of nodes) {
-      const res = await publish(node.httpUrl, TEST_PUBLISH_KEY, { channel: "race", event: "from_node", data: { origin: node.name } });
+      const res = await publish(node.httpUrl, TEST_PUBLISH_KEY, { channel: "forecasts", event: "from_node", data: { origin: node.name } });
       expect(res.status).toBe(200);
     }
     // And once through NGINX's own /v1/ route.
-    expect((await publish(nginx.url, TEST_PUBLISH_KEY, { channel: "race", event: "via_nginx", data: null })).status).toBe(200);
+    expect((await publish(nginx.url, TEST_PUBLISH_KEY, { channel: "forecasts", event: "via_nginx", data: null })).status).toBe(200);
     for (const c of clients) {
       await c.waitForMessage((m) => m.event === "via_nginx");
-      expect(c.messages("race").map((m) => (m.data as { origin?: string } | null)?.origin ?? null)).toEqual(["node-1", "node-2", "node-3", null]);
+      expect(c.messages("forecasts").map((m) => (m.data as { origin?: string } | null)?.origin ?? null)).toEqual(["node-1", "node-2", "node-3", null]);
     }
   });
 

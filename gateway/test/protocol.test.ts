@@ -33,7 +33,7 @@ beforeAll(async () => {
     env: { MAX_FRAME_BYTES: "1024" },
   });
   bystander = await client("bystander");
-  await bystander.subscribe("race");
+  await bystander.subscribe("forecasts");
 });
 
 afterAll(async () => {
@@ -76,7 +76,7 @@ describe("bad frames", () => {
   });
 
   it("keeps serving everyone else", async () => {
-    const res = await publish(node.httpUrl, TEST_PUBLISH_KEY, { channel: "race", event: "still_here", data: null });
+    const res = await publish(node.httpUrl, TEST_PUBLISH_KEY, { channel: "forecasts", event: "still_here", data: null });
     expect(res.status).toBe(200);
     await bystander.waitForMessage((m) => m.event === "still_here");
   });

@@ -23,7 +23,7 @@ beforeAll(async () => {
   redis = await startRedis();
   node = await startGatewayNode({ name: "recover", redisUrl: redis.url, redisPrefix: uniquePrefix("recover") });
   client = await connect(node.wsUrl, { token: token({ sub: "rita" }) });
-  await client.subscribe("race");
+  await client.subscribe("forecasts");
 });
 
 afterAll(async () => {
@@ -37,7 +37,7 @@ describe("Redis recovery", () => {
     const before = await metricValue(node.httpUrl, "gateway_redis_resubscribed_channels_total");
     execFileSync("redis-cli", ["-p", String(redis.port), "CLIENT", "KILL", "TYPE", "pubsub"]);
     await eventually(() => metricValue(node.httpUrl, "gateway_redis_resubscribed_channels_total"), (n) => n >= before + 2);
-    expect((await publish(node.httpUrl, TEST_PUBLISH_KEY, { channel: "race", event: "after_kill", data: null })).status).toBe(200);
+    expect((await publish(node.httpUrl, TEST_PUBLISH_KEY, { channel: "forecasts", event: "after_kill", data: null })).status).toBe(200);
     await client.waitForMessage((m) => m.event === "after_kill");
     await publish(node.httpUrl, TEST_PUBLISH_KEY, { channel: "user:rita", event: "personal_after_kill", data: null });
     await client.waitForMessage((m) => m.event === "personal_after_kill");
@@ -49,16 +49,16 @@ describe("Redis recovery", () => {
     await eventually(readyStatus, (status) => status === 503);
     const readiness = await (await fetch(`${node.httpUrl}/readyz`)).json();
     expect(readiness).toMatchObject({ status: "not_ready", reason: "redis unavailable" });
-    expect((await publish(node.httpUrl, TEST_PUBLISH_KEY, { channel: "race", event: "lost", data: null })).status).toBe(503);
+    expect((await publish(node.httpUrl, TEST_PUBLISH_KEY, { channel: "forecasts", event: "lost", data: null })).status).toBe(503);
     expect(await tryConnect(node.wsUrl, { token: token({ sub: "late" }) })).toMatchObject({ kind: "refused", status: 503 });
     expect(await metricValue(node.httpUrl, "gateway_redis_up", { role: "subscriber" })).toBe(0);
 
     redis = await startRedis({ port });
     await eventually(readyStatus, (status) => status === 200, 15_000);
-    expect((await publish(node.httpUrl, TEST_PUBLISH_KEY, { channel: "race", event: "back", data: null })).status).toBe(200);
+    expect((await publish(node.httpUrl, TEST_PUBLISH_KEY, { channel: "forecasts", event: "back", data: null })).status).toBe(200);
     const back = await client.waitForMessage((m) => m.event === "back");
     // A fresh Redis lost the channel state: the epoch changes, telling clients so.
-    const earlier = client.messages("race")[0];
+    const earlier = client.messages("forecasts")[0];
     expect(back.epoch).not.toBe(earlier?.epoch);
     expect(back.offset).toBe(1);
   });

@@ -22,8 +22,8 @@ beforeAll(async () => {
   node = await startGatewayNode({ name: "slow", redisUrl: redis.url, redisPrefix: uniquePrefix("slow"), env: { MAX_BACKPRESSURE_BYTES: "65536" } });
   healthy = await connect(node.wsUrl, { token: token({ sub: "healthy" }) });
   stalled = await connect(node.wsUrl, { token: token({ sub: "stalled" }) });
-  await healthy.subscribe("race");
-  await stalled.subscribe("race");
+  await healthy.subscribe("forecasts");
+  await stalled.subscribe("forecasts");
 });
 
 afterAll(async () => {
@@ -42,7 +42,7 @@ describe("slow consumers", () => {
     const deadline = Date.now() + 20_000;
     // Bounded: at most 2000 messages (~32 MiB) or 20 s.
     while (sent < 2000 && Date.now() < deadline) {
-      const batch = Array.from({ length: 20 }, (_, i) => ({ channel: "race", event: "bulk", data: { n: sent + i, payload } }));
+      const batch = Array.from({ length: 20 }, (_, i) => ({ channel: "forecasts", event: "bulk", data: { n: sent + i, payload } }));
       expect((await publish(node.httpUrl, TEST_PUBLISH_KEY, { messages: batch })).status).toBe(200);
       sent += batch.length;
       await healthy.waitForMessage((m) => (m.data as { n: number }).n === sent - 1);
@@ -54,6 +54,6 @@ describe("slow consumers", () => {
     expect(slowCloses + cut).toBe(1);
     if (slowCloses === 1) expect(await metricValue(node.httpUrl, "gateway_send_drops_total", { kind: "slow_consumer_close" })).toBe(1);
 
-    expect(healthy.messages("race").map((m) => (m.data as { n: number }).n)).toEqual(Array.from({ length: sent }, (_, i) => i));
+    expect(healthy.messages("forecasts").map((m) => (m.data as { n: number }).n)).toEqual(Array.from({ length: sent }, (_, i) => i));
   });
 });

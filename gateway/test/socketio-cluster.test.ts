@@ -1,8 +1,9 @@
 /**
  * Unmodified socket.io-client against three real nodes behind real NGINX:
  * both transports, cross-node deliveries, acknowledged commands, sticky
- * long-polling, one publish reaching raw and Socket.IO clients alike, and
- * Socket.IO's own cluster operations through the Redis adapter.
+ * long-polling, one publish reaching raw and Socket.IO clients alike,
+ * Socket.IO's own cluster operations through the Redis adapter, and a token
+ * required from the first request of every session.
  */
 
 import { Emitter } from "@socket.io/redis-emitter";
@@ -15,9 +16,11 @@ import { startPostgres, type PostgresHandle } from "../../scripts/lib/postgres.j
 import { startRedis, type RedisHandle } from "../../scripts/lib/redis.js";
 import { newKey } from "./support/bets.js";
 import { eventually } from "./support/eventually.js";
+import { CONNECT_TIMEOUT_MS } from "../src/transport/socketio-transport.js";
 import { startGatewayNode, TEST_PUBLISH_KEY, uniquePrefix, type GatewayNode } from "./support/gateway-node.js";
 import { metricValue } from "./support/metrics.js";
 import { token } from "./support/tokens.js";
+import { connectErrorCode, handshakeStatus, type SocketIoConnectError } from "./support/transport-clients.js";
 import { connect, publish, type TestClient } from "./support/ws-client.js";
 
 interface Welcome {
@@ -33,10 +36,22 @@ let prefix: string;
 const sockets: Socket[] = [];
 const raws: TestClient[] = [];
 
+interface Credentials {
+  /** The engine.io handshake's token, as `Authorization: Bearer` (default: a good one for the sub); null sends none. */
+  readonly handshake?: string | null;
+  /** The handshake's token as `?token=` instead, as a browser on the WebSocket transport sends it. */
+  readonly query?: string;
+  /** The namespace connect's `auth.token`. */
+  readonly auth?: string;
+}
+
 /** Connects through NGINX and resolves with the socket and its welcome, or rejects with the connect error. */
-function ioConnect(sub: string | null, transports: Array<"polling" | "websocket">, rawToken?: string): Promise<{ socket: Socket; welcome: Welcome; messages: MessageFrame[] }> {
+function ioConnect(sub: string | null, transports: Array<"polling" | "websocket">, credentials: Credentials = {}): Promise<{ socket: Socket; welcome: Welcome; messages: MessageFrame[] }> {
+  const handshake = credentials.handshake === undefined ? token({ sub: sub ?? "nobody" }) : credentials.handshake;
   const socket = io(nginx.url, {
-    auth: { token: rawToken ?? token({ sub: sub ?? "nobody" }) },
+    ...(handshake === null ? {} : { extraHeaders: { authorization: `Bearer ${handshake}` } }),
+    ...(credentials.query === undefined ? {} : { query: { token: credentials.query } }),
+    ...(credentials.auth === undefined ? {} : { auth: { token: credentials.auth } }),
     transports,
     withCredentials: true,
     reconnection: false,
@@ -47,7 +62,7 @@ function ioConnect(sub: string | null, transports: Array<"polling" | "websocket"
   socket.on("message", (frame: MessageFrame) => messages.push(frame));
   return new Promise((resolve, reject) => {
     socket.once("welcome", (welcome: Welcome) => resolve({ socket, welcome, messages }));
-    socket.once("connect_error", (err: Error & { data?: unknown }) => reject(err));
+    socket.once("connect_error", (err: SocketIoConnectError) => reject(err));
   });
 }
 
@@ -133,15 +148,61 @@ describe("Socket.IO through NGINX", () => {
     nodes.forEach((node, i) => expect(after[i]! - before[i]!, node.name).toBe(withSocketIo.has(node.name) ? 1 : 0));
   });
 
-  it("refuses bad tokens with a connect error", async () => {
-    for (const bad of ["garbage", token({ sub: "late" }, { expiresIn: -10 })]) {
-      const err = await ioConnect(null, ["websocket"], bad).then(
+  it("refuses a handshake without a good token with 401, on both transports", async () => {
+    for (const transports of [["polling"], ["websocket"]] as Array<Array<"polling" | "websocket">>) {
+      for (const bad of [null, "garbage", token({ sub: "late" }, { expiresIn: -10 })]) {
+        const err = await ioConnect(null, transports, { handshake: bad, auth: token({ sub: "late" }) }).then(
+          () => null,
+          (e: SocketIoConnectError) => e,
+        );
+        expect(err, `${transports.join()} ${bad ?? "no token"}`).not.toBeNull();
+        expect(handshakeStatus(err!)).toBe(401);
+        expect(connectErrorCode(err!)).toBe("invalid_token");
+      }
+    }
+  });
+
+  it("refuses a bad auth.token, or one for another user, at the namespace connect", async () => {
+    for (const auth of ["garbage", token({ sub: "someone-else" })]) {
+      const err = await ioConnect("honest", ["websocket"], { auth }).then(
         () => null,
-        (e: Error & { data?: { code: string } }) => e,
+        (e: SocketIoConnectError) => e,
       );
       expect(err?.message).toBe("invalid_token");
       expect(err?.data?.code).toBe("invalid_token");
     }
+    // A fresher token of the same user is taken over the handshake's.
+    const fresh = token({ sub: "honest" }, { expiresIn: 7200 });
+    const { welcome, socket } = await ioConnect("honest", ["websocket"], { auth: fresh });
+    expect(welcome).toMatchObject({ user: "honest", expiresAt: (JSON.parse(Buffer.from(fresh.split(".")[1]!, "base64url").toString()) as { exp: number }).exp * 1000 });
+    socket.close();
+  });
+
+  it("takes the handshake token from ?token= for browsers on the WebSocket transport", async () => {
+    const { welcome, socket } = await ioConnect("browser-ws", ["websocket"], { handshake: null, query: token({ sub: "browser-ws" }) });
+    expect(welcome.user).toBe("browser-ws");
+    socket.close();
+  });
+
+  it("answers an anonymous polling handshake with 401 and opens no session", async () => {
+    const res = await fetch(`${nginx.url}/socket.io/?EIO=4&transport=polling`);
+    expect(res.status).toBe(401);
+    expect(await res.json()).toEqual({ error: { code: "invalid_token", message: "token required" } });
+    expect(res.headers.get("set-cookie")).toBeNull();
+  });
+
+  it("closes a session that never connects to the namespace within the connect timeout", async () => {
+    const handshake = await fetch(`${nginx.url}/socket.io/?EIO=4&transport=polling`, { headers: { authorization: `Bearer ${token({ sub: "idle-session" })}` } });
+    expect(handshake.status).toBe(200);
+    const open = JSON.parse((await handshake.text()).slice(1)) as { sid: string };
+    // The sticky cookie keeps the polls on the node holding the session.
+    const cookie = (handshake.headers.get("set-cookie") ?? "").split(";")[0] ?? "";
+    const poll = (): Promise<Response> => fetch(`${nginx.url}/socket.io/?EIO=4&transport=polling&sid=${open.sid}`, { headers: { cookie }, signal: AbortSignal.timeout(CONNECT_TIMEOUT_MS + 5000) });
+    // The long-poll is answered when the server closes the session, well before the poll's own
+    // timeout; with Socket.IO's default connect timeout (45 s) it would be aborted instead.
+    const closing = await poll();
+    expect(closing.status).toBe(200);
+    await eventually(async () => (await poll()).status, (status) => status === 400, 5000);
   });
 
   it("carries Socket.IO's own cluster operations over the Redis adapter", async () => {

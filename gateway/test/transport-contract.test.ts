@@ -140,6 +140,22 @@ describe.each(TRANSPORT_ADAPTERS)("client contract over $name", (adapter: Transp
       expect(await c.request("subscribe", { channel: "vip2" })).toEqual(refusal("forbidden"));
     });
 
+    it("refuses tokens whose grants would reach other users or cross a namespace boundary, and subs with a colon", async () => {
+      for (const channels of [["user:*"], ["user*"], ["u*"], ["vip*"]]) {
+        expect(await adapter.tryConnect(plain, token({ sub: `${t}-greedy`, channels }))).toEqual({ ok: false, code: "invalid_token" });
+      }
+      // `alice:orders` would own `user:alice:orders`.
+      expect(await adapter.tryConnect(plain, token({ sub: `${t}-alice:orders` }))).toEqual({ ok: false, code: "invalid_token" });
+    });
+
+    it("reaches another user's channel only through an exact grant naming it", async () => {
+      const c = await connect(plain, `${t}-support`, { channels: [`user:${t}-bob`, "vip:*"] });
+      expect(await c.request("subscribe", { channel: `user:${t}-bob` })).toMatchObject({ ok: true });
+      expect(await c.request("subscribe", { channel: `user:${t}-carol` })).toEqual(refusal("forbidden"));
+      expect(await c.request("subscribe", { channel: "vip:lounge" })).toMatchObject({ ok: true });
+      expect(await c.request("subscribe", { channel: "vipadmin" })).toEqual(refusal("forbidden"));
+    });
+
     it("caps subscriptions per connection, the personal channel included", async () => {
       const c = await connect(plain, `${t}-hank`, { channels: ["c:*"] });
       for (const channel of ["c:1", "c:2", "c:3"]) expect(await c.request("subscribe", { channel })).toEqual(subscribed(channel));
@@ -300,6 +316,22 @@ describe.each(TRANSPORT_ADAPTERS)("client contract over $name", (adapter: Transp
       // The new token drops the vip grant: the server unsubscribes it and says so.
       const fresh = token({ sub: `${t}-oscar` }, { expiresIn: 7200 });
       expect(await c.request("refresh", { token: fresh })).toEqual({ ok: true, expiresAt: expiryOf(fresh), unsubscribed: ["vip"] });
+    });
+
+    it("refuses a refresh with a token issued before the one the connection holds", async () => {
+      const sub = `${t}-rewind`;
+      const now = Math.floor(Date.now() / 1000);
+      const c = await connect(plain, sub, { iat: now });
+      // An older token with broader grants must not be replayed over the newer one.
+      const older = token({ sub, iat: now - 60, channels: ["vip"] });
+      expect(await c.request("refresh", { token: older })).toEqual(refusal("forbidden", "refresh token was issued before the current one"));
+      expect(await c.request("subscribe", { channel: "vip" })).toEqual(refusal("forbidden"));
+      // Without iat a token cannot be ordered after the current one.
+      expect(await c.request("refresh", { token: token({ sub }, { noTimestamp: true }) })).toEqual(refusal("forbidden", "refresh token was issued before the current one"));
+      // The same second, or later, is fine.
+      expect(await c.request("refresh", { token: token({ sub, iat: now }) })).toMatchObject({ ok: true });
+      expect(await c.request("refresh", { token: token({ sub, iat: now + 1 }) })).toMatchObject({ ok: true });
+      expect(await c.request("refresh", { token: token({ sub, iat: now }) })).toEqual(refusal("forbidden", "refresh token was issued before the current one"));
     });
 
     it(`closes with ${CloseCodes.tokenExpired.code} when the token expires without a refresh`, async () => {

@@ -11,6 +11,7 @@ import path from "node:path";
 import jwt from "jsonwebtoken";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startRedis, type RedisHandle } from "../../scripts/lib/redis.js";
+import { BEARER_SUBPROTOCOL_PREFIX, WS_SUBPROTOCOL } from "../../shared/src/protocol.js";
 import { badTokens, hsRsConfusionToken } from "./support/bad-tokens.js";
 import { startGatewayNode, TEST_JWT_SECRET, uniquePrefix, type GatewayNode } from "./support/gateway-node.js";
 import { metricValue } from "./support/metrics.js";
@@ -72,6 +73,42 @@ describe("authentication before upgrade", () => {
         await outcome.client.close();
       }
     }
+  });
+
+  describe("the token as a subprotocol, for browsers", () => {
+    const good = (): string => token({ sub: "carol", aud: "gateway", iss: "gw-tests" });
+
+    it(`accepts [${WS_SUBPROTOCOL}, ${BEARER_SUBPROTOCOL_PREFIX}<jwt>] and answers ${WS_SUBPROTOCOL} alone, never the token`, async () => {
+      const outcome = await tryConnect(hsNode.wsUrl, { protocols: [WS_SUBPROTOCOL, `${BEARER_SUBPROTOCOL_PREFIX}${good()}`] });
+      expect(outcome.kind).toBe("open");
+      if (outcome.kind !== "open") return;
+      expect(outcome.client.socket.protocol).toBe(WS_SUBPROTOCOL);
+      expect(outcome.client.welcome).toMatchObject({ user: "carol" });
+      await outcome.client.close();
+    });
+
+    it(`answers ${WS_SUBPROTOCOL} to a client that offers it among others, with the token in the header`, async () => {
+      const outcome = await tryConnect(hsNode.wsUrl, { token: good(), protocols: ["chat", WS_SUBPROTOCOL] });
+      expect(outcome.kind).toBe("open");
+      if (outcome.kind !== "open") return;
+      expect(outcome.client.socket.protocol).toBe(WS_SUBPROTOCOL);
+      await outcome.client.close();
+    });
+
+    it("refuses a bad token in the subprotocol with 401", async () => {
+      const outcome = await tryConnect(hsNode.wsUrl, { protocols: [WS_SUBPROTOCOL, `${BEARER_SUBPROTOCOL_PREFIX}${token({ sub: "carol" }, { expiresIn: -5 })}`] });
+      expect(outcome).toMatchObject({ kind: "refused", status: 401 });
+    });
+
+    it(`refuses a bearer subprotocol without ${WS_SUBPROTOCOL}, or two of them, with 400`, async () => {
+      for (const protocols of [[`${BEARER_SUBPROTOCOL_PREFIX}${good()}`], [WS_SUBPROTOCOL, `${BEARER_SUBPROTOCOL_PREFIX}${good()}`, `${BEARER_SUBPROTOCOL_PREFIX}${good()}x`]]) {
+        const outcome = await tryConnect(hsNode.wsUrl, { protocols });
+        expect(outcome.kind).toBe("refused");
+        if (outcome.kind !== "refused") return;
+        expect(outcome.status).toBe(400);
+        expect(JSON.parse(outcome.body)).toMatchObject({ error: { code: "bad_request" } });
+      }
+    });
   });
 
   it("on an RS256 node, refuses HS/RS confusion and alg none, accepts RS256", async () => {

@@ -1,4 +1,5 @@
-// Broadcast latency: SUBSCRIBERS sockets on `race`; a publisher scenario posts
+// Broadcast latency: SUBSCRIBERS sockets on `forecasts` (`race` is the round
+// clock's own: the publish API refuses it); a publisher scenario posts
 // a ~200-byte timer_update twice a second for DURATION, exactly 2 × DURATION
 // messages (seq 1 … N). Latency = receive time − the frame's `ts` (publish time
 // at the accepting node); k6 and the gateway must share a clock (same host, or
@@ -55,7 +56,7 @@ export const options = {
 
 export function publish() {
   const seq = awaitPublishSlot(RATE) + 1;
-  const res = http.post(`${BASE_URL}/v1/publish`, JSON.stringify({ channel: 'race', event: 'timer_update', data: timerUpdate(seq) }), PUBLISH_HEADERS);
+  const res = http.post(`${BASE_URL}/v1/publish`, JSON.stringify({ channel: 'forecasts', event: 'timer_update', data: timerUpdate(seq) }), PUBLISH_HEADERS);
   if (check(res, { 'publish 200': (r) => r.status === 200 }, { kind: 'publish' })) published.add(1);
 }
 
@@ -74,8 +75,8 @@ export function subscriber() {
   const deadline = setTimeout(finish, receiveDeadlineMs(WARMUP_S, DURATION));
   ws.onmessage = (event) => {
     const frame = JSON.parse(event.data);
-    if (frame.type === 'welcome') ws.send(JSON.stringify({ type: 'subscribe', id: 1, channel: 'race' }));
-    else if (frame.type === 'reply' && frame.id === 1) check(frame, { 'subscribed to race': (f) => f.ok === true }, { kind: 'subscribe' });
+    if (frame.type === 'welcome') ws.send(JSON.stringify({ type: 'subscribe', id: 1, channel: 'forecasts' }));
+    else if (frame.type === 'reply' && frame.id === 1) check(frame, { 'subscribed to forecasts': (f) => f.ok === true }, { kind: 'subscribe' });
     else if (frame.type === 'message' && isOurs(frame)) {
       latency.add(latencyOf(frame));
       received.add(1);

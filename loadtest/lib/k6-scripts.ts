@@ -59,7 +59,7 @@ function broadcast(name: string, file: string, metric: (what: string) => string,
       samples: { [metric("delivered")]: owed },
       lossless: {
         counts: { [metric("received")]: owed },
-        checks: { "publish 200": published, "subscribed to race": subscribers },
+        checks: { "publish 200": published, "subscribed to forecasts": subscribers },
       },
     },
     headline: { rate: metric("delivered"), trend: metric("latency_ms") },

@@ -199,3 +199,18 @@ const EVENT_PATTERN = /^[A-Za-z0-9_\-.:]+$/;
 export function isValidEventName(name: string): boolean {
   return name.length > 0 && name.length <= MAX_EVENT_NAME_LENGTH && EVENT_PATTERN.test(name);
 }
+
+/**
+ * The WebSocket subprotocol of `/ws`. A client that offers it gets it back in
+ * the handshake answer; a client that sends its token as a subprotocol must
+ * offer it, because the server answers with one protocol the client offered
+ * and never with the token.
+ */
+export const WS_SUBPROTOCOL = "gateway.v1";
+
+/**
+ * The subprotocol that carries a token where a client cannot set headers
+ * (browsers): `new WebSocket(url, [WS_SUBPROTOCOL, BEARER_SUBPROTOCOL_PREFIX + jwt])`.
+ * A JWT is base64url and dots, all valid in a subprotocol name.
+ */
+export const BEARER_SUBPROTOCOL_PREFIX = "bearer.";

@@ -7,15 +7,18 @@
  */
 
 import jwt from "jsonwebtoken";
-import { isValidChannelName, MAX_CHANNEL_LENGTH, userChannel } from "../../../shared/src/channels.js";
+import { grantProblem, isValidSub, MAX_SUB_LENGTH } from "../../../shared/src/channels.js";
 import type { JwtConfig } from "../config.js";
+import type { Clock } from "../time/clock.js";
 
 export interface Principal {
   readonly sub: string;
-  /** Claim-granted channel patterns: exact names or prefixes ending in `*`. */
+  /** Claim-granted channels: exact names or namespace wildcards ending in `:*` (see grantMatches). */
   readonly channels: readonly string[];
-  /** `exp` in ms since the epoch, or null when the token never expires. */
+  /** `exp` in ms since the epoch, or null when the token never expires (development only). */
   readonly expiresAt: number | null;
+  /** `iat` in ms since the epoch, or null when the token does not say; orders refreshes. */
+  readonly issuedAt: number | null;
 }
 
 export type AuthFailureReason =
@@ -27,7 +30,8 @@ export type AuthFailureReason =
   | "not_yet_valid"
   | "audience"
   | "issuer"
-  | "invalid_claims";
+  | "invalid_claims"
+  | "lifetime";
 
 export const AUTH_FAILURE_REASONS: readonly AuthFailureReason[] = [
   "missing",
@@ -39,6 +43,7 @@ export const AUTH_FAILURE_REASONS: readonly AuthFailureReason[] = [
   "audience",
   "issuer",
   "invalid_claims",
+  "lifetime",
 ];
 
 export type VerifyResult =
@@ -65,24 +70,28 @@ function classify(err: unknown): VerifyResult {
   return failure("malformed", "token malformed");
 }
 
-function grantsFrom(claim: unknown): string[] | null {
-  if (claim === undefined) return [];
-  if (!Array.isArray(claim) || claim.length > MAX_GRANTS) return null;
+/** The grants of a `channels` claim, or why it is refused. */
+function grantsFrom(claim: unknown): { readonly grants: string[] } | { readonly problem: string } {
+  if (claim === undefined) return { grants: [] };
+  if (!Array.isArray(claim) || claim.length > MAX_GRANTS) return { problem: `channels claim must be a list of at most ${MAX_GRANTS} grants` };
   const grants: string[] = [];
   for (const item of claim) {
-    if (typeof item !== "string") return null;
-    const base = item.endsWith("*") ? item.slice(0, -1) : item;
-    // A bare "*" would grant every channel, other users' personal ones included.
-    if (base.length === 0 || base.length > MAX_CHANNEL_LENGTH || !isValidChannelName(base)) return null;
+    if (typeof item !== "string") return { problem: "channels claim must list strings" };
+    // The entry itself stays out of the message: it may be long, and it is the token's.
+    const problem = grantProblem(item);
+    if (problem !== null) return { problem: `a channels grant ${problem}; grants are channel names or namespace wildcards like odds:*` };
     grants.push(item);
   }
-  return grants;
+  return { grants };
 }
 
 export class JwtVerifier {
   private readonly options: jwt.VerifyOptions & { complete: false };
 
-  constructor(private readonly config: JwtConfig) {
+  constructor(
+    private readonly config: JwtConfig,
+    private readonly clock: Clock = Date,
+  ) {
     this.options = {
       algorithms: [...config.algorithms],
       clockTolerance: config.clockToleranceSeconds,
@@ -106,13 +115,34 @@ export class JwtVerifier {
 
     const sub = payload.sub;
     if (typeof sub !== "string" || sub.length === 0) return failure("invalid_claims", "token has no sub");
-    if (!isValidChannelName(userChannel(sub))) return failure("invalid_claims", "token sub has unsupported characters");
+    if (!isValidSub(sub)) return failure("invalid_claims", `token sub must be 1-${MAX_SUB_LENGTH} characters of A-Z a-z 0-9 _ - . @ | = + /`);
+    if (payload.iat !== undefined && (typeof payload.iat !== "number" || !Number.isFinite(payload.iat))) return failure("invalid_claims", "token iat must be a number");
+
+    const lifetime = this.lifetimeProblem(payload.exp, payload.iat);
+    if (lifetime !== null) return failure("lifetime", lifetime);
 
     const channels = grantsFrom(payload["channels"]);
-    if (channels === null) return failure("invalid_claims", "channels claim must be a list of channel names or prefixes ending in *");
+    if ("problem" in channels) return failure("invalid_claims", channels.problem);
 
     const expiresAt = typeof payload.exp === "number" ? payload.exp * 1000 : null;
-    return { ok: true, principal: { sub, channels, expiresAt } };
+    const issuedAt = typeof payload.iat === "number" ? payload.iat * 1000 : null;
+    return { ok: true, principal: { sub, channels: channels.grants, expiresAt, issuedAt } };
+  }
+
+  /**
+   * With a maximum lifetime (production), a token must expire, and within
+   * that long of being issued: `exp` − `iat`, counted from now when `iat` is
+   * absent or in the future, so a future `iat` cannot hide a long remaining
+   * life. The clock tolerance covers an issuer's skew.
+   */
+  private lifetimeProblem(exp: number | undefined, iat: number | undefined): string | null {
+    const max = this.config.maxLifetimeSeconds;
+    if (max === null) return null;
+    if (exp === undefined) return "token must expire: exp is required";
+    const nowSeconds = this.clock.now() / 1000;
+    const from = iat === undefined ? nowSeconds : Math.min(iat, nowSeconds);
+    if (exp - from > max + this.config.clockToleranceSeconds) return `token lifetime (exp - iat) is over the ${max} s allowed`;
+    return null;
   }
 }
 

@@ -12,6 +12,7 @@
  */
 
 import type { Logger } from "pino";
+import { RACE_CHANNEL } from "../../../shared/src/channels.js";
 import type { RaceEventName } from "../../../shared/src/race-events.js";
 import { RaceEvents } from "../../../shared/src/race-events.js";
 import type { Publication } from "../broker/broker.js";
@@ -23,8 +24,6 @@ import type { RoundStore } from "../store/round-store.js";
 import { FencedError, RoundConflictError, type RoundLedger } from "./round-ledger.js";
 import type { RoundRecorder } from "./round-recorder.js";
 import { drawRanking, endDue, finishDue, planRound, raceSync, timerUpdate, toRecord, type RoundState } from "./round-schedule.js";
-
-export const RACE_CHANNEL = "race";
 
 export interface ClockMetrics {
   clockLeadership(held: boolean): void;

@@ -6,13 +6,26 @@
 
 import { isPlainObject } from "../../../shared/src/json.js";
 import { exceedsJsonDepth } from "../../../shared/src/json-limits.js";
-import { channelNamespace, isValidChannelName } from "../../../shared/src/channels.js";
+import { channelNamespace, isValidChannelName, ROUND_AUTHORITY_CHANNELS } from "../../../shared/src/channels.js";
 import { isValidEventName, isValidIdempotencyKey, MAX_EVENT_NAME_LENGTH, MAX_IDEMPOTENCY_KEY_LENGTH, type JsonValue, type PublishRequest, type PublishResult } from "../../../shared/src/protocol.js";
 import type { Broker } from "../broker/broker.js";
 import type { Clock } from "../time/clock.js";
 import { encodeFrameHead } from "./message-frame.js";
 
-export type ValidatedBatch = { readonly ok: true; readonly requests: PublishRequest[]; readonly batch: boolean } | { readonly ok: false; readonly message: string };
+/**
+ * Why a publish body is refused: `bad_request` for a malformed one,
+ * `forbidden` for one naming a channel only the round authority publishes to.
+ */
+export type PublishRefusal = "bad_request" | "forbidden";
+
+export type ValidatedBatch =
+  | { readonly ok: true; readonly requests: PublishRequest[]; readonly batch: boolean }
+  | { readonly ok: false; readonly refusal: PublishRefusal; readonly message: string };
+
+interface Refused {
+  readonly refusal: PublishRefusal;
+  readonly message: string;
+}
 
 /** Structural bounds every publish is held to, whichever way it arrives. */
 export interface PublishLimits {
@@ -30,39 +43,49 @@ export class PublishEncodeError extends Error {
   override readonly name = "PublishEncodeError";
 }
 
-function validateOne(value: unknown, where: string, limits: PublishLimits): PublishRequest | string {
-  if (!isPlainObject(value)) return `${where} must be an object with channel, event and data`;
+function badRequest(message: string): Refused {
+  return { refusal: "bad_request", message };
+}
+
+function validateOne(value: unknown, where: string, limits: PublishLimits): PublishRequest | Refused {
+  if (!isPlainObject(value)) return badRequest(`${where} must be an object with channel, event and data`);
   const { channel, event, data, idempotencyKey } = value;
   if (typeof channel !== "string" || !isValidChannelName(channel)) {
-    return `${where}.channel must be 1-128 characters of A-Z a-z 0-9 _ - . : @ | = + /`;
+    return badRequest(`${where}.channel must be 1-128 characters of A-Z a-z 0-9 _ - . : @ | = + /`);
   }
+  // The round clock publishes these through its own fenced script, never through here.
+  if (ROUND_AUTHORITY_CHANNELS.has(channel)) return { refusal: "forbidden", message: `${where}.channel ${channel} is published only by the round clock` };
   if (typeof event !== "string" || !isValidEventName(event)) {
-    return `${where}.event must be 1-${MAX_EVENT_NAME_LENGTH} characters of A-Z a-z 0-9 _ - . :`;
+    return badRequest(`${where}.event must be 1-${MAX_EVENT_NAME_LENGTH} characters of A-Z a-z 0-9 _ - . :`);
   }
-  if (data === undefined) return `${where}.data is required (use null for none)`;
-  if (exceedsJsonDepth(data, limits.maxDataDepth)) return `${where}.data nests deeper than ${limits.maxDataDepth} levels`;
+  if (data === undefined) return badRequest(`${where}.data is required (use null for none)`);
+  if (exceedsJsonDepth(data, limits.maxDataDepth)) return badRequest(`${where}.data nests deeper than ${limits.maxDataDepth} levels`);
   if (idempotencyKey !== undefined && (typeof idempotencyKey !== "string" || !isValidIdempotencyKey(idempotencyKey))) {
-    return `${where}.idempotencyKey must be 1-${MAX_IDEMPOTENCY_KEY_LENGTH} characters of A-Z a-z 0-9 _ - . : @ | = + /`;
+    return badRequest(`${where}.idempotencyKey must be 1-${MAX_IDEMPOTENCY_KEY_LENGTH} characters of A-Z a-z 0-9 _ - . : @ | = + /`);
   }
   return { channel, event, data: data as JsonValue, ...(idempotencyKey === undefined ? {} : { idempotencyKey }) };
+}
+
+function isRefused(outcome: PublishRequest | Refused): outcome is Refused {
+  return "refusal" in outcome;
 }
 
 /** Accepts `{channel, event, data}` or `{messages: [{channel, event, data}, …]}`; all or nothing. */
 export function validatePublishBody(body: unknown, limits: PublishLimits): ValidatedBatch {
   if (isPlainObject(body) && "messages" in body) {
     const messages = body["messages"];
-    if (!Array.isArray(messages) || messages.length === 0) return { ok: false, message: "messages must be a non-empty array" };
-    if (messages.length > limits.maxBatch) return { ok: false, message: `at most ${limits.maxBatch} messages per batch` };
+    if (!Array.isArray(messages) || messages.length === 0) return { ok: false, ...badRequest("messages must be a non-empty array") };
+    if (messages.length > limits.maxBatch) return { ok: false, ...badRequest(`at most ${limits.maxBatch} messages per batch`) };
     const requests: PublishRequest[] = [];
     for (let i = 0; i < messages.length; i++) {
       const one = validateOne(messages[i], `messages[${i}]`, limits);
-      if (typeof one === "string") return { ok: false, message: one };
+      if (isRefused(one)) return { ok: false, ...one };
       requests.push(one);
     }
     return { ok: true, requests, batch: true };
   }
   const one = validateOne(body, "body", limits);
-  return typeof one === "string" ? { ok: false, message: one } : { ok: true, requests: [one], batch: false };
+  return isRefused(one) ? { ok: false, ...one } : { ok: true, requests: [one], batch: false };
 }
 
 /** What publishing records. */

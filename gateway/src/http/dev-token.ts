@@ -9,7 +9,7 @@
 import jwt from "jsonwebtoken";
 import type { HttpResponse, TemplatedApp } from "uWebSockets.js";
 import type { Logger } from "pino";
-import { isValidChannelName, userChannel } from "../../../shared/src/channels.js";
+import { isValidSub, MAX_SUB_LENGTH } from "../../../shared/src/channels.js";
 import { ErrorCodes } from "../../../shared/src/codes.js";
 import { guard, sendError, sendJson } from "./responses.js";
 
@@ -31,8 +31,6 @@ export interface DevTokenOptions {
 
 const MIN_TTL_S = 10;
 const MAX_TTL_S = 3600;
-// userChannel(sub) must stay a valid channel name (128 characters).
-const MAX_SUB_LENGTH = 123;
 
 export interface DevTokenGrant {
   readonly token: string;
@@ -68,8 +66,8 @@ export function attachDevTokenRoute(app: TemplatedApp, options: DevTokenOptions)
     const params = new URLSearchParams(req.getQuery() ?? "");
     const state = guard(res);
     const sub = params.get("sub") ?? "";
-    if (sub.length === 0 || sub.length > MAX_SUB_LENGTH || !isValidChannelName(userChannel(sub))) {
-      sendError(res, state, "400 Bad Request", { code: ErrorCodes.badRequest.code, message: "sub must be 1-123 characters of A-Z a-z 0-9 _ - . : @ | = + /" });
+    if (!isValidSub(sub)) {
+      sendError(res, state, "400 Bad Request", { code: ErrorCodes.badRequest.code, message: `sub must be 1-${MAX_SUB_LENGTH} characters of A-Z a-z 0-9 _ - . @ | = + /` });
       return;
     }
     const ttlRaw = params.get("ttl");

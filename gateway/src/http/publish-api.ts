@@ -27,7 +27,7 @@ export interface BatchPublisher {
 
 /** What the publish API records. */
 export interface PublishApiMetrics {
-  /** A publish request refused or failed: unauthorized, too_large, bad_request, unavailable, broker. */
+  /** A publish request refused or failed: unauthorized, too_large, bad_request, forbidden, unavailable, broker. */
   publishFailed(reason: string): void;
   httpRequest(route: string, status: number): void;
 }
@@ -82,7 +82,8 @@ export function attachPublishApi(app: TemplatedApp, options: PublishApiOptions, 
       }
       const validated = validatePublishBody(body, options.limits);
       if (!validated.ok) {
-        refuse(res, state, "400 Bad Request", "bad_request", ErrorCodes.badRequest.code, validated.message);
+        if (validated.refusal === "forbidden") refuse(res, state, "403 Forbidden", "forbidden", ErrorCodes.forbidden.code, validated.message);
+        else refuse(res, state, "400 Bad Request", "bad_request", ErrorCodes.badRequest.code, validated.message);
         return;
       }
       deps.publisher.publish(validated.requests).then(

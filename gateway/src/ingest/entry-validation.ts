@@ -38,7 +38,7 @@ export function validateEntry(entry: StreamEntry, limits: EntryLimits): PublishR
     }
   }
   const validated = validatePublishBody({ channel, event, data }, { maxBatch: 1, maxDataDepth: limits.maxDataDepth });
-  if (!validated.ok) return { entry, reason: "invalid", message: validated.message.replace(/^body\./, "") };
+  if (!validated.ok) return { entry, reason: validated.refusal === "forbidden" ? "forbidden" : "invalid", message: validated.message.replace(/^body\./, "") };
   const request = validated.requests[0];
   if (request === undefined) return { entry, reason: "invalid", message: "no message" };
   // The stream id as idempotency key: a takeover that publishes the entry again is a no-op.

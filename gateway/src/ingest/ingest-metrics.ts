@@ -4,7 +4,7 @@
  */
 
 /** Why an entry was not published; a metric label, so a closed set. */
-export type IngestRejectReason = "bad_json" | "invalid" | "too_large" | "trimmed";
+export type IngestRejectReason = "bad_json" | "invalid" | "forbidden" | "too_large" | "trimmed";
 
 export interface IngestMetrics {
   /** `count` entries were published (a repeat after a takeover counts again). */

@@ -13,6 +13,7 @@ import type { ClockMetrics } from "../clock/round-authority.js";
 import type { IngestMetrics, IngestRejectReason } from "../ingest/ingest-metrics.js";
 import type { FanoutMetrics } from "../fanout/local-fanout.js";
 import type { PublisherMetrics } from "../fanout/publisher.js";
+import { NOT_READY_REASONS, type NotReadyReason, type ReadinessMetrics } from "../http/probes.js";
 import type { PublishApiMetrics } from "../http/publish-api.js";
 import type { WriterMetrics } from "../store/batching-writer.js";
 import type { QueryTimer } from "../store/bet-store.js";
@@ -32,7 +33,7 @@ export const FANOUT_LATENCY_BUCKETS = [
  * composition root (main.ts and wiring/) imports this class.
  */
 export class GatewayMetrics
-  implements BrokerMetrics, ClockMetrics, IngestMetrics, WriterMetrics, QueryTimer, TransportMetrics, SessionMetrics, FanoutMetrics, PublisherMetrics, PublishApiMetrics, SequencerMetrics
+  implements BrokerMetrics, ClockMetrics, IngestMetrics, WriterMetrics, QueryTimer, TransportMetrics, SessionMetrics, FanoutMetrics, PublisherMetrics, PublishApiMetrics, SequencerMetrics, ReadinessMetrics
 {
   readonly registry = new Registry();
   private readonly poolSource: { current: PoolState | null } = { current: null };
@@ -66,6 +67,7 @@ export class GatewayMetrics
   private readonly redisErrors: Counter<"command">;
   private readonly redisResubscribes: Counter;
   private readonly ready: Gauge;
+  private readonly notReadyReason: Gauge;
   private readonly clockLeader: Gauge;
   private readonly clockEnabledGauge: Gauge;
   private readonly upgradeRefusals: Counter<"transport" | "reason">;
@@ -157,6 +159,12 @@ export class GatewayMetrics
       help: "1 while Redis is connected (subscriptions restored) and the node is not draining. /readyz is also 503 while Postgres is down or not migrated: see gateway_pg_up.",
       registers,
     });
+    this.notReadyReason = new Gauge({
+      name: "gateway_not_ready",
+      help: "1 for the reason /readyz gives now (draining, redis_unavailable, postgres_unavailable, postgres_schema_not_migrated_yet), 0 for the others; updated on every /readyz and scrape.",
+      labelNames: ["reason"],
+      registers,
+    });
 
     this.clockLeader = new Gauge({ name: "gateway_clock_leader", help: "1 while this node is the round authority.", registers });
     this.clockEvents = new Counter({ name: "gateway_clock_events_total", help: "Race events broadcast by this node as round authority.", labelNames: ["event"], registers });
@@ -215,9 +223,9 @@ export class GatewayMetrics
       this.historyDuplicates.inc({ namespace }, 0);
       for (const reason of ["history_lost", "epoch_changed", "unavailable"] satisfies GapReason[]) this.historyUnrecoverable.inc({ namespace, reason }, 0);
     }
-    for (const reason of ["unauthorized", "too_large", "bad_request", "unavailable", "broker"]) this.publishFailures.inc({ reason }, 0);
+    for (const reason of ["unauthorized", "too_large", "bad_request", "forbidden", "unavailable", "broker"]) this.publishFailures.inc({ reason }, 0);
     for (const reason of ["overloaded", "unavailable"]) this.writerRejected.inc({ reason }, 0);
-    for (const reason of ["bad_json", "invalid", "too_large", "trimmed"]) this.ingestRejections.inc({ reason }, 0);
+    for (const reason of ["bad_json", "invalid", "forbidden", "too_large", "trimmed"]) this.ingestRejections.inc({ reason }, 0);
     for (const reason of AUTH_FAILURE_REASONS) this.authFailures.inc({ reason }, 0);
     for (const transport of ["ws", "socketio"] as const) {
       this.connections.set({ transport }, 0);
@@ -227,6 +235,7 @@ export class GatewayMetrics
     }
     for (const role of ["publisher", "subscriber"] as const) this.redisUp.set({ role }, 0);
     this.ready.set(0);
+    this.notReady(null);
   }
 
   connectionOpened(transport: Transport): void {
@@ -293,6 +302,10 @@ export class GatewayMetrics
 
   readinessChanged(ready: boolean): void {
     this.ready.set(ready ? 1 : 0);
+  }
+
+  notReady(reason: NotReadyReason | null): void {
+    for (const known of NOT_READY_REASONS) this.notReadyReason.set({ reason: known.replace(/ /g, "_") }, known === reason ? 1 : 0);
   }
 
   redisConnectionChanged(role: "publisher" | "subscriber", up: boolean): void {

@@ -117,6 +117,17 @@ function refusal(code: ErrorBody["code"], message: string): { ok: false; error: 
   return { ok: false, error: { code, message } };
 }
 
+/**
+ * Whether `next` was issued before `held`, so a refresh with it would move
+ * backwards: an old token, perhaps with broader grants, replayed. A token
+ * without `iat` cannot be ordered, so it cannot replace one that has it.
+ * Equal `iat`s pass: issuers mint several tokens within a second.
+ */
+function issuedBefore(next: Principal, held: Principal): boolean {
+  if (held.issuedAt === null) return false;
+  return next.issuedAt === null || next.issuedAt < held.issuedAt;
+}
+
 export class ClientSession implements Expiring {
   private readonly memberships = new Map<string, Membership>();
   expiryBucket: number | null = null;
@@ -228,6 +239,7 @@ export class ClientSession implements Expiring {
       return refusal(ErrorCodes.invalidToken.code, verdict.message);
     }
     if (verdict.principal.sub !== this.principalNow.sub) return refusal(ErrorCodes.forbidden.code, "refresh token is for another user");
+    if (issuedBefore(verdict.principal, this.principalNow)) return refusal(ErrorCodes.forbidden.code, "refresh token was issued before the current one");
     this.principalNow = verdict.principal;
     this.armExpiry();
     // Grants may have shrunk: drop what the new token no longer allows.

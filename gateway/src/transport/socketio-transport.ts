@@ -2,7 +2,9 @@
  * Socket.IO on the node's own uWebSockets.js App (`io.attachApp`), for apps
  * that already speak it. Same tokens, same channels, same events and payloads,
  * same commands as `/ws`: each socket gets a ClientSession; events map onto
- * its calls and acknowledgements carry its answers.
+ * its calls and acknowledgements carry its answers. The token is verified at
+ * the engine.io handshake, the first request of a session, so no session
+ * exists without one; the namespace connect follows within CONNECT_TIMEOUT_MS.
  *
  * Two message paths, never overlapping:
  * - Gateway publishes travel the cluster once, on the gateway's broker; every
@@ -33,6 +35,12 @@ import { startAndWelcome, type Welcome } from "./welcome.js";
 export const SOCKETIO_PATH = "/socket.io/";
 /** The cookie NGINX routes Socket.IO requests by (see nginx/nginx.conf). */
 export const STICKY_COOKIE = "gw_node";
+/**
+ * How long an engine.io session may stay open without connecting to the
+ * namespace. socket.io-client connects right after the handshake; Socket.IO's
+ * own default (45 s) would let a session idle on the node for nothing.
+ */
+export const CONNECT_TIMEOUT_MS = 5000;
 
 type Ack = (answer: Answer<object>) => void;
 
@@ -76,18 +84,40 @@ export interface SocketIoDeps extends TransportDeps {
   readonly adapter: (nsp: unknown) => Adapter;
 }
 
-/** The handshake's `auth.token`, else the same header and query parameter as `/ws`. */
-function tokenOf(socket: GatewaySocket): string | undefined {
-  const auth = socket.handshake.auth as Record<string, unknown>;
-  if (typeof auth["token"] === "string" && auth["token"].length > 0) return auth["token"];
-  const header = socket.handshake.headers.authorization;
-  const query = socket.handshake.query["token"];
-  return tokenFrom(typeof header === "string" ? header : "", typeof query === "string" ? query : "");
+/**
+ * An engine.io request as the handshake check reads it: engine.io's uWS
+ * server has copied the headers and parsed the query (`_query`) before any
+ * middleware runs.
+ */
+interface EngineRequest {
+  readonly method?: string;
+  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
+  readonly _query: Readonly<Record<string, string | undefined>>;
+}
+
+/** engine.io's response wrapper in uWS mode: enough to answer a refused handshake. */
+interface EngineResponse {
+  writeHead(status: number, headers: Readonly<Record<string, string>>): void;
+  end(body: string): void;
+}
+
+/** The engine.io handshake's token: `Authorization: Bearer …`, else `?token=` (browsers on the WebSocket transport). */
+function handshakeToken(req: EngineRequest): string | undefined {
+  const header = req.headers["authorization"];
+  return tokenFrom(typeof header === "string" ? header : "", req._query["token"] ?? "");
+}
+
+/** The namespace connect's `auth.token`, when the client sends one. */
+function connectToken(socket: GatewaySocket): string | undefined {
+  const token = (socket.handshake.auth as Record<string, unknown>)["token"];
+  return typeof token === "string" && token.length > 0 ? token : undefined;
 }
 
 export class SocketIoTransport {
   private io: GatewayServer | null = null;
   private readonly parser: RequestParser;
+  /** Who each engine.io handshake authenticated as; keyed by the request object Socket.IO keeps as `socket.request`. */
+  private readonly handshakes = new WeakMap<object, Principal>();
 
   constructor(
     private readonly options: SocketIoOptions,
@@ -101,10 +131,12 @@ export class SocketIoTransport {
       path: SOCKETIO_PATH,
       serveClient: false,
       maxHttpBufferSize: this.options.maxFrameBytes,
+      connectTimeout: CONNECT_TIMEOUT_MS,
       adapter: this.deps.adapter as never,
       ...(this.options.corsOrigins.length > 0 ? { cors: { origin: [...this.options.corsOrigins], credentials: true } } : {}),
     });
     io.attachApp(app);
+    io.engine.use((req: EngineRequest, res: EngineResponse, next: () => void) => this.checkHandshake(req, res, next));
     // Every handshake response names this node, so NGINX keeps the session's
     // long-polling requests and its upgrade on it.
     io.engine.on("initial_headers", (headers: Record<string, string>) => {
@@ -117,10 +149,9 @@ export class SocketIoTransport {
         next(Object.assign(new Error(ErrorCodes.unavailable.code), { data: { code: ErrorCodes.unavailable.code, message: refusal } }));
         return;
       }
-      const verdict = this.deps.verifier.verify(tokenOf(socket));
-      if (!verdict.ok) {
-        this.deps.metrics.authFailed(verdict.reason);
-        next(Object.assign(new Error(ErrorCodes.invalidToken.code), { data: { code: ErrorCodes.invalidToken.code, message: verdict.message } }));
+      const principal = this.connectPrincipal(socket);
+      if (!principal.ok) {
+        next(Object.assign(new Error(ErrorCodes.invalidToken.code), { data: { code: ErrorCodes.invalidToken.code, message: principal.message } }));
         return;
       }
       const resume = sinceFromObject((socket.handshake.auth as Record<string, unknown>)["since"]);
@@ -129,13 +160,57 @@ export class SocketIoTransport {
         next(Object.assign(new Error(ErrorCodes.badRequest.code), { data: { code: ErrorCodes.badRequest.code, message: resume.message } }));
         return;
       }
-      socket.data.principal = verdict.principal;
+      socket.data.principal = principal.principal;
       socket.data.since = resume.since;
       next();
     });
     // Rooms are joined here, not in the middleware (socket.io#5139).
     io.on("connection", (socket) => this.connected(socket));
     this.io = io;
+  }
+
+  /**
+   * Every engine.io session starts with a verified token: a handshake (a
+   * request without `sid`) without one is answered 401 with the same body as
+   * `/ws`, before engine.io creates a session. Later requests of the session
+   * (`sid`) belong to it already; anything but a GET handshake (a CORS
+   * preflight, which carries no credentials) is left to engine.io, which
+   * refuses non-GET handshakes itself.
+   */
+  private checkHandshake(req: EngineRequest, res: EngineResponse, next: () => void): void {
+    if (req._query["sid"] !== undefined || req.method !== "GET") {
+      next();
+      return;
+    }
+    const verdict = this.deps.verifier.verify(handshakeToken(req));
+    if (!verdict.ok) {
+      this.deps.metrics.authFailed(verdict.reason);
+      this.deps.log.debug({ reason: verdict.reason }, "socket.io handshake refused");
+      res.writeHead(401, { "content-type": "application/json" });
+      res.end(JSON.stringify({ error: { code: ErrorCodes.invalidToken.code, message: verdict.message } }));
+      return;
+    }
+    this.handshakes.set(req, verdict.principal);
+    next();
+  }
+
+  /**
+   * The principal of a namespace connect: the handshake's, or the connect
+   * packet's `auth.token` when given (a fresher token), which must then be
+   * valid and for the same user.
+   */
+  private connectPrincipal(socket: GatewaySocket): { readonly ok: true; readonly principal: Principal } | { readonly ok: false; readonly message: string } {
+    const handshake = this.handshakes.get(socket.request);
+    if (handshake === undefined) return { ok: false, message: "token required at the handshake" };
+    const token = connectToken(socket);
+    if (token === undefined) return { ok: true, principal: handshake };
+    const verdict = this.deps.verifier.verify(token);
+    if (!verdict.ok) {
+      this.deps.metrics.authFailed(verdict.reason);
+      return { ok: false, message: verdict.message };
+    }
+    if (verdict.principal.sub !== handshake.sub) return { ok: false, message: "auth.token is for another user than the handshake's token" };
+    return { ok: true, principal: verdict.principal };
   }
 
   /** The sink that hands gateway deliveries to this node's Socket.IO rooms. */

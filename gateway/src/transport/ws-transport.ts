@@ -8,13 +8,14 @@
 import type { HttpRequest, HttpResponse, TemplatedApp, us_socket_context_t, WebSocket } from "uWebSockets.js";
 import { CloseCodes, ErrorCodes, ObservedCloseCodes, type CloseCodeSpec } from "../../../shared/src/codes.js";
 import type { ChannelPosition, ErrorBody, OkReplyFrame, ServerFrame } from "../../../shared/src/protocol.js";
-import { tokenFrom, type Principal } from "../auth/verifier.js";
+import { bearerToken, type Principal } from "../auth/verifier.js";
 import { afterSent, ClientSession, type Answer, type SessionConnection } from "./client-session.js";
 import { sinceFromQuery } from "./resume-position.js";
 import { RequestParser } from "./request-parser.js";
 import { spreadOver } from "./spread-over.js";
 import type { TransportDeps } from "./transport-deps.js";
 import { startAndWelcome } from "./welcome.js";
+import { readSubprotocols } from "./ws-subprotocol.js";
 
 export interface WsTransportOptions {
   readonly nodeId: string;
@@ -139,9 +140,10 @@ export class WsTransport {
   private upgrade(res: HttpResponse, req: HttpRequest, context: us_socket_context_t): void {
     // req is only valid inside this callback: read everything from it first.
     const secKey = req.getHeader("sec-websocket-key");
-    const protocol = req.getHeader("sec-websocket-protocol");
+    const offer = readSubprotocols(req.getHeader("sec-websocket-protocol"));
     const extensions = req.getHeader("sec-websocket-extensions");
-    const token = tokenFrom(req.getHeader("authorization"), req.getQuery("token") ?? "");
+    const authorization = req.getHeader("authorization");
+    const queryToken = req.getQuery("token") ?? "";
     const since = req.getQuery("since") ?? "";
 
     const refusal = this.deps.refusal();
@@ -150,6 +152,13 @@ export class WsTransport {
       writeError(res, "503 Service Unavailable", { code: ErrorCodes.unavailable.code, message: refusal });
       return;
     }
+    if (!offer.ok) {
+      this.deps.metrics.clientError(ErrorCodes.badRequest.code);
+      writeError(res, "400 Bad Request", { code: ErrorCodes.badRequest.code, message: offer.message });
+      return;
+    }
+    // Header first, then the subprotocol, then the query string (which access logs may keep).
+    const token = bearerToken(authorization) ?? offer.token ?? (queryToken.length > 0 ? queryToken : undefined);
     const verdict = this.deps.verifier.verify(token);
     if (!verdict.ok) {
       this.deps.metrics.authFailed(verdict.reason);
@@ -164,7 +173,7 @@ export class WsTransport {
       return;
     }
     const state: SocketState = { principal: verdict.principal, since: resume.since, session: null, open: true, closeReason: null };
-    res.upgrade(state, secKey, protocol, extensions, context);
+    res.upgrade(state, secKey, offer.accept, extensions, context);
   }
 
   private open(ws: Socket): void {

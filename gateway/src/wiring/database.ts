@@ -7,6 +7,7 @@
 import type pg from "pg";
 import type { Logger } from "pino";
 import type { GatewayConfig } from "../config.js";
+import type { NotReadyReason } from "../http/probes.js";
 import type { ShutdownStep } from "../lifecycle/shutdown.js";
 import { BatchingWriter, type WriterMetrics } from "../store/batching-writer.js";
 import { PgBetStore, type BetCommand, type BetOutcome, type QueryTimer } from "../store/bet-store.js";
@@ -31,7 +32,7 @@ export interface Database {
   readonly migrated: Promise<boolean>;
   isMigrated(): boolean;
   /** Why bets cannot be written now, or null. */
-  notReadyReason(): string | null;
+  notReadyReason(): Extract<NotReadyReason, `postgres ${string}`> | null;
 }
 
 export interface DatabaseWiring {

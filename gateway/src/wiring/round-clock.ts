@@ -6,8 +6,9 @@
  */
 
 import type { Logger } from "pino";
+import { RACE_CHANNEL } from "../../../shared/src/channels.js";
 import type { RaceSnapshot } from "../../../shared/src/race-events.js";
-import { RACE_CHANNEL, RoundAuthority, type ClockMetrics } from "../clock/round-authority.js";
+import { RoundAuthority, type ClockMetrics } from "../clock/round-authority.js";
 import { RoundLedger } from "../clock/round-ledger.js";
 import type { PublishPolicy } from "../broker/publish-script.js";
 import { RoundRecorder } from "../clock/round-recorder.js";

@@ -49,6 +49,19 @@ export function badTokens(keys: BadTokenKeys): BadToken[] {
     { name: "sub with a space", token: sign({ ...claims, sub: "a b", exp: now + 60 }), reason: "invalid_claims" },
     { name: "channels claim not a list", token: sign({ ...claims, channels: "race", exp: now + 60 }), reason: "invalid_claims" },
     { name: "channels claim granting everything", token: sign({ ...claims, channels: ["*"], exp: now + 60 }), reason: "invalid_claims" },
+    // Wildcards never reach personal channels, and end at a namespace boundary.
+    { name: "a wildcard grant over user:", token: sign({ ...claims, channels: ["user:*"], exp: now + 60 }), reason: "invalid_claims" },
+    { name: "a wildcard grant not at a namespace boundary", token: sign({ ...claims, channels: ["vip*"], exp: now + 60 }), reason: "invalid_claims" },
+    { name: "a wildcard grant u*", token: sign({ ...claims, channels: ["u*"], exp: now + 60 }), reason: "invalid_claims" },
+    // `sub=alice:orders` would own `user:alice:orders`.
+    { name: "sub with a colon", token: sign({ ...claims, sub: "alice:orders", exp: now + 60 }), reason: "invalid_claims" },
+    { name: "sub of 124 characters", token: sign({ ...claims, sub: "a".repeat(124), exp: now + 60 }), reason: "invalid_claims" },
+    { name: "iat that is not a number", token: forgeHs256({ alg: "HS256", typ: "JWT" }, { ...claims, iat: "yesterday", exp: now + 60 }, keys.secret), reason: "invalid_claims" },
+    // A production node (the default) bounds every token's lifetime, at most a day.
+    { name: "no exp", token: sign({ ...claims }), reason: "lifetime" },
+    { name: "a lifetime of two days", token: sign({ ...claims, iat: now, exp: now + 2 * 86_400 }), reason: "lifetime" },
+    { name: "two days left and no iat", token: sign({ ...claims, exp: now + 2 * 86_400 }, { noTimestamp: true }), reason: "lifetime" },
+    { name: "an iat in the future hiding two days left", token: sign({ ...claims, iat: now + 86_400, exp: now + 2 * 86_400 }), reason: "lifetime" },
     { name: "RS256 token when only HS256 is pinned", token: jwt.sign({ ...claims, exp: now + 60 }, keys.rsaPrivateKey, { algorithm: "RS256" }), reason: "algorithm" },
     { name: "HS512 when only HS256 is pinned", token: sign({ ...claims, exp: now + 60 }, { algorithm: "HS512" }), reason: "algorithm" },
   ];

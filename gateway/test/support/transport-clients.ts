@@ -132,10 +132,43 @@ export const wsAdapter: TransportAdapter = {
   },
 };
 
+/** A Socket.IO connect error: from the namespace (`data`), or from the engine.io transport (`description`). */
+export type SocketIoConnectError = Error & { readonly data?: ErrorBody; readonly description?: unknown };
+
+/**
+ * The HTTP status of a refused engine.io handshake, as socket.io-client
+ * reports it: the status itself for long-polling, the `ws` package's
+ * "Unexpected server response: 401" for the WebSocket transport.
+ */
+export function handshakeStatus(err: SocketIoConnectError): number | null {
+  const description = err.description;
+  if (typeof description === "number") return description;
+  const message = (description as { message?: unknown } | undefined)?.message;
+  const match = /Unexpected server response: (\d+)/.exec(typeof message === "string" ? message : "");
+  return match ? Number(match[1]) : null;
+}
+
+/**
+ * The refusal code behind a connect error. A handshake refused with 401 is
+ * `invalid_token`: the body is /ws's `{"error":{"code":"invalid_token",…}}`,
+ * which socket.io-client does not expose.
+ */
+export function connectErrorCode(err: SocketIoConnectError): string {
+  if (err.data?.code !== undefined) return err.data.code;
+  return handshakeStatus(err) === 401 ? "invalid_token" : err.message;
+}
+
 export const socketIoAdapter: TransportAdapter = {
   name: "socketio",
   tryConnect(node, token, since) {
-    const socket = io(node.httpUrl, { auth: { token, ...(since === undefined ? {} : { since }) }, transports: ["websocket"], reconnection: false, timeout: 5000 });
+    // The token goes in the engine.io handshake (Node's client can set headers); `auth` carries the resume position.
+    const socket = io(node.httpUrl, {
+      extraHeaders: { authorization: `Bearer ${token}` },
+      auth: since === undefined ? {} : { since },
+      transports: ["websocket"],
+      reconnection: false,
+      timeout: 5000,
+    });
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         socket.close();
@@ -145,10 +178,10 @@ export const socketIoAdapter: TransportAdapter = {
         clearTimeout(timer);
         resolve({ ok: true, client: new SocketIoContractClient(socket, welcome) });
       });
-      socket.once("connect_error", (err: Error & { data?: ErrorBody }) => {
+      socket.once("connect_error", (err: SocketIoConnectError) => {
         clearTimeout(timer);
         socket.close();
-        resolve({ ok: false, code: err.data?.code ?? err.message });
+        resolve({ ok: false, code: connectErrorCode(err) });
       });
     });
   },

@@ -99,6 +99,8 @@ export interface ConnectOptions {
   readonly token?: string;
   /** Put the token in the query string instead of the Authorization header. */
   readonly tokenInQuery?: boolean;
+  /** Offer these subprotocols; with a `bearer.<jwt>` entry, pass no `token`. */
+  readonly protocols?: readonly string[];
   readonly headers?: Readonly<Record<string, string>>;
   readonly timeoutMs?: number;
   /** Resume the personal channel from this position (`?since=<offset>:<epoch>`). */
@@ -116,7 +118,7 @@ export function tryConnect(wsUrl: string, options: ConnectOptions = {}): Promise
   }
   const timeoutMs = options.timeoutMs ?? 5000;
   return new Promise((resolve, reject) => {
-    const socket = new WebSocket(url, { headers });
+    const socket = new WebSocket(url, [...(options.protocols ?? [])], { headers });
     const client = new TestClient(socket);
     const timer = setTimeout(() => {
       socket.terminate();

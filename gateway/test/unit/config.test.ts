@@ -4,6 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { CONFIG_VARIABLES, ConfigError, loadConfig } from "../../src/config.js";
+import { DEV_JWT_SECRET, DEV_PUBLISH_KEY } from "../../../scripts/lib/dev-defaults.js";
 import { repoRoot } from "../../../scripts/lib/paths.js";
 
 const base = { JWT_SECRET: "0123456789abcdef", PUBLISH_KEY: "publish-key-0123456789", CLOCK_ENABLED: "false" };
@@ -47,12 +48,29 @@ describe("loadConfig", () => {
     ["LOG_LEVEL", { ...base, LOG_LEVEL: "loud" }],
     ["GATEWAY_ENV", { ...base, GATEWAY_ENV: "staging" }],
     ["NODE_ID", { ...base, NODE_ID: "node/1" }],
+    ["JWT_MAX_LIFETIME_S", { ...base, JWT_MAX_LIFETIME_S: "10" }],
+    ["JWT_MAX_LIFETIME_S", { ...base, GATEWAY_ENV: "development", JWT_MAX_LIFETIME_S: "forever" }],
+    // The development credentials `npm start` uses are public: production (the default) refuses them.
+    ["JWT_SECRET", { ...base, JWT_SECRET: DEV_JWT_SECRET }],
+    ["PUBLISH_KEY", { ...base, PUBLISH_KEY: DEV_PUBLISH_KEY }],
+    ["JWT_SECRET", { ...base, GATEWAY_ENV: "production", JWT_SECRET: DEV_JWT_SECRET }],
   ];
   for (const [variable, env] of bad) {
     it(`names ${variable} when it is wrong (${JSON.stringify(env).slice(0, 60)})`, () => {
       expect(failure(env).variable).toBe(variable);
     });
   }
+
+  it("accepts the development credentials in development, where tokens need no exp", () => {
+    const config = loadConfig({ ...base, GATEWAY_ENV: "development", JWT_SECRET: DEV_JWT_SECRET, PUBLISH_KEY: DEV_PUBLISH_KEY });
+    expect(config.jwt.maxLifetimeSeconds).toBeNull();
+    expect(config.publishKey).toBe(DEV_PUBLISH_KEY);
+  });
+
+  it("bounds token lifetimes in production, a day by default", () => {
+    expect(loadConfig(base).jwt.maxLifetimeSeconds).toBe(86_400);
+    expect(loadConfig({ ...base, JWT_MAX_LIFETIME_S: "3600" }).jwt.maxLifetimeSeconds).toBe(3600);
+  });
 
   it("derives the algorithm from a public key and refuses HMAC algorithms with it", () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), "gw-config-"));

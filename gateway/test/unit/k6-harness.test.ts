@@ -27,7 +27,7 @@ function classic(missed: number): unknown {
       groups: {},
       checks: {
         "publish 200": { name: "publish 200", passes: 6, fails: 0 },
-        "subscribed to race": { name: "subscribed to race", passes: 20, fails: 0 },
+        "subscribed to forecasts": { name: "subscribed to forecasts", passes: 20, fails: 0 },
       },
     },
     metrics: {
@@ -54,7 +54,7 @@ function machineReadable(missed: number): unknown {
       checks: {
         results: [
           { name: "publish 200", passes: 6, fails: 0 },
-          { name: "subscribed to race", passes: 20, fails: 0 },
+          { name: "subscribed to forecasts", passes: 20, fails: 0 },
         ],
       },
     },
@@ -70,7 +70,7 @@ describe("k6 summaries", () => {
       expect(summary.metrics.gw_messages_published?.count).toBe(6);
       expect(summary.metrics.gw_delivered).toMatchObject({ passes: 120, fails: 0 });
       expect(summary.metrics.gw_fanout_latency_ms).toMatchObject({ med: 3, "p(95)": 9, max: 21 });
-      expect(summary.checks).toEqual({ "publish 200": { passes: 6, fails: 0 }, "subscribed to race": { passes: 20, fails: 0 } });
+      expect(summary.checks).toEqual({ "publish 200": { passes: 6, fails: 0 }, "subscribed to forecasts": { passes: 20, fails: 0 } });
     }
   });
 
