@@ -24,6 +24,7 @@
 import type { Logger } from "pino";
 import { channelNamespace } from "../../../shared/src/channels.js";
 import type { Broker, Delivery } from "../broker/broker.js";
+import { RetryBackoff } from "../time/retry-backoff.js";
 import { coversFrom, type ChannelPosition, type History, type HistorySlice } from "./history.js";
 
 export type GapReason = "history_lost" | "epoch_changed" | "unavailable";
@@ -60,7 +61,14 @@ export interface ChannelSequencerOptions {
   readonly maxHeld: number;
   /** Channels whose history reads run at once during catchUpAll(). */
   readonly catchUpConcurrency: number;
+  /** Attempts at reading history for one repair before its subscribers are told to resync. */
+  readonly readAttempts: number;
+  /** Waits between those attempts (injectable for tests). */
+  readonly pause: (ms: number) => Promise<void>;
 }
+
+/** Between history read attempts: 100 ms doubling to 2 s, full jitter (about 4 s over eight attempts). */
+const READ_BACKOFF = { initialDelayMs: 100, maxDelayMs: 2000 };
 
 /** The position a channel has before its seed is read: accept the next delivery as the baseline. */
 const UNKNOWN = -1;
@@ -212,18 +220,8 @@ export class ChannelSequencer {
   private async repair(channel: string, track: Track, gapSeen: boolean): Promise<void> {
     if (track.held === null) track.held = [];
     const generation = track.generation;
-    let slice: HistorySlice;
-    try {
-      slice = await this.options.history.since(channel, track.offset, this.options.repairLimit);
-    } catch (err) {
-      if (track.generation !== generation) return;
-      this.options.log.error({ err, channel }, "history read failed; gap cannot be repaired");
-      if (gapSeen || track.held.length > 0) this.unrecoverable(channel, track, "unavailable");
-      track.offset = UNKNOWN;
-      this.release(track);
-      return;
-    }
-    if (track.generation !== generation || this.tracks.get(channel) !== track) return;
+    const slice = await this.readHistory(channel, track, generation);
+    if (slice === null || track.generation !== generation || this.tracks.get(channel) !== track) return;
     const namespace = channelNamespace(channel);
     const behind = slice.position.epoch !== track.epoch || slice.position.offset > track.offset;
     if (behind && !gapSeen) this.options.metrics.gapDetected(namespace);
@@ -246,6 +244,33 @@ export class ChannelSequencer {
       this.forwardRun(slice, track);
     }
     this.release(track);
+  }
+
+  /**
+   * Reads what history holds after the track's offset, retrying with backoff:
+   * right after a reconnect the history connection may still be coming back.
+   * When every attempt fails, nobody can say what was missed, so the
+   * channel's subscribers are told to resync (`unavailable`) and the next
+   * delivery becomes the baseline. Null then, or when the read was abandoned.
+   */
+  private async readHistory(channel: string, track: Track, generation: number): Promise<HistorySlice | null> {
+    const backoff = new RetryBackoff(READ_BACKOFF);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.options.history.since(channel, track.offset, this.options.repairLimit);
+      } catch (err) {
+        if (track.generation !== generation) return null;
+        if (attempt >= this.options.readAttempts) {
+          this.options.log.error({ err, channel, attempts: attempt }, "history read failed; channel subscribers told to resync");
+          this.unrecoverable(channel, track, "unavailable");
+          track.offset = UNKNOWN;
+          this.release(track);
+          return null;
+        }
+        await this.options.pause(backoff.next());
+        if (track.generation !== generation) return null;
+      }
+    }
   }
 
   /** Forwards the slice's messages that continue the track's offset; returns how many. */

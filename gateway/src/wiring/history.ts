@@ -21,6 +21,8 @@ const REPAIR_LIMIT = 1000;
 const REPLAY_LIMIT = 1000;
 /** Deliveries held per channel while its gap is repaired (a repair takes one Redis round trip). */
 const MAX_HELD = 10_000;
+/** Attempts at one history read (with backoff, about 4 s in all) before a channel's subscribers are told to resync. */
+const HISTORY_READ_ATTEMPTS = 8;
 /** History reads in flight while every channel is compared with Redis after a reconnect. */
 const CATCH_UP_CONCURRENCY = 32;
 
@@ -53,6 +55,8 @@ export function wireHistory(config: GatewayConfig, redis: RedisConnections, fano
     repairLimit: REPAIR_LIMIT,
     maxHeld: MAX_HELD,
     catchUpConcurrency: CATCH_UP_CONCURRENCY,
+    readAttempts: HISTORY_READ_ATTEMPTS,
+    pause: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
   });
   return {
     policy,

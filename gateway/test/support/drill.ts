@@ -38,6 +38,8 @@ export class DrillClient {
   readonly received = new Map<string, Received[]>();
   /** The SDK's `resumed` events: every rejoin of a channel, and whether it lost anything. */
   readonly resumed: ResumedInfo[] = [];
+  /** Connection history, for a drill's failure message. */
+  readonly trail: string[] = [];
   /** Resolves when every subscription is confirmed by the server. */
   readonly ready: Promise<void>;
 
@@ -46,6 +48,11 @@ export class DrillClient {
     readonly client: GatewayClient,
   ) {
     client.on("resumed", (info) => this.resumed.push(info));
+    const at = (): string => new Date().toISOString().slice(17, 23);
+    client.on("connected", (info) => this.trail.push(`${at()} connected ${info.node}`));
+    client.on("disconnected", (info) => this.trail.push(`${at()} disconnected ${info.code} ${info.reason}`));
+    client.on("reconnecting", (info) => this.trail.push(`${at()} reconnecting #${info.attempt} in ${Math.round(info.delayMs)} ms after ${info.code} (${info.strategy})`));
+    client.on("error", (err) => this.trail.push(`${at()} error ${err.code} ${err.message}`));
     const subscriptions = this.channels().map((channel) => {
       this.received.set(channel, []);
       return client.subscribe(channel, {
@@ -128,18 +135,43 @@ export class DrillCluster {
    * what was acknowledged (same epoch).
    */
   async settle(timeoutMs = 30_000): Promise<void> {
-    await eventually(
-      async () =>
-        this.clients.every((c) =>
-          c.channels().every((channel) => {
-            const acked = this.publisher.acked.get(channel) ?? [];
-            const last = acked.at(-1);
-            return last === undefined || c.offsets(channel, last.epoch).includes(last.offset);
-          }),
-        ),
-      (done) => done,
-      timeoutMs,
-    );
+    const behind = (): string[] =>
+      this.clients.flatMap((c) =>
+        c.channels().flatMap((channel) => {
+          const last = this.publisher.acked.get(channel)?.at(-1);
+          if (last === undefined || c.offsets(channel, last.epoch).includes(last.offset)) return [];
+          const got = c.offsets(channel, last.epoch);
+          return [`${c.sub} ${channel}: has ${got.length} up to ${got.at(-1) ?? "none"}, last acked ${last.offset}; state ${c.client.state} on ${c.client.node ?? "?"}; resumed ${JSON.stringify(c.resumed.filter((r) => r.channel === channel))}; trail ${c.trail.slice(-8).join(" | ")}`];
+        }),
+      );
+    try {
+      await eventually(async () => behind().length === 0, (done) => done, timeoutMs);
+    } catch {
+      const stuck = this.clients.find((c) => c.client.state !== "connected");
+      const probe = stuck === undefined ? "" : await this.probeUpgrade(stuck);
+      const nginxLog = (await this.nginx.errorLog().catch(() => "")).split("\n").slice(-6).join("\n");
+      throw new Error(`clients still behind after ${timeoutMs} ms:\n${behind().slice(0, 10).join("\n")}\nprobe: ${probe}\nnginx error.log tail:\n${nginxLog}`);
+    }
+  }
+
+  /** What an upgrade like the SDK's gets now through NGINX, for a failure message. */
+  private probeUpgrade(c: DrillClient): Promise<string> {
+    const position = c.client.position(`user:${c.sub}`);
+    const since = position === undefined ? "" : `&since=${position.offset}:${position.epoch}`;
+    const url = `${this.nginx.url.replace(/^http/, "ws")}/ws?token=${token({ sub: c.sub })}${since}`;
+    return new Promise((resolve) => {
+      const socket = new WebSocket(url);
+      socket.on("unexpected-response", (_req, res) => {
+        let body = "";
+        res.on("data", (chunk: Buffer) => (body += chunk.toString()));
+        res.on("end", () => resolve(`${url.replace(/token=[^&]+/, "token=…")} → ${res.statusCode} ${body}`));
+      });
+      socket.on("open", () => {
+        socket.close();
+        resolve(`${url.replace(/token=[^&]+/, "token=…")} → open`);
+      });
+      socket.on("error", (err) => resolve(`error ${err.message}`));
+    });
   }
 
   async stop(): Promise<void> {
