@@ -12,6 +12,7 @@ import { hostname } from "node:os";
 import type { Algorithm } from "jsonwebtoken";
 import { DEFAULT_MAX_JSON_DEPTH } from "../../shared/src/json-limits.js";
 import { DEFAULT_CHANNEL_HISTORY, HistoryPolicy, HistoryPolicyError } from "./history/history-policy.js";
+import { WS_COMPRESSION_MODES, type WsCompression, type WsCompressionConfig } from "./transport/ws-compression.js";
 import {
   ChoiceVariable,
   ConfigError,
@@ -79,6 +80,8 @@ export interface GatewayConfig {
   readonly maxSubscriptions: number;
   readonly idleTimeoutSeconds: number;
   readonly maxBackpressureBytes: number;
+  /** permessage-deflate on `/ws` for clients that offer it. */
+  readonly wsCompression: WsCompressionConfig;
   readonly channelStateTtlSeconds: number;
   readonly history: HistoryPolicy;
   readonly idempotencyWindowMs: number;
@@ -137,6 +140,13 @@ const VARIABLES = {
   maxSubscriptions: new IntegerVariable("MAX_SUBSCRIPTIONS", 100, { min: 1, max: 10_000 }, "Most channels one socket may hold, its own `user:<sub>` included."),
   idleTimeout: new IntegerVariable("IDLE_TIMEOUT_S", 60, { min: 0, max: 960 }, "Close sockets silent this long; the server pings first. 0 disables it; otherwise it must be at least 8."),
   maxBackpressureBytes: new IntegerVariable("MAX_BACKPRESSURE_BYTES", 1024 * 1024, { min: 1024, max: 1024 * 1024 * 1024 }, "Per-socket send buffer. A socket past it is closed as a slow consumer."),
+  wsCompression: new ChoiceVariable<WsCompression>(
+    "WS_COMPRESSION",
+    WS_COMPRESSION_MODES,
+    "off",
+    "permessage-deflate on `/ws` for clients that offer it: `off`, `shared` (no memory per socket), `dedicated-4kb` or `dedicated-32kb` (a compressor per compressing socket, which shrinks frames like the last one to a few bytes). uWS compresses once per recipient: see docs/performance.md before turning it on.",
+  ),
+  wsCompressionMinBytes: new IntegerVariable("WS_COMPRESSION_MIN_BYTES", 1024, { min: 0, max: 16 * 1024 * 1024 }, "With `WS_COMPRESSION` on, frames shorter than this are sent uncompressed even to clients that negotiated compression."),
   channelStateTtl: new IntegerVariable("CHANNEL_STATE_TTL_S", 86_400, { min: 0, max: 365 * 86_400 }, "A channel's offset and epoch expire after this long without publishes; a new epoch follows."),
   channelHistory: new TextVariable(
     "CHANNEL_HISTORY",
@@ -395,6 +405,7 @@ export function loadConfig(env: Env): GatewayConfig {
     maxSubscriptions: VARIABLES.maxSubscriptions.read(env),
     idleTimeoutSeconds: idleTimeout(env),
     maxBackpressureBytes: VARIABLES.maxBackpressureBytes.read(env),
+    wsCompression: { mode: VARIABLES.wsCompression.read(env), minBytes: VARIABLES.wsCompressionMinBytes.read(env) },
     channelStateTtlSeconds,
     history: historyPolicy(env, channelStateTtlSeconds),
     idempotencyWindowMs: VARIABLES.idempotencyWindow.read(env) * 1000,
