@@ -144,7 +144,7 @@ const VARIABLES = {
     "WS_COMPRESSION",
     WS_COMPRESSION_MODES,
     "off",
-    "permessage-deflate on `/ws` for clients that offer it: `off`, `shared` (no memory per socket), `dedicated-4kb` or `dedicated-32kb` (a compressor per compressing socket, which shrinks frames like the last one to a few bytes). uWS compresses once per recipient: see docs/performance.md before turning it on.",
+    "permessage-deflate on `/ws` for clients that offer it: `off`, `shared` (one compressor per node; each frame compressed from scratch) or `dedicated-4kb` (a compressor per compressing socket that remembers its last 512 bytes, so small frames like the last one shrink most). uWS compresses once per recipient, not once per publish: see docs/performance.md for what it costs.",
   ),
   wsCompressionMinBytes: new IntegerVariable("WS_COMPRESSION_MIN_BYTES", 1024, { min: 0, max: 16 * 1024 * 1024 }, "With `WS_COMPRESSION` on, frames shorter than this are sent uncompressed even to clients that negotiated compression."),
   channelStateTtl: new IntegerVariable("CHANNEL_STATE_TTL_S", 86_400, { min: 0, max: 365 * 86_400 }, "A channel's offset and epoch expire after this long without publishes; a new epoch follows."),
