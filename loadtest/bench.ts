@@ -9,9 +9,14 @@
  *
  * Per scenario: start servers → read RSS → connect and subscribe N sockets
  * (own token each) → settle → read RSS again → open the window → publish a
- * ~200-byte `timer_update` to `forecasts` twice a second for `seconds` → wait until
- * every expected delivery arrived (bounded) → collect latency histograms,
- * deliveries, drops, CPU → stop everything.
+ * ~200-byte `timer_update` to `forecasts` (or a ~3 KB `forecast_update` to
+ * `forecasts:bench`) twice a second for `seconds` → wait until every expected
+ * delivery arrived (bounded) → collect latency histograms, deliveries, bytes
+ * on the wire, drops, CPU → stop everything.
+ *
+ * The compression rows (`--only compression`) run one node at 10k with
+ * WS_COMPRESSION off/shared/dedicated and clients that offer permessage-deflate,
+ * for both payloads, so wire bytes and server CPU per delivery compare in one run.
  *
  * The generator shares the machine's two cores with the servers; its CPU and
  * the machine's total are reported next to each row so a saturated row can
@@ -30,6 +35,7 @@ import { repoRoot } from "../scripts/lib/paths.js";
 import { freePort } from "../scripts/lib/ports.js";
 import { startProcess, stopAll, type ManagedProcess } from "../scripts/lib/process.js";
 import { startRedis, type RedisHandle } from "../scripts/lib/redis.js";
+import type { WsCompression } from "../gateway/src/transport/ws-compression.js";
 import { renderSelfTimes, type CpuProfile } from "./lib/cpuprofile.js";
 import { LatencyHistogram } from "./lib/histogram.js";
 import { childPids, cpuSeconds, cpuSplit, machineJiffies, rssBytes } from "./lib/proc-stats.js";
@@ -39,14 +45,23 @@ const JWT_SECRET = "bench-secret-0123456789abcdef";
 const PUBLISH_KEY = "bench-publish-key-0123456789";
 // `race` is the round clock's own channel: the publish API refuses it.
 const CHANNEL = "forecasts";
+const FORECAST_CHANNEL = "forecasts:bench";
 const PUBLISH_INTERVAL_MS = 500;
 /** Sockets per generator process: the descriptor limit is 20,000 per process. */
 const SOCKETS_PER_WORKER = 17_000;
 /** Source addresses per worker; 127.0.<worker+1>.<1..N> */
 const ADDRESSES_PER_WORKER = 50;
 const DRAIN_WAIT_MS = 10_000;
+/**
+ * Compression rows: the generator inflates every frame on the same two cores
+ * and falls behind; the rows are read per delivery, so they wait until all
+ * has arrived.
+ */
+const COMPRESSION_DRAIN_WAIT_MS = 60_000;
 
 type ServerKind = "gateway" | "socketio-node" | "ws-naive";
+/** timer: the round clock's ~200-byte `timer_update`; forecast: a ~3 KB `forecast_update`. */
+type Payload = "timer" | "forecast";
 
 interface Scenario {
   readonly id: string;
@@ -56,6 +71,9 @@ interface Scenario {
   readonly nginx: boolean;
   readonly protocol: ClientProtocol;
   readonly sockets: number;
+  readonly payload: Payload;
+  /** WS_COMPRESSION of the nodes, with clients offering permessage-deflate; null: a plain row (nothing offered). */
+  readonly compression: WsCompression | null;
 }
 
 interface Row {
@@ -77,6 +95,10 @@ interface Row {
   readonly drops: number;
   readonly reconnects: number;
   readonly errors: Record<string, number>;
+  /** Bytes the generators read off their sockets in the window. */
+  readonly wireBytes: number;
+  /** Bytes of the delivered frames as decoded. */
+  readonly payloadBytes: number;
 }
 
 const { values } = parseArgs({
@@ -93,21 +115,46 @@ const QUICK = values.quick ?? false;
 const SECONDS = Number(values.seconds ?? (QUICK ? 5 : 10));
 const SETTLE_MS = QUICK ? 1000 : 3000;
 
+/** Payload × WS_COMPRESSION of the compression rows (issue 19): each payload without compression, shared, and dedicated. */
+const COMPRESSION_ROWS: ReadonlyArray<readonly [Payload, WsCompression]> = [
+  ["timer", "off"],
+  ["timer", "shared"],
+  ["timer", "dedicated-4kb"],
+  ["forecast", "off"],
+  ["forecast", "shared"],
+  ["forecast", "dedicated-4kb"],
+];
+
 /** Full sizes from issue 7; --quick shrinks every row ~10× for a smoke run. */
 function scenarios(): Scenario[] {
   const n = (full: number, quick: number): number => (QUICK ? quick : full);
+  const plain = { payload: "timer", compression: null } as const;
   const all: Scenario[] = [
-    { id: "raw-1k", label: "gateway raw, 1 node", server: "gateway", nodes: 1, nginx: false, protocol: "raw", sockets: n(1000, 200) },
-    { id: "raw-10k", label: "gateway raw, 1 node", server: "gateway", nodes: 1, nginx: false, protocol: "raw", sockets: n(10_000, 1000) },
-    { id: "raw-19k", label: "gateway raw, 1 node", server: "gateway", nodes: 1, nginx: false, protocol: "raw", sockets: n(19_000, 2000) },
-    { id: "raw-100k", label: "gateway raw, 6 nodes", server: "gateway", nodes: 6, nginx: false, protocol: "raw", sockets: n(100_000, 6000) },
-    { id: "raw-nginx-10k", label: "gateway raw, 3 nodes + NGINX", server: "gateway", nodes: 3, nginx: true, protocol: "raw", sockets: n(10_000, 1000) },
-    { id: "sio-10k", label: "gateway Socket.IO, 1 node", server: "gateway", nodes: 1, nginx: false, protocol: "socketio", sockets: n(10_000, 1000) },
-    { id: "base-sio-10k", label: "baseline Socket.IO on Node http + redis-adapter", server: "socketio-node", nodes: 1, nginx: false, protocol: "socketio", sockets: n(10_000, 1000) },
-    { id: "base-ws-10k", label: "baseline naive ws loop", server: "ws-naive", nodes: 1, nginx: false, protocol: "raw", sockets: n(10_000, 1000) },
+    { id: "raw-1k", label: "gateway raw, 1 node", server: "gateway", nodes: 1, nginx: false, protocol: "raw", sockets: n(1000, 200), ...plain },
+    { id: "raw-10k", label: "gateway raw, 1 node", server: "gateway", nodes: 1, nginx: false, protocol: "raw", sockets: n(10_000, 1000), ...plain },
+    { id: "raw-19k", label: "gateway raw, 1 node", server: "gateway", nodes: 1, nginx: false, protocol: "raw", sockets: n(19_000, 2000), ...plain },
+    { id: "raw-100k", label: "gateway raw, 6 nodes", server: "gateway", nodes: 6, nginx: false, protocol: "raw", sockets: n(100_000, 6000), ...plain },
+    { id: "raw-nginx-10k", label: "gateway raw, 3 nodes + NGINX", server: "gateway", nodes: 3, nginx: true, protocol: "raw", sockets: n(10_000, 1000), ...plain },
+    { id: "sio-10k", label: "gateway Socket.IO, 1 node", server: "gateway", nodes: 1, nginx: false, protocol: "socketio", sockets: n(10_000, 1000), ...plain },
+    { id: "base-sio-10k", label: "baseline Socket.IO on Node http + redis-adapter", server: "socketio-node", nodes: 1, nginx: false, protocol: "socketio", sockets: n(10_000, 1000), ...plain },
+    { id: "base-ws-10k", label: "baseline naive ws loop", server: "ws-naive", nodes: 1, nginx: false, protocol: "raw", sockets: n(10_000, 1000), ...plain },
+    ...COMPRESSION_ROWS.map(
+      ([payload, compression]): Scenario => ({
+        id: `zip-${payload}-${compression}`,
+        label: `gateway raw, 1 node, WS_COMPRESSION=${compression}`,
+        server: "gateway",
+        nodes: 1,
+        nginx: false,
+        protocol: "raw",
+        sockets: n(10_000, 1000),
+        payload,
+        compression,
+      }),
+    ),
   ];
   const only = values.only?.split(",").map((s) => s.trim());
-  return only ? all.filter((s) => only.includes(s.id)) : all;
+  // `compression` names the group of compression rows.
+  return only ? all.filter((s) => only.includes(s.id) || (only.includes("compression") && s.compression !== null)) : all;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -170,6 +217,8 @@ async function startServers(scenario: Scenario, redis: RedisHandle, profile: boo
               INGEST_ENABLED: "false",
               IDLE_TIMEOUT_S: "120",
               DRAIN_WINDOW_MS: "200",
+              // Every frame compressed for the clients that offer it, whatever its size: the row measures the cost at that size.
+              ...(scenario.compression === null ? {} : { WS_COMPRESSION: scenario.compression, WS_COMPRESSION_MIN_BYTES: "0" }),
             },
             timeoutMs: 30_000,
           });
@@ -285,17 +334,51 @@ function forkWorker(): WorkerHandle {
 
 // ---------------------------------------------------------------- the run
 
-function timerUpdate(seq: number): { channel: string; event: string; data: unknown } {
+interface PublishBody {
+  readonly channel: string;
+  readonly event: string;
+  readonly data: unknown;
+}
+
+function timerUpdate(seq: number): PublishBody {
   // Shaped like the round clock's timer_update; the frame on the wire is ~200 bytes.
   return { channel: CHANNEL, event: "timer_update", data: { seq, roundId: 41, phase: "race", remainingMs: 20_000 - seq * PUBLISH_INTERVAL_MS, serverTime: Date.now(), leader: 3 } };
 }
 
-async function publishOne(target: string, seq: number): Promise<boolean> {
+/** Deterministic pseudo-random numbers (mulberry32), so every run publishes the same forecasts. */
+function randomSource(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function forecastUpdate(seq: number): PublishBody {
+  // A dashboard's forecast: per runner a probability band, odds and a short
+  // price history. The numbers change from one update to the next, the keys
+  // do not; the frame on the wire is ~3 KB.
+  const random = randomSource(seq);
+  const price = (base: number): number => Math.round(base * (0.9 + random() * 0.2) * 100) / 100;
+  const runners = Array.from({ length: 8 }, (_, r) => ({
+    runner: r + 1,
+    name: `Runner ${r + 1}`,
+    probability: { p10: Math.round(random() * 1000) / 10_000, p50: Math.round(random() * 3000) / 10_000, p90: Math.round(random() * 6000) / 10_000 },
+    odds: price(2 + r * 1.5),
+    history: Array.from({ length: 36 }, () => price(100 + r * 10)),
+  }));
+  return { channel: FORECAST_CHANNEL, event: "forecast_update", data: { seq, roundId: 41, model: "gbm-v3", generatedAt: Date.now(), horizonMs: 20_000, runners } };
+}
+
+async function publishOne(target: string, seq: number, payload: Payload): Promise<boolean> {
   try {
     const res = await fetch(`${target}/v1/publish`, {
       method: "POST",
       headers: { authorization: `Bearer ${PUBLISH_KEY}`, "content-type": "application/json" },
-      body: JSON.stringify(timerUpdate(seq)),
+      body: JSON.stringify(payload === "timer" ? timerUpdate(seq) : forecastUpdate(seq)),
       signal: AbortSignal.timeout(5000),
     });
     await res.arrayBuffer();
@@ -368,11 +451,12 @@ async function runScenario(scenario: Scenario, redis: RedisHandle, profileDir: s
             sockets: share,
             jwtSecret: JWT_SECRET,
             subPrefix: runTag,
-            channel: CHANNEL,
+            channel: scenario.payload === "timer" ? CHANNEL : FORECAST_CHANNEL,
             sourceAddresses: Array.from({ length: ADDRESSES_PER_WORKER }, (_, i) => `127.0.${w + 1}.${i + 1}`),
             concurrency: 200,
             connectBudgetMs,
             maxRetries: 3,
+            offerDeflate: scenario.compression !== null,
           };
           return worker.ask({ type: "connect", config }, "connected", connectBudgetMs + 30_000).then((m) => m.result);
         }),
@@ -408,14 +492,14 @@ async function runScenario(scenario: Scenario, redis: RedisHandle, profileDir: s
       const wait = due - performance.now();
       if (wait > 0) await sleep(wait);
       const target = servers.publishTargets[seq % servers.publishTargets.length]!;
-      if (!(await publishOne(target, seq))) publishFailures++;
+      if (!(await publishOne(target, seq, scenario.payload))) publishFailures++;
     }
     const publishedAt = performance.now();
 
     // Wait (bounded) for the deliveries still in flight.
     const subscribed = connect.established;
     const expectedApprox = (messages - publishFailures) * subscribed;
-    const drainDeadline = Date.now() + DRAIN_WAIT_MS;
+    const drainDeadline = Date.now() + (scenario.compression === null ? DRAIN_WAIT_MS : COMPRESSION_DRAIN_WAIT_MS);
     let delivered = 0;
     while (Date.now() < drainDeadline) {
       const counts = await Promise.all(workers.map((w) => w.ask({ type: "count" }, "count", 10_000)));
@@ -460,6 +544,8 @@ async function runScenario(scenario: Scenario, redis: RedisHandle, profileDir: s
       drops: sum(stats.map((s) => s.drops)),
       reconnects: sum(stats.map((s) => s.reconnects)),
       errors: mergeCounts([connect.errors, ...stats.map((s) => s.errors)]),
+      wireBytes: sum(stats.map((s) => s.wireBytes)),
+      payloadBytes: sum(stats.map((s) => s.payloadBytes)),
     };
   } finally {
     await Promise.all(workers.map((w) => w.close()));
@@ -535,6 +621,31 @@ function renderTargets(rows: readonly Row[]): string {
   return lines.join("\n");
 }
 
+/**
+ * The compression rows side by side: per delivery, the frame as decoded, the
+ * bytes on the wire (WebSocket framing included, TCP/IP not) and the server's
+ * CPU, each against the same payload without compression.
+ */
+function renderCompression(rows: readonly Row[]): string {
+  const zipped = rows.filter((r) => r.scenario.compression !== null);
+  if (zipped.length === 0) return "(no compression rows in this run: `--only compression`)";
+  const perDelivery = (r: Row, total: number): number => (r.delivered > 0 ? total / r.delivered : Number.NaN);
+  const wire = (r: Row): number => perDelivery(r, r.wireBytes);
+  const cpuUs = (r: Row): number => perDelivery(r, r.serverCpuSeconds * 1e6);
+  const lines = [
+    "| scenario | payload | WS_COMPRESSION | frame B | wire B/delivery | wire vs off | server CPU µs/delivery | CPU vs off | RSS KB/conn | p50 ms | p95 ms | delivered/expected | generator CPU s | machine busy |",
+    "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+  ];
+  for (const r of zipped) {
+    const off = zipped.find((o) => o.scenario.payload === r.scenario.payload && o.scenario.compression === "off");
+    const versus = (value: number, base: number | undefined): string => (base === undefined || r === off ? "–" : `${fmt((value / base) * 100, 0)} %`);
+    lines.push(
+      `| ${r.scenario.id} | ${r.scenario.payload} | ${r.scenario.compression ?? "–"} | ${fmt(perDelivery(r, r.payloadBytes), 0)} | ${fmt(wire(r), 0)} | ${versus(wire(r), off && wire(off))} | ${fmt(cpuUs(r), 2)} | ${versus(cpuUs(r), off && cpuUs(off))} | ${fmt(r.rssPerConnKb, 2)} | ${fmt(r.latency.percentile(50))} | ${fmt(r.latency.percentile(95))} | ${r.delivered}/${r.expected} | ${fmt(r.generatorCpuSeconds, 2)} | ${fmt(r.machineBusy * 100, 0)} % |`,
+    );
+  }
+  return lines.join("\n");
+}
+
 function renderNotes(rows: readonly Row[]): string {
   const notes: string[] = [];
   for (const r of rows) {
@@ -555,7 +666,7 @@ async function main(): Promise<void> {
     `# npm run bench${QUICK ? " --quick" : ""}`,
     "",
     `${new Date().toISOString()} · ${os.cpus().length} × ${os.cpus()[0]?.model ?? "cpu"} · ${Math.round(os.totalmem() / 2 ** 30)} GiB · Node ${process.version} · load average at start ${load.map((l) => l.toFixed(2)).join(" ")}`,
-    `Workload: every socket subscribed to \`${CHANNEL}\`; one ~200-byte \`timer_update\` every ${PUBLISH_INTERVAL_MS} ms for ${SECONDS} s; latency = receive time − the frame's publish \`ts\`; generator processes on the same machine.`,
+    `Workload: every socket subscribed to \`${CHANNEL}\`; one ~200-byte \`timer_update\` every ${PUBLISH_INTERVAL_MS} ms for ${SECONDS} s (compression rows: the same, or a ~3 KB \`forecast_update\` to \`${FORECAST_CHANNEL}\`); latency = receive time − the frame's publish \`ts\`; generator processes on the same machine.`,
   ].join("\n");
 
   const profileDir = values.profile ? path.join(repoRoot(), "loadtest", "results") : null;
@@ -577,7 +688,29 @@ async function main(): Promise<void> {
     await redis.stop();
   }
 
-  const report = [header, "", renderTable(rows), "", "## Ratios (ours / baseline; the × figure is how many times better)", "", renderRatios(rows), "", "## Targets (issue 7)", "", renderTargets(rows), "", "## Notes", "", renderNotes(rows), ""].join("\n");
+  const report = [
+    header,
+    "",
+    renderTable(rows),
+    "",
+    "## Ratios (ours / baseline; the × figure is how many times better)",
+    "",
+    renderRatios(rows),
+    "",
+    "## Targets (issue 7)",
+    "",
+    renderTargets(rows),
+    "",
+    "## Compression (issue 19): per delivery, with and without permessage-deflate",
+    "",
+    renderCompression(rows),
+    "",
+    "## Notes",
+    "",
+    renderNotes(rows),
+    `- load average at the end: ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}`,
+    "",
+  ].join("\n");
   const out = values.out ?? path.join(repoRoot(), "loadtest", "results", QUICK ? "quick.md" : "latest.md");
   await mkdir(path.dirname(out), { recursive: true });
   await writeFile(out, report);

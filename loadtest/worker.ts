@@ -18,6 +18,7 @@
  */
 
 import { createHmac } from "node:crypto";
+import type { Socket } from "node:net";
 import WebSocket from "ws";
 import { LatencyHistogram } from "./lib/histogram.js";
 import type { ConnectResult, ControllerMessage, WorkerConfig, WorkerMessage, WorkerStats } from "./lib/worker-protocol.js";
@@ -35,6 +36,8 @@ type Phase = "connecting" | "subscribing" | "subscribed" | "closed";
 interface Client {
   readonly index: number;
   ws: WebSocket | null;
+  /** The connection under `ws`, for its byte count. */
+  tcp: Socket | null;
   phase: Phase;
   attempts: number;
 }
@@ -84,6 +87,8 @@ class Generator {
   private givenUp = 0;
   private windowOpen = false;
   private delivered = 0;
+  private payloadBytes = 0;
+  private wireBytesAtWindow = 0;
   private subscribedAtWindow = 0;
   private drops = 0;
   private reconnects = 0;
@@ -96,7 +101,7 @@ class Generator {
   async connectAll(): Promise<ConnectResult> {
     const started = Date.now();
     const deadline = started + this.config.connectBudgetMs;
-    for (let i = 0; i < this.config.sockets; i++) this.clients.push({ index: i, ws: null, phase: "closed", attempts: 0 });
+    for (let i = 0; i < this.config.sockets; i++) this.clients.push({ index: i, ws: null, tcp: null, phase: "closed", attempts: 0 });
     const progress = setInterval(() => send({ type: "progress", established: this.established, failed: this.givenUp }), 1000);
     try {
       // A fixed window of handshakes in flight: opening 19k at once would
@@ -124,6 +129,8 @@ class Generator {
   openWindow(): void {
     this.windowOpen = true;
     this.delivered = 0;
+    this.payloadBytes = 0;
+    this.wireBytesAtWindow = this.wireBytesRead();
     this.latency.count = 0;
     this.subscribedAtWindow = this.clients.filter((c) => c.phase === "subscribed").length;
     this.cpuAtWindow = process.cpuUsage();
@@ -142,6 +149,8 @@ class Generator {
       drops: this.drops,
       reconnects: this.reconnects,
       errors: Object.fromEntries(this.errors),
+      wireBytes: this.wireBytesRead() - this.wireBytesAtWindow,
+      payloadBytes: this.payloadBytes,
       cpuSeconds: (cpu.user + cpu.system) / 1e6,
       rssBytes: process.memoryUsage.rss(),
     };
@@ -152,6 +161,13 @@ class Generator {
     for (const client of this.clients) client.ws?.terminate();
     // terminate() destroys the TCP socket; give the close events a moment.
     await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+
+  /** A socket replaced by a reconnect takes its count with it; drops are reported next to the figure. */
+  private wireBytesRead(): number {
+    let bytes = 0;
+    for (const client of this.clients) bytes += client.tcp?.bytesRead ?? 0;
+    return bytes;
   }
 
   private countError(kind: string): void {
@@ -170,11 +186,15 @@ class Generator {
     const ws = new WebSocket(url, {
       ...(this.config.protocol === "raw" ? {} : { headers: { authorization: `Bearer ${token}` } }),
       localAddress: this.config.sourceAddresses[client.index % this.config.sourceAddresses.length],
-      perMessageDeflate: false,
+      perMessageDeflate: this.config.offerDeflate,
       skipUTF8Validation: true,
       handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
     });
     client.ws = ws;
+    client.tcp = null;
+    ws.once("upgrade", (response) => {
+      if (client.ws === ws) client.tcp = response.socket;
+    });
     let wasSubscribed = false;
     const subscribed = (): void => {
       wasSubscribed = true;
@@ -268,6 +288,7 @@ class Generator {
     // ~0.5 ms on average, never down.
     const latency = performance.timeOrigin + performance.now() - readTs(frame);
     this.delivered++;
+    this.payloadBytes += frame.length;
     this.latency.record(latency);
   }
 }

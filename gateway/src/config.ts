@@ -14,6 +14,7 @@ import { DEFAULT_MAX_JSON_DEPTH } from "../../shared/src/json-limits.js";
 import { DEFAULT_PERSONAL_CHANNEL_SHARDS } from "./broker/redis-keys.js";
 import { DEV_JWT_SECRET, DEV_PUBLISH_KEY } from "./dev-credentials.js";
 import { DEFAULT_CHANNEL_HISTORY, HistoryPolicy, HistoryPolicyError } from "./history/history-policy.js";
+import { WS_COMPRESSION_MODES, type WsCompression, type WsCompressionConfig } from "./transport/ws-compression.js";
 import {
   ChoiceVariable,
   ConfigError,
@@ -83,6 +84,8 @@ export interface GatewayConfig {
   readonly maxSubscriptions: number;
   readonly idleTimeoutSeconds: number;
   readonly maxBackpressureBytes: number;
+  /** permessage-deflate on `/ws` for clients that offer it. */
+  readonly wsCompression: WsCompressionConfig;
   readonly channelStateTtlSeconds: number;
   readonly history: HistoryPolicy;
   readonly personalChannelShards: number;
@@ -148,6 +151,13 @@ const VARIABLES = {
   maxSubscriptions: new IntegerVariable("MAX_SUBSCRIPTIONS", 100, { min: 1, max: 10_000 }, "Most channels one socket may hold, its own `user:<sub>` included."),
   idleTimeout: new IntegerVariable("IDLE_TIMEOUT_S", 60, { min: 0, max: 960 }, "Close sockets silent this long; the server pings first. 0 disables it; otherwise it must be at least 8."),
   maxBackpressureBytes: new IntegerVariable("MAX_BACKPRESSURE_BYTES", 1024 * 1024, { min: 1024, max: 1024 * 1024 * 1024 }, "Per-socket send buffer. A socket past it is closed as a slow consumer."),
+  wsCompression: new ChoiceVariable<WsCompression>(
+    "WS_COMPRESSION",
+    WS_COMPRESSION_MODES,
+    "off",
+    "permessage-deflate on `/ws` for clients that offer it: `off`, `shared` (one compressor per node; each frame compressed from scratch) or `dedicated-4kb` (a compressor per compressing socket that remembers its last 512 bytes, so small frames like the last one shrink most). uWS compresses once per recipient, not once per publish: see docs/performance.md for what it costs.",
+  ),
+  wsCompressionMinBytes: new IntegerVariable("WS_COMPRESSION_MIN_BYTES", 1024, { min: 0, max: 16 * 1024 * 1024 }, "With `WS_COMPRESSION` on, frames shorter than this are sent uncompressed even to clients that negotiated compression."),
   channelStateTtl: new IntegerVariable("CHANNEL_STATE_TTL_S", 86_400, { min: 0, max: 365 * 86_400 }, "A channel's offset and epoch expire after this long without publishes; a new epoch follows."),
   personalChannelShards: new IntegerVariable(
     "PERSONAL_CHANNEL_SHARDS",
@@ -420,6 +430,7 @@ export function loadConfig(env: Env): GatewayConfig {
     maxSubscriptions: VARIABLES.maxSubscriptions.read(env),
     idleTimeoutSeconds: idleTimeout(env),
     maxBackpressureBytes: VARIABLES.maxBackpressureBytes.read(env),
+    wsCompression: { mode: VARIABLES.wsCompression.read(env), minBytes: VARIABLES.wsCompressionMinBytes.read(env) },
     channelStateTtlSeconds,
     history: historyPolicy(env, channelStateTtlSeconds),
     personalChannelShards: VARIABLES.personalChannelShards.read(env),

@@ -19,6 +19,7 @@ import { GatewayMetrics } from "./metrics/gateway-metrics.js";
 import { memoryLimitBytes } from "./metrics/memory-limit.js";
 import { redisConnections, type RedisConnections } from "./redis/connections.js";
 import { assertNativeUws, attachRoutes, closeListenSocket, createApp, listen, listeningPort } from "./server.js";
+import { compressFrame } from "./transport/ws-compression.js";
 import { wireCommands } from "./wiring/commands.js";
 import { wireDatabase } from "./wiring/database.js";
 import { wireHistory, type HistoryWiring } from "./wiring/history.js";
@@ -41,7 +42,7 @@ async function main(): Promise<void> {
 
   const app = createApp();
   const fanout = new LocalFanout(metrics, log);
-  fanout.addSink(new UwsTopicSink(app));
+  fanout.addSink(new UwsTopicSink(app, (bytes) => compressFrame(config.wsCompression, bytes)));
   const continuity = wireHistory(config, redis, fanout, metrics, log);
   const broker = startBroker(config, redis, continuity, metrics, log, stopping.signal);
   const { database, steps: databaseSteps } = wireDatabase(config, metrics, log, stopping.signal);

@@ -25,6 +25,8 @@ export interface WorkerConfig {
   readonly connectBudgetMs: number;
   /** Per-socket retries (connect failures and drops together). */
   readonly maxRetries: number;
+  /** Offer permessage-deflate (the compression rows); otherwise the sockets ask for none. */
+  readonly offerDeflate: boolean;
 }
 
 export type ControllerMessage =
@@ -50,6 +52,10 @@ export interface WorkerStats {
   readonly drops: number;
   readonly reconnects: number;
   readonly errors: Readonly<Record<string, number>>;
+  /** Bytes read from the sockets' TCP connections since the window opened: frames as sent, compressed or not. */
+  readonly wireBytes: number;
+  /** Bytes of the message frames delivered in the window, as decoded (decompressed). */
+  readonly payloadBytes: number;
   /** This worker's own CPU seconds (user + system) since the window opened. */
   readonly cpuSeconds: number;
   readonly rssBytes: number;

@@ -12,7 +12,7 @@ import { startProcess, type ManagedProcess } from "./process.js";
 const execFileAsync = promisify(execFile);
 
 export interface NginxNode {
-  /** Node id, also the value of the gw_node cookie and the <name> in /node/<name>/... */
+  /** NODE_ID of the node: the name in its session ids, its gw_node cookie and /node/<name>/... */
   name: string;
   host: string;
   port: number;
@@ -43,6 +43,12 @@ export interface NginxHandle {
   errorLog(): Promise<string>;
   stop(): Promise<void>;
 }
+
+/**
+ * A session id as the gateway writes it: the node name, a `.`, then engine.io's
+ * base64url id (which has no `.`), so the name is everything before the last `.`.
+ */
+export const SESSION_ID_PATTERN = "~^(?<gw_sid_node>[A-Za-z0-9_.-]+)\\.[A-Za-z0-9_-]+$";
 
 /** `gateway_<name>` with `-` replaced by `_`: upstream names must be plain identifiers. */
 export function upstreamName(nodeName: string): string {
@@ -96,14 +102,22 @@ export function renderUpstreamsConf(nodes: readonly NginxNode[], header = "Gener
     "    keepalive 32;",
     "}",
     "",
-    "# One upstream per node for cookie stickiness and the /node/<name>/ route.",
+    "# One upstream per node for Socket.IO stickiness and the /node/<name>/ route.",
   );
   for (const n of nodes) {
     lines.push(`upstream ${upstreamName(n.name)} {`, `    server ${addr(n)};`, "    keepalive 8;", "}");
   }
   lines.push(
     "",
-    "map $cookie_gw_node $gw_sticky_upstream {",
+    "# Socket.IO stickiness: the node named in the session id (`sid=<node>.<random>`, see",
+    "# gateway/src/transport/session-id.ts), else the one in the gw_node cookie, else the pool.",
+    "# The id needs no cookie, so clients that keep none stay on their node too.",
+    "map $arg_sid $gw_session_node {",
+    `    "${SESSION_ID_PATTERN}" $gw_sid_node;`,
+    "    default $cookie_gw_node;",
+    "}",
+    "",
+    "map $gw_session_node $gw_sticky_upstream {",
     "    default gateway_pool;",
     ...nodes.map((n) => `    ${n.name} ${upstreamName(n.name)};`),
     "}",

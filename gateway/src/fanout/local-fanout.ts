@@ -35,7 +35,8 @@ export interface FanoutSink {
 
 /** The part of a uWS App that raw fan-out needs. */
 export interface TopicPublisher {
-  publish(topic: string, message: Uint8Array, isBinary: boolean): boolean;
+  /** `compress` asks for permessage-deflate; sockets that did not negotiate it get the frame as is. */
+  publish(topic: string, message: Uint8Array, isBinary: boolean, compress: boolean): boolean;
   numSubscribers(topic: string): number;
 }
 
@@ -43,16 +44,22 @@ export interface TopicPublisher {
 export class UwsTopicSink implements FanoutSink {
   readonly name = "ws";
 
-  constructor(private readonly topics: TopicPublisher) {}
+  /** `compress`: whether a frame of that many bytes goes out compressed (WS_COMPRESSION). */
+  constructor(
+    private readonly topics: TopicPublisher,
+    private readonly compress: (bytes: number) => boolean,
+  ) {}
 
   deliver(delivery: Delivery): number {
     const recipients = this.topics.numSubscribers(delivery.channel);
-    if (recipients > 0) this.topics.publish(delivery.channel, delivery.frame, false);
+    if (recipients > 0) this.topics.publish(delivery.channel, delivery.frame, false, this.compress(delivery.frame.length));
     return recipients;
   }
 
   signalGap(gap: GapFrame): void {
-    if (this.topics.numSubscribers(gap.channel) > 0) this.topics.publish(gap.channel, Buffer.from(JSON.stringify(gap)), false);
+    if (this.topics.numSubscribers(gap.channel) === 0) return;
+    const frame = Buffer.from(JSON.stringify(gap));
+    this.topics.publish(gap.channel, frame, false, this.compress(frame.length));
   }
 }
 

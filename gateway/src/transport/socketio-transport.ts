@@ -28,12 +28,13 @@ import type { FanoutSink } from "../fanout/local-fanout.js";
 import { afterSent, ClientSession, type Answer } from "./client-session.js";
 import { RequestParser } from "./request-parser.js";
 import { sinceFromObject } from "./resume-position.js";
+import { sessionIdFor } from "./session-id.js";
 import { spreadOver } from "./spread-over.js";
 import type { TransportDeps } from "./transport-deps.js";
 import { startAndWelcome, type Welcome } from "./welcome.js";
 
 export const SOCKETIO_PATH = "/socket.io/";
-/** The cookie NGINX routes Socket.IO requests by (see nginx/nginx.conf). */
+/** The cookie NGINX routes Socket.IO requests by when they carry no session id (see nginx/nginx.conf). */
 export const STICKY_COOKIE = "gw_node";
 /**
  * How long an engine.io session may stay open without connecting to the
@@ -137,8 +138,14 @@ export class SocketIoTransport {
     });
     io.attachApp(app);
     io.engine.use((req: EngineRequest, res: EngineResponse, next: () => void) => this.checkHandshake(req, res, next));
-    // Every handshake response names this node, so NGINX keeps the session's
-    // long-polling requests and its upgrade on it.
+    // Session ids name this node, so NGINX keeps every request of a
+    // long-polling session and its upgrade on it by the `sid` alone; clients
+    // that keep no cookie (Node's socket.io-client by default, cross-origin
+    // pages without credentials) depend on that.
+    const randomId = io.engine.generateId.bind(io.engine);
+    io.engine.generateId = async (req) => sessionIdFor(this.options.nodeId, await randomId(req));
+    // The cookie names this node too: the fallback for a request without a
+    // session id, and what a proxy that cannot read the id can route by.
     io.engine.on("initial_headers", (headers: Record<string, string>) => {
       headers["set-cookie"] = `${STICKY_COOKIE}=${this.options.nodeId}; Path=/; HttpOnly; SameSite=Lax`;
     });

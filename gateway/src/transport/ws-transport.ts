@@ -16,6 +16,7 @@ import { spreadOver } from "./spread-over.js";
 import type { TransportDeps } from "./transport-deps.js";
 import { startAndWelcome } from "./welcome.js";
 import { readSubprotocols } from "./ws-subprotocol.js";
+import { compressFrame, uwsCompression, type WsCompressionConfig } from "./ws-compression.js";
 
 export interface WsTransportOptions {
   readonly nodeId: string;
@@ -24,6 +25,7 @@ export interface WsTransportOptions {
   readonly maxJsonDepth: number;
   readonly idleTimeoutSeconds: number;
   readonly maxBackpressureBytes: number;
+  readonly compression: WsCompressionConfig;
 }
 
 interface SocketState {
@@ -98,6 +100,9 @@ export class WsTransport {
       // limit, so they are counted as such (uWS does not say why it closed).
       maxBackpressure: this.options.maxBackpressureBytes * 4,
       closeOnBackpressureLimit: 1,
+      // Negotiated per socket from the client's Sec-WebSocket-Extensions,
+      // which upgrade() passes on.
+      compression: uwsCompression(this.options.compression),
       upgrade: (res, req, context) => this.upgrade(res, req, context),
       open: (ws) => this.open(ws),
       message: (ws, message, isBinary) => this.message(ws, message, isBinary),
@@ -245,13 +250,19 @@ export class WsTransport {
   sendFrames(ws: Socket, frames: readonly Buffer[]): void {
     ws.cork(() => {
       for (const frame of frames) {
-        if (ws.send(frame, false) === SEND_DROPPED) this.deps.metrics.sendDropped("backpressure");
+        if (ws.send(frame, false, this.compress(frame.length)) === SEND_DROPPED) this.deps.metrics.sendDropped("backpressure");
       }
     });
   }
 
   private send(ws: Socket, frame: ServerFrame | OkReplyFrame): void {
-    if (ws.send(JSON.stringify(frame), false) === SEND_DROPPED) this.deps.metrics.sendDropped("backpressure");
+    const text = JSON.stringify(frame);
+    // String length for bytes: close enough for a size threshold.
+    if (ws.send(text, false, this.compress(text.length)) === SEND_DROPPED) this.deps.metrics.sendDropped("backpressure");
+  }
+
+  private compress(bytes: number): boolean {
+    return compressFrame(this.options.compression, bytes);
   }
 
   private sendError(ws: Socket, id: number | null, error: ErrorBody): void {

@@ -77,7 +77,7 @@ export function wireTransports(deps: TransportsDeps): TransportsWiring {
     continuity: deps.continuity,
   };
   const ws = new WsTransport(
-    { nodeId: config.nodeId, maxFrameBytes: config.maxFrameBytes, maxJsonDepth: config.maxJsonDepth, idleTimeoutSeconds: config.idleTimeoutSeconds, maxBackpressureBytes: config.maxBackpressureBytes },
+    { nodeId: config.nodeId, maxFrameBytes: config.maxFrameBytes, maxJsonDepth: config.maxJsonDepth, idleTimeoutSeconds: config.idleTimeoutSeconds, maxBackpressureBytes: config.maxBackpressureBytes, compression: config.wsCompression },
     { verifier, metrics, log, refusal, session },
   );
   const adapter = socketIoAdapter(deps.redis, config.redisPrefix);

@@ -3,7 +3,8 @@
  * and lets a test wait for the frame it expects instead of sleeping.
  */
 
-import WebSocket from "ws";
+import type { Socket } from "node:net";
+import WebSocket, { type PerMessageDeflateOptions } from "ws";
 import type { ClientFrame, MessageFrame, ReplyFrame, ServerFrame, WelcomeFrame } from "../../../shared/src/protocol.js";
 
 export interface Closed {
@@ -28,8 +29,10 @@ export class TestClient {
   welcome: WelcomeFrame | null = null;
   private nextId = 1;
   private waiters: Waiter[] = [];
+  private tcp: Socket | null = null;
 
   constructor(readonly socket: WebSocket) {
+    socket.once("upgrade", (response) => (this.tcp = response.socket));
     this.closed = new Promise((resolve) => {
       socket.on("close", (code, reason) => resolve({ code, reason: reason.toString() }));
     });
@@ -81,6 +84,12 @@ export class TestClient {
     this.socket.send(data);
   }
 
+  /** Bytes read from the TCP connection so far (HTTP upgrade response and WebSocket frames as sent, compressed or not). */
+  wireBytesRead(): number {
+    if (this.tcp === null) throw new Error("not upgraded yet");
+    return this.tcp.bytesRead;
+  }
+
   messages(channel?: string): MessageFrame[] {
     return this.frames.filter((frame): frame is MessageFrame => frame.type === "message" && (channel === undefined || frame.channel === channel));
   }
@@ -105,6 +114,8 @@ export interface ConnectOptions {
   readonly timeoutMs?: number;
   /** Resume the personal channel from this position (`?since=<offset>:<epoch>`). */
   readonly since?: { readonly offset: number; readonly epoch: string };
+  /** Offer permessage-deflate (ws' default: offered, with its own frames compressed from 1 KB). */
+  readonly perMessageDeflate?: boolean | PerMessageDeflateOptions;
 }
 
 /** Opens a socket and waits for the welcome, or reports the HTTP refusal. */
@@ -118,7 +129,7 @@ export function tryConnect(wsUrl: string, options: ConnectOptions = {}): Promise
   }
   const timeoutMs = options.timeoutMs ?? 5000;
   return new Promise((resolve, reject) => {
-    const socket = new WebSocket(url, [...(options.protocols ?? [])], { headers });
+    const socket = new WebSocket(url, [...(options.protocols ?? [])], { headers, ...(options.perMessageDeflate === undefined ? {} : { perMessageDeflate: options.perMessageDeflate }) });
     const client = new TestClient(socket);
     const timer = setTimeout(() => {
       socket.terminate();
