@@ -109,6 +109,7 @@ export interface WriterConfig {
 export interface IngestConfig {
   readonly batch: number;
   readonly claimIdleMs: number;
+  readonly maxAttempts: number;
 }
 
 const MAX = Number.MAX_SAFE_INTEGER;
@@ -172,6 +173,12 @@ const VARIABLES = {
   ingestEnabled: new FlagVariable("INGEST_ENABLED", true, "Consume the `<REDIS_PREFIX>:ingest` stream, so backends can publish feeds through Redis."),
   ingestBatch: new IntegerVariable("INGEST_BATCH", 100, { min: 1, max: 10_000 }, "Most stream entries read and published in one step."),
   ingestClaimIdle: new IntegerVariable("INGEST_CLAIM_IDLE_MS", 30_000, { min: 1000, max: 3_600_000 }, "Take over stream entries left pending this long by a dead node."),
+  ingestMaxAttempts: new IntegerVariable(
+    "INGEST_MAX_ATTEMPTS",
+    3,
+    { min: 1, max: 100 },
+    "Failed publishes of an ingest batch (while Redis is up) before its entries go out one by one; the one that then fails alone is set aside in `<REDIS_PREFIX>:ingest:rejected` as `publish_failed`.",
+  ),
 } as const;
 
 /** Every variable the node reads, in the README's order. */
@@ -317,6 +324,7 @@ function ingestConfig(env: Env): IngestConfig | null {
   return {
     batch: VARIABLES.ingestBatch.read(env),
     claimIdleMs: VARIABLES.ingestClaimIdle.read(env),
+    maxAttempts: VARIABLES.ingestMaxAttempts.read(env),
   };
 }
 

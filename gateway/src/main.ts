@@ -12,7 +12,7 @@ import { ConfigError, loadConfig, type GatewayConfig } from "./config.js";
 import { LocalFanout, UwsTopicSink } from "./fanout/local-fanout.js";
 import { attachHistoryApi } from "./http/history-api.js";
 import { Publisher } from "./fanout/publisher.js";
-import { RedisStreamIngest } from "./ingest/redis-stream-ingest.js";
+import { RedisStreamIngest, type IngestPublisher } from "./ingest/redis-stream-ingest.js";
 import { Shutdown, SHUTDOWN_WATCHDOG_MARGIN_MS, type ShutdownStep } from "./lifecycle/shutdown.js";
 import { GatewayMetrics } from "./metrics/gateway-metrics.js";
 import { memoryLimitBytes } from "./metrics/memory-limit.js";
@@ -85,7 +85,7 @@ async function main(): Promise<void> {
     },
   });
   attachHistoryApi(app, { publishKey: config.publishKey }, { history: continuity.history, metrics, log });
-  const stopIngest = startIngest(config, redis, publisher, metrics, log);
+  const stopIngest = startIngest(config, redis, { publish: (requests) => publisher.publish(requests), isReady: () => broker.isReady() }, metrics, log);
   const stopListening = await listenOn(app, config, log);
 
   const shutdown = new Shutdown(
@@ -157,7 +157,7 @@ function startBroker(config: GatewayConfig, redis: RedisConnections, continuity:
 }
 
 /** Backend feeds from the Redis stream, when INGEST_ENABLED; returns its shutdown step. */
-function startIngest(config: GatewayConfig, redis: RedisConnections, publisher: Publisher, metrics: GatewayMetrics, log: Logger): ShutdownStep {
+function startIngest(config: GatewayConfig, redis: RedisConnections, publisher: IngestPublisher, metrics: GatewayMetrics, log: Logger): ShutdownStep {
   const ingest =
     config.ingest === null
       ? null
@@ -169,6 +169,7 @@ function startIngest(config: GatewayConfig, redis: RedisConnections, publisher: 
           maxBatch: config.ingest.batch,
           blockMs: INGEST_BLOCK_MS,
           claimIdleMs: config.ingest.claimIdleMs,
+          maxAttempts: config.ingest.maxAttempts,
           maxDataBytes: config.publishMaxBodyBytes,
           maxDataDepth: config.maxJsonDepth,
           metrics,

@@ -10,7 +10,7 @@ import { AUTH_FAILURE_REASONS } from "../auth/verifier.js";
 import type { BrokerMetrics, DroppedMessageReason } from "../broker/redis-broker.js";
 import type { GapReason, SequencerMetrics } from "../history/channel-sequencer.js";
 import type { ClockMetrics } from "../clock/round-authority.js";
-import type { IngestMetrics, IngestRejectReason } from "../ingest/ingest-metrics.js";
+import { INGEST_REJECT_REASONS, type IngestMetrics, type IngestRejectReason } from "../ingest/ingest-metrics.js";
 import type { FanoutMetrics } from "../fanout/local-fanout.js";
 import type { PublisherMetrics } from "../fanout/publisher.js";
 import type { PublishApiMetrics } from "../http/publish-api.js";
@@ -210,7 +210,7 @@ export class GatewayMetrics
     for (const sink of ["ws", "socketio"]) this.deliveryFailures.inc({ sink }, 0);
     for (const reason of ["unauthorized", "too_large", "bad_request", "unavailable", "broker"]) this.publishFailures.inc({ reason }, 0);
     for (const reason of ["overloaded", "unavailable"]) this.writerRejected.inc({ reason }, 0);
-    for (const reason of ["bad_json", "invalid", "too_large", "trimmed"]) this.ingestRejections.inc({ reason }, 0);
+    for (const reason of INGEST_REJECT_REASONS) this.ingestRejections.inc({ reason }, 0);
     for (const reason of AUTH_FAILURE_REASONS) this.authFailures.inc({ reason }, 0);
     for (const transport of ["ws", "socketio"] as const) {
       this.connections.set({ transport }, 0);
