@@ -81,6 +81,8 @@ export interface GatewayConfig {
   readonly maxBackpressureBytes: number;
   readonly channelStateTtlSeconds: number;
   readonly history: HistoryPolicy;
+  /** Channel namespaces metrics label by, besides the built-in ones and CHANNEL_HISTORY's; any other is `other`. */
+  readonly metricNamespaces: readonly string[];
   readonly idempotencyWindowMs: number;
   readonly unsubscribeDelayMs: number;
   readonly drainWindowMs: number;
@@ -143,6 +145,11 @@ const VARIABLES = {
     "CHANNEL_HISTORY",
     DEFAULT_CHANNEL_HISTORY,
     "Per channel namespace, `size/ttl_seconds` of history kept for resume and gap repair; `*` covers every other namespace. A history disappears ttl seconds after the channel's last publish.",
+  ),
+  metricNamespaces: new ListVariable(
+    "METRIC_NAMESPACES",
+    "none",
+    "Comma list of channel namespaces that metrics label by, besides `race`, `forecasts`, `user` and those `CHANNEL_HISTORY` names. Channels of any other namespace are counted as `other`, whatever publishers or grants invent.",
   ),
   idempotencyWindow: new IntegerVariable("IDEMPOTENCY_WINDOW_S", 300, { min: 1, max: 86_400 }, "How long a publish's `idempotencyKey` is remembered per channel; a repeat within it publishes nothing."),
   unsubscribeDelay: new IntegerVariable("UNSUBSCRIBE_DELAY_MS", 1000, { min: 0, max: 600_000 }, "Keep a Redis subscription this long after the last local subscriber leaves."),
@@ -354,6 +361,19 @@ function corsOrigins(env: Env): string[] {
   return origins;
 }
 
+/** A bound on label values: each namespace is a series per metric, kept by Prometheus. */
+const MAX_METRIC_NAMESPACES = 50;
+
+function metricNamespaces(env: Env): string[] {
+  const namespaces = VARIABLES.metricNamespaces.read(env) ?? [];
+  if (namespaces.length > MAX_METRIC_NAMESPACES) throw new ConfigError("METRIC_NAMESPACES", `at most ${MAX_METRIC_NAMESPACES} namespaces`);
+  for (const namespace of namespaces) {
+    if (!/^[A-Za-z0-9_\-.@|=+/]{1,64}$/.test(namespace)) throw new ConfigError("METRIC_NAMESPACES", `"${namespace}" is not a namespace (1-64 channel-name characters, no ":")`);
+    if (namespace === "other") throw new ConfigError("METRIC_NAMESPACES", '"other" is the label of every namespace not listed');
+  }
+  return namespaces;
+}
+
 /** Parses and validates; throws ConfigError naming the first bad variable. */
 function historyPolicy(env: Env, channelStateTtlSeconds: number): HistoryPolicy {
   let policy: HistoryPolicy;
@@ -405,6 +425,7 @@ export function loadConfig(env: Env): GatewayConfig {
     maxBackpressureBytes: VARIABLES.maxBackpressureBytes.read(env),
     channelStateTtlSeconds,
     history: historyPolicy(env, channelStateTtlSeconds),
+    metricNamespaces: metricNamespaces(env),
     idempotencyWindowMs: VARIABLES.idempotencyWindow.read(env) * 1000,
     unsubscribeDelayMs: VARIABLES.unsubscribeDelay.read(env),
     drainWindowMs: VARIABLES.drainWindow.read(env),

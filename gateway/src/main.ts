@@ -16,6 +16,7 @@ import { RedisStreamIngest, type IngestPublisher } from "./ingest/redis-stream-i
 import { Shutdown, SHUTDOWN_WATCHDOG_MARGIN_MS, type ShutdownStep } from "./lifecycle/shutdown.js";
 import { GatewayMetrics } from "./metrics/gateway-metrics.js";
 import { memoryLimitBytes } from "./metrics/memory-limit.js";
+import { MetricNamespaces } from "./metrics/metric-namespaces.js";
 import { redisConnections, type RedisConnections } from "./redis/connections.js";
 import { assertNativeUws, attachRoutes, closeListenSocket, createApp, listen, listeningPort } from "./server.js";
 import { wireCommands } from "./wiring/commands.js";
@@ -34,7 +35,7 @@ async function main(): Promise<void> {
   // The node's one shutdown flag, raised by the first shutdown step: from
   // then on nothing new starts (sockets, migrations, the round clock).
   const stopping = new AbortController();
-  const metrics = new GatewayMetrics(config.nodeId, memoryLimitBytes(config.memoryLimitMb));
+  const metrics = new GatewayMetrics(config.nodeId, memoryLimitBytes(config.memoryLimitMb), new MetricNamespaces([...config.history.namespaces(), ...config.metricNamespaces]));
   metrics.clockEnabled(config.clock !== null);
   const redis = redisConnections(config.redisUrl, log);
 

@@ -2,7 +2,8 @@
  * The node's Prometheus metrics, on a registry of their own, recorded through
  * methods named after what happened. Labels are the node and low-cardinality
  * values only (transport, reason, channel namespace): never a raw channel or
- * user id.
+ * user id. Modules hand in channel names; the `namespace` label comes from
+ * MetricNamespaces alone, so it stays within a known set plus `other`.
  */
 
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
@@ -15,6 +16,7 @@ import type { FanoutMetrics } from "../fanout/local-fanout.js";
 import type { PublisherMetrics } from "../fanout/publisher.js";
 import type { PublishApiMetrics } from "../http/publish-api.js";
 import type { WriterMetrics } from "../store/batching-writer.js";
+import { MetricNamespaces } from "./metric-namespaces.js";
 import type { QueryTimer } from "../store/bet-store.js";
 import type { PoolState } from "../store/pg-pool.js";
 import type { SessionMetrics } from "../transport/client-session.js";
@@ -87,7 +89,11 @@ export class GatewayMetrics
   private readonly ingestFailures: Counter;
   private readonly ingestClaims: Counter;
 
-  constructor(nodeId: string, memoryLimitBytes: number) {
+  constructor(
+    nodeId: string,
+    memoryLimitBytes: number,
+    private readonly namespaces: MetricNamespaces = new MetricNamespaces(),
+  ) {
     const registers = [this.registry];
     this.registry.setDefaultLabels({ node: nodeId });
     // process_* and nodejs_*, event-loop lag among them (nodejs_eventloop_lag_p99_seconds, reset at every scrape).
@@ -236,8 +242,8 @@ export class GatewayMetrics
     this.authFailures.inc({ reason });
   }
 
-  subscribed(namespace: string): void {
-    this.subscriptions.inc({ namespace });
+  subscribed(channel: string): void {
+    this.subscriptions.inc({ namespace: this.namespaces.label(channel) });
     this.subscriptionRequests.inc({ result: "ok" });
   }
 
@@ -245,8 +251,8 @@ export class GatewayMetrics
     this.subscriptionRequests.inc({ result: code });
   }
 
-  unsubscribed(namespace: string): void {
-    this.subscriptions.dec({ namespace });
+  unsubscribed(channel: string): void {
+    this.subscriptions.dec({ namespace: this.namespaces.label(channel) });
   }
 
   frameReceived(transport: Transport, type: string): void {
@@ -262,15 +268,16 @@ export class GatewayMetrics
     this.frameEncodes.inc({ protocol });
   }
 
-  published(namespace: string): void {
-    this.publishes.inc({ namespace });
+  published(channel: string): void {
+    this.publishes.inc({ namespace: this.namespaces.label(channel) });
   }
 
   publishFailed(reason: string): void {
     this.publishFailures.inc({ reason });
   }
 
-  broadcastDelivered(namespace: string, recipients: number, bytes: number, latencySeconds: number, durationSeconds: number): void {
+  broadcastDelivered(channel: string, recipients: number, bytes: number, latencySeconds: number, durationSeconds: number): void {
+    const namespace = this.namespaces.label(channel);
     this.broadcasts.inc({ namespace });
     if (recipients > 0) {
       this.messagesOut.inc({ namespace }, recipients);
@@ -304,21 +311,22 @@ export class GatewayMetrics
     this.deliveryFailures.inc({ sink });
   }
 
-  gapDetected(namespace: string): void {
-    this.historyGaps.inc({ namespace });
+  gapDetected(channel: string): void {
+    this.historyGaps.inc({ namespace: this.namespaces.label(channel) });
   }
 
-  gapRepaired(namespace: string, messages: number): void {
+  gapRepaired(channel: string, messages: number): void {
+    const namespace = this.namespaces.label(channel);
     this.historyRepairs.inc({ namespace });
     this.historyRepairedMessages.inc({ namespace }, messages);
   }
 
-  gapUnrecoverable(namespace: string, reason: GapReason): void {
-    this.historyUnrecoverable.inc({ namespace, reason });
+  gapUnrecoverable(channel: string, reason: GapReason): void {
+    this.historyUnrecoverable.inc({ namespace: this.namespaces.label(channel), reason });
   }
 
-  duplicateDropped(namespace: string): void {
-    this.historyDuplicates.inc({ namespace });
+  duplicateDropped(channel: string): void {
+    this.historyDuplicates.inc({ namespace: this.namespaces.label(channel) });
   }
 
   redisCommandFailed(command: string): void {

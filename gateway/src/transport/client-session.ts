@@ -77,10 +77,10 @@ export interface CommandRunner {
 /** What sessions record. */
 export interface SessionMetrics {
   /** A channel went live on a connection. */
-  subscribed(namespace: string): void;
+  subscribed(channel: string): void;
   subscribeRefused(code: ErrorCode): void;
   /** A live channel left a connection, by request, refresh or close. */
-  unsubscribed(namespace: string): void;
+  unsubscribed(channel: string): void;
   authFailed(reason: AuthFailureReason): void;
 }
 
@@ -259,7 +259,7 @@ export class ClientSession implements Expiring {
     this.deps.expiries.cancel(this);
     // The transport has already dropped the connection's topics/rooms; only our books are left.
     for (const [channel, membership] of this.memberships) {
-      if (membership.live) this.deps.metrics.unsubscribed(channelNamespace(channel));
+      if (membership.live) this.deps.metrics.unsubscribed(channel);
       this.deps.hub.release(channel);
     }
     this.memberships.clear();
@@ -311,7 +311,7 @@ export class ClientSession implements Expiring {
   private goLive(channel: string, membership: Membership): void {
     this.connection.join(channel);
     membership.live = true;
-    this.deps.metrics.subscribed(channelNamespace(channel));
+    this.deps.metrics.subscribed(channel);
   }
 
   /** Gives back the session's hub reference; the only way a membership ends while open. */
@@ -321,7 +321,7 @@ export class ClientSession implements Expiring {
     this.memberships.delete(channel);
     if (membership.live) {
       this.connection.leave(channel);
-      this.deps.metrics.unsubscribed(channelNamespace(channel));
+      this.deps.metrics.unsubscribed(channel);
     }
     this.deps.hub.release(channel);
   }

@@ -47,6 +47,10 @@ describe("loadConfig", () => {
     ["LOG_LEVEL", { ...base, LOG_LEVEL: "loud" }],
     ["GATEWAY_ENV", { ...base, GATEWAY_ENV: "staging" }],
     ["NODE_ID", { ...base, NODE_ID: "node/1" }],
+    ["METRIC_NAMESPACES", { ...base, METRIC_NAMESPACES: "scores:1" }],
+    ["METRIC_NAMESPACES", { ...base, METRIC_NAMESPACES: "other" }],
+    ["METRIC_NAMESPACES", { ...base, METRIC_NAMESPACES: Array.from({ length: 51 }, (_, i) => `n${i}`).join(",") }],
+    ["INGEST_MAX_ATTEMPTS", { ...base, INGEST_MAX_ATTEMPTS: "0" }],
   ];
   for (const [variable, env] of bad) {
     it(`names ${variable} when it is wrong (${JSON.stringify(env).slice(0, 60)})`, () => {
