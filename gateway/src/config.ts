@@ -12,6 +12,7 @@ import { hostname } from "node:os";
 import type { Algorithm } from "jsonwebtoken";
 import { DEFAULT_MAX_JSON_DEPTH } from "../../shared/src/json-limits.js";
 import { DEFAULT_CHANNEL_HISTORY, HistoryPolicy, HistoryPolicyError } from "./history/history-policy.js";
+import { CidrError, DEFAULT_TRUSTED_PROXIES, TrustedProxies } from "./limits/client-address.js";
 import {
   ChoiceVariable,
   ConfigError,
@@ -79,6 +80,7 @@ export interface GatewayConfig {
   readonly maxSubscriptions: number;
   readonly idleTimeoutSeconds: number;
   readonly maxBackpressureBytes: number;
+  readonly limits: LimitsConfig;
   readonly channelStateTtlSeconds: number;
   readonly history: HistoryPolicy;
   /** Channel namespaces metrics label by, besides the built-in ones and CHANNEL_HISTORY's; any other is `other`. */
@@ -97,6 +99,19 @@ export interface GatewayConfig {
   readonly writer: WriterConfig;
   /** Origins allowed to open Socket.IO sessions from other sites; empty = same origin only. */
   readonly socketIoCorsOrigins: readonly string[];
+}
+
+/** Rate limits (see docs/operations.md, "Rate limits"); 0 turns the per-user connection and per-address limits off. */
+export interface LimitsConfig {
+  readonly framesPerSecond: number;
+  readonly frameBurst: number;
+  readonly subscribesPerSecond: number;
+  readonly subscribeBurst: number;
+  readonly maxConnectionsPerUser: number;
+  readonly maxCommandsInFlightPerUser: number;
+  readonly connectsPerAddressPerSecond: number;
+  readonly connectBurstPerAddress: number;
+  readonly trustedProxies: TrustedProxies;
 }
 
 export interface WriterConfig {
@@ -140,6 +155,44 @@ const VARIABLES = {
   maxSubscriptions: new IntegerVariable("MAX_SUBSCRIPTIONS", 100, { min: 1, max: 10_000 }, "Most channels one socket may hold, its own `user:<sub>` included."),
   idleTimeout: new IntegerVariable("IDLE_TIMEOUT_S", 60, { min: 0, max: 960 }, "Close sockets silent this long; the server pings first. 0 disables it; otherwise it must be at least 8."),
   maxBackpressureBytes: new IntegerVariable("MAX_BACKPRESSURE_BYTES", 1024 * 1024, { min: 1024, max: 1024 * 1024 * 1024 }, "Per-socket send buffer. A socket past it is closed as a slow consumer."),
+  clientFramesPerSecond: new IntegerVariable(
+    "CLIENT_FRAMES_PER_S",
+    50,
+    { min: 1, max: 100_000 },
+    "Frames (`/ws`) or events (Socket.IO) one connection may send per second, on average; more are answered `rate_limited`.",
+  ),
+  clientFrameBurst: new IntegerVariable(
+    "CLIENT_FRAME_BURST",
+    100,
+    { min: 1, max: 1_000_000 },
+    "Frames one connection may send at once before `CLIENT_FRAMES_PER_S` applies. A connection that keeps sending while refused, for another burst of frames, is closed with 4029.",
+  ),
+  subscribesPerSecond: new IntegerVariable("SUBSCRIBES_PER_S", 10, { min: 1, max: 100_000 }, "Subscribe and unsubscribe requests one connection may send per second, on average; more are answered `subscribe_rate_limited`."),
+  subscribeBurst: new IntegerVariable("SUBSCRIBE_BURST", 100, { min: 1, max: 1_000_000 }, "Subscribe and unsubscribe requests one connection may send at once (a reconnect resubscribing everything) before `SUBSCRIBES_PER_S` applies."),
+  maxConnectionsPerUser: new IntegerVariable(
+    "MAX_CONNECTIONS_PER_USER",
+    20,
+    { min: 0, max: 1_000_000 },
+    "Connections one user (`sub`) may hold at once across the cluster, both transports together, counted in Redis; more are refused with 429 `too_many_connections`. 0 turns the limit off.",
+  ),
+  maxCommandsInFlightPerUser: new IntegerVariable(
+    "MAX_COMMANDS_IN_FLIGHT_PER_USER",
+    64,
+    { min: 1, max: 1_000_000 },
+    "Commands one user may have waiting for their replies on a node; more are answered `too_many_commands`, so one user cannot fill `WRITER_QUEUE_MAX`.",
+  ),
+  connectsPerAddressPerSecond: new IntegerVariable(
+    "CONNECTS_PER_ADDRESS_PER_S",
+    50,
+    { min: 0, max: 1_000_000 },
+    "New connections one client address (an IPv6 /64) may open per second on a node, on average; more are refused with 429 `connect_rate_limited`. 0 turns the limit off.",
+  ),
+  connectBurstPerAddress: new IntegerVariable("CONNECT_BURST_PER_ADDRESS", 500, { min: 1, max: 1_000_000 }, "New connections one client address may open at once before `CONNECTS_PER_ADDRESS_PER_S` applies."),
+  trustedProxies: new ListVariable(
+    "TRUSTED_PROXIES",
+    `\`${DEFAULT_TRUSTED_PROXIES.join(",")}\``,
+    "Comma list of addresses and CIDR ranges of proxies (NGINX, ingress) whose `X-Forwarded-For` names the client for per-address limits; `none` trusts no header. Set it to your proxies' addresses where clients can reach the nodes directly.",
+  ),
   channelStateTtl: new IntegerVariable("CHANNEL_STATE_TTL_S", 86_400, { min: 0, max: 365 * 86_400 }, "A channel's offset and epoch expire after this long without publishes; a new epoch follows."),
   channelHistory: new TextVariable(
     "CHANNEL_HISTORY",
@@ -361,6 +414,31 @@ function corsOrigins(env: Env): string[] {
   return origins;
 }
 
+function trustedProxies(env: Env): TrustedProxies {
+  const entries = VARIABLES.trustedProxies.read(env) ?? DEFAULT_TRUSTED_PROXIES;
+  if (entries.length === 1 && entries[0] === "none") return new TrustedProxies([]);
+  try {
+    return new TrustedProxies(entries);
+  } catch (err) {
+    if (err instanceof CidrError) throw new ConfigError("TRUSTED_PROXIES", err.message);
+    throw err;
+  }
+}
+
+function limitsConfig(env: Env): LimitsConfig {
+  return {
+    framesPerSecond: VARIABLES.clientFramesPerSecond.read(env),
+    frameBurst: VARIABLES.clientFrameBurst.read(env),
+    subscribesPerSecond: VARIABLES.subscribesPerSecond.read(env),
+    subscribeBurst: VARIABLES.subscribeBurst.read(env),
+    maxConnectionsPerUser: VARIABLES.maxConnectionsPerUser.read(env),
+    maxCommandsInFlightPerUser: VARIABLES.maxCommandsInFlightPerUser.read(env),
+    connectsPerAddressPerSecond: VARIABLES.connectsPerAddressPerSecond.read(env),
+    connectBurstPerAddress: VARIABLES.connectBurstPerAddress.read(env),
+    trustedProxies: trustedProxies(env),
+  };
+}
+
 /** A bound on label values: each namespace is a series per metric, kept by Prometheus. */
 const MAX_METRIC_NAMESPACES = 50;
 
@@ -423,6 +501,7 @@ export function loadConfig(env: Env): GatewayConfig {
     maxSubscriptions: VARIABLES.maxSubscriptions.read(env),
     idleTimeoutSeconds: idleTimeout(env),
     maxBackpressureBytes: VARIABLES.maxBackpressureBytes.read(env),
+    limits: limitsConfig(env),
     channelStateTtlSeconds,
     history: historyPolicy(env, channelStateTtlSeconds),
     metricNamespaces: metricNamespaces(env),

@@ -22,6 +22,7 @@ import { assertNativeUws, attachRoutes, closeListenSocket, createApp, listen, li
 import { wireCommands } from "./wiring/commands.js";
 import { wireDatabase } from "./wiring/database.js";
 import { wireHistory, type HistoryWiring } from "./wiring/history.js";
+import { wireLimits } from "./wiring/limits.js";
 import { wireRoundClock } from "./wiring/round-clock.js";
 import { wireTransports } from "./wiring/transports.js";
 
@@ -56,6 +57,7 @@ async function main(): Promise<void> {
   };
   const notReadyReason = (): string | null => refusal() ?? database?.notReadyReason() ?? null;
 
+  const limits = wireLimits(config, redis, wireCommands(config, database, rounds.view), metrics, log);
   const transports = wireTransports({
     config,
     app,
@@ -65,7 +67,8 @@ async function main(): Promise<void> {
     metrics,
     log,
     refusal,
-    commands: wireCommands(config, database, rounds.view),
+    commands: limits.commands,
+    limits,
     snapshotFor: rounds.snapshotFor,
     continuity: continuity.resume,
   });
@@ -108,6 +111,8 @@ async function main(): Promise<void> {
       databaseSteps.flushWriter,
       transports.steps.drainSockets,
       transports.steps.closeSocketIo,
+      // After the sockets: their slots are given back one by one first.
+      limits.steps.retireConnections,
       rounds.steps.recordPendingRounds,
       databaseSteps.stopProbe,
       rounds.steps.closeLedger,

@@ -24,3 +24,13 @@ export function historyKey(prefix: string, channel: string): string {
 export function idempotencyKey(prefix: string, channel: string, key: string): string {
   return `${prefix}:once:{${channel}}:${key}`;
 }
+
+/** A user's connections across the cluster: a hash of node incarnation → count (see limits/user-connections.ts). */
+export function userConnectionsKey(prefix: string, user: string): string {
+  return `${prefix}:conns:{${user}}`;
+}
+
+/** Node incarnations holding user connections, scored by when their lease runs out. */
+export function connectionNodesKey(prefix: string): string {
+  return `${prefix}:conns:nodes`;
+}

@@ -13,6 +13,7 @@ import type { GapReason, SequencerMetrics } from "../history/channel-sequencer.j
 import type { ClockMetrics } from "../clock/round-authority.js";
 import { INGEST_REJECT_REASONS, type IngestMetrics, type IngestRejectReason } from "../ingest/ingest-metrics.js";
 import type { FanoutMetrics } from "../fanout/local-fanout.js";
+import { RATE_LIMITS, type RateLimit, type RateLimitMetrics } from "../limits/rate-limit-metrics.js";
 import type { PublisherMetrics } from "../fanout/publisher.js";
 import type { PublishApiMetrics } from "../http/publish-api.js";
 import type { WriterMetrics } from "../store/batching-writer.js";
@@ -34,7 +35,19 @@ export const FANOUT_LATENCY_BUCKETS = [
  * composition root (main.ts and wiring/) imports this class.
  */
 export class GatewayMetrics
-  implements BrokerMetrics, ClockMetrics, IngestMetrics, WriterMetrics, QueryTimer, TransportMetrics, SessionMetrics, FanoutMetrics, PublisherMetrics, PublishApiMetrics, SequencerMetrics
+  implements
+    BrokerMetrics,
+    ClockMetrics,
+    IngestMetrics,
+    WriterMetrics,
+    QueryTimer,
+    TransportMetrics,
+    SessionMetrics,
+    FanoutMetrics,
+    PublisherMetrics,
+    PublishApiMetrics,
+    SequencerMetrics,
+    RateLimitMetrics
 {
   readonly registry = new Registry();
   private readonly poolSource: { current: PoolState | null } = { current: null };
@@ -88,6 +101,7 @@ export class GatewayMetrics
   private readonly ingestRejections: Counter<"reason">;
   private readonly ingestFailures: Counter;
   private readonly ingestClaims: Counter;
+  private readonly rateLimits: Counter<"limit">;
 
   constructor(
     nodeId: string,
@@ -207,6 +221,12 @@ export class GatewayMetrics
     this.ingestRejections = new Counter({ name: "gateway_ingest_rejected_total", help: "Redis ingest stream entries refused, by reason (copied to <prefix>:ingest:rejected).", labelNames: ["reason"], registers });
     this.ingestFailures = new Counter({ name: "gateway_ingest_failures_total", help: "Ingest loop iterations that failed and were retried.", registers });
     this.ingestClaims = new Counter({ name: "gateway_ingest_claimed_total", help: "Ingest entries taken over from a consumer that stopped answering.", registers });
+    this.rateLimits = new Counter({
+      name: "gateway_rate_limited_total",
+      help: "Frames, requests, connections and commands refused by a rate limit, by limit (frames, subscribes, user_connections, user_commands, address_connects).",
+      labelNames: ["limit"],
+      registers,
+    });
 
     // Known label values start at zero, so rates and ratios read 0 on a quiet
     // node instead of "no data", and alerts on them can evaluate at all.
@@ -218,11 +238,12 @@ export class GatewayMetrics
     for (const reason of ["overloaded", "unavailable"]) this.writerRejected.inc({ reason }, 0);
     for (const reason of INGEST_REJECT_REASONS) this.ingestRejections.inc({ reason }, 0);
     for (const reason of AUTH_FAILURE_REASONS) this.authFailures.inc({ reason }, 0);
+    for (const limit of RATE_LIMITS) this.rateLimits.inc({ limit }, 0);
     for (const transport of ["ws", "socketio"] as const) {
       this.connections.set({ transport }, 0);
       this.connects.inc({ transport }, 0);
       for (const reason of ["draining", "unavailable"]) this.upgradeRefusals.inc({ transport, reason }, 0);
-      for (const reason of ["normal", "abnormal", "drain", "slow_consumer", "token_expired", "message_too_big"]) this.disconnects.inc({ transport, reason }, 0);
+      for (const reason of ["normal", "abnormal", "drain", "slow_consumer", "token_expired", "message_too_big", "rate_limited"]) this.disconnects.inc({ transport, reason }, 0);
     }
     for (const role of ["publisher", "subscriber"] as const) this.redisUp.set({ role }, 0);
     this.ready.set(0);
@@ -411,5 +432,9 @@ export class GatewayMetrics
 
   ingestClaimed(count: number): void {
     this.ingestClaims.inc(count);
+  }
+
+  rateLimited(limit: RateLimit): void {
+    this.rateLimits.inc({ limit });
   }
 }

@@ -15,6 +15,9 @@ import type { ClientRequest } from "../../../shared/src/requests.js";
 import type { AuthFailureReason, Principal, VerifyResult } from "../auth/verifier.js";
 import type { CommandContext, CommandReply } from "../commands/command-router.js";
 import { planResume, type ResumePlan, type ResumeSource } from "../history/resume.js";
+import type { RateGate } from "../limits/rate-gate.js";
+import type { RateLimitMetrics } from "../limits/rate-limit-metrics.js";
+import type { Clock } from "../time/clock.js";
 import type { ExpiryWheel, Expiring } from "./expiry-wheel.js";
 
 /**
@@ -75,7 +78,7 @@ export interface CommandRunner {
 }
 
 /** What sessions record. */
-export interface SessionMetrics {
+export interface SessionMetrics extends RateLimitMetrics {
   /** A channel went live on a connection. */
   subscribed(channel: string): void;
   subscribeRefused(code: ErrorCode): void;
@@ -84,8 +87,20 @@ export interface SessionMetrics {
   authFailed(reason: AuthFailureReason): void;
 }
 
+/** The per-connection rates (CLIENT_FRAMES_PER_S and its burst, SUBSCRIBES_PER_S and its burst). */
+export interface SessionRates {
+  readonly frames: RateGate;
+  readonly subscribes: RateGate;
+}
+
+/** What admitFrame() decided: act on the frame, answer it `rate_limited`, or nothing (the connection is being closed with 4029). */
+export type FrameVerdict = "pass" | "refuse" | "close";
+
 export interface SessionDeps {
   readonly verifier: TokenVerifier;
+  readonly rates: SessionRates;
+  /** Time for the rate gates; Date by default. */
+  readonly clock?: Clock;
   readonly hub: ChannelReferences;
   readonly metrics: SessionMetrics;
   readonly log: Logger;
@@ -121,6 +136,9 @@ export class ClientSession implements Expiring {
   private readonly memberships = new Map<string, Membership>();
   expiryBucket: number | null = null;
   private open = true;
+  /** The rate gates' states (see RateGate): one number each, no timers. */
+  private frameTat = 0;
+  private subscribeTat = 0;
 
   constructor(
     private readonly deps: SessionDeps,
@@ -134,6 +152,24 @@ export class ClientSession implements Expiring {
 
   isOpen(): boolean {
     return this.open;
+  }
+
+  /**
+   * Counts one frame or event from the client, on arrival, before it is
+   * parsed. Refused frames count too, so a client must pause to recover; one
+   * that keeps sending while refused, for another CLIENT_FRAME_BURST frames,
+   * is closed with 4029 here.
+   */
+  admitFrame(): FrameVerdict {
+    const gate = this.deps.rates.frames;
+    const now = (this.deps.clock ?? Date).now();
+    const next = gate.advance(this.frameTat, now);
+    this.frameTat = next;
+    if (gate.admits(next, now)) return "pass";
+    this.deps.metrics.rateLimited("frames");
+    if (!gate.overwhelmed(next, now)) return "refuse";
+    if (this.open) this.connection.end(CloseCodes.rateLimited, "rate_limited");
+    return "close";
   }
 
   /**
@@ -190,6 +226,7 @@ export class ClientSession implements Expiring {
       this.deps.metrics.subscribeRefused(code);
       return refusal(code, message);
     };
+    if (!this.admitSubscribe()) return refuse(ErrorCodes.subscribeRateLimited.code, this.subscribeRateMessage());
     if (!isValidChannelName(channel)) return refuse(ErrorCodes.invalidChannel.code, "channel name must be 1-128 characters of A-Z a-z 0-9 _ - . : @ | = + /");
     if (!maySubscribe(this.principalNow, channel)) return refuse(ErrorCodes.forbidden.code, `not allowed to subscribe to ${channel}`);
     if (this.memberships.has(channel)) return refuse(ErrorCodes.alreadySubscribed.code, `already subscribed to ${channel}`);
@@ -216,6 +253,7 @@ export class ClientSession implements Expiring {
   }
 
   unsubscribe(channel: string): Answer<UnsubscribeResult> {
+    if (!this.admitSubscribe()) return refusal(ErrorCodes.subscribeRateLimited.code, this.subscribeRateMessage());
     if (!this.memberships.has(channel)) return refusal(ErrorCodes.notSubscribed.code, `not subscribed to ${channel}`);
     this.leave(channel);
     return { ok: true, channel };
@@ -263,6 +301,24 @@ export class ClientSession implements Expiring {
       this.deps.hub.release(channel);
     }
     this.memberships.clear();
+  }
+
+  /** Counts one subscribe or unsubscribe request; refused ones do not count. */
+  private admitSubscribe(): boolean {
+    const gate = this.deps.rates.subscribes;
+    const now = (this.deps.clock ?? Date).now();
+    const next = gate.advance(this.subscribeTat, now);
+    if (!gate.admits(next, now)) {
+      this.deps.metrics.rateLimited("subscribes");
+      return false;
+    }
+    this.subscribeTat = next;
+    return true;
+  }
+
+  private subscribeRateMessage(): string {
+    const gate = this.deps.rates.subscribes;
+    return `at most ${gate.perSecond} subscribe and unsubscribe requests a second (bursts of ${gate.burst}); retry later`;
   }
 
   private async snapshot(channel: string): Promise<{ snapshot?: RaceSnapshot }> {
