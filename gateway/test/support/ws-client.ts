@@ -103,6 +103,8 @@ export interface ConnectOptions {
   readonly timeoutMs?: number;
   /** Resume the personal channel from this position (`?since=<offset>:<epoch>`). */
   readonly since?: { readonly offset: number; readonly epoch: string };
+  /** Source address to connect from (any 127.x.y.z is local), to be another client address. */
+  readonly localAddress?: string;
 }
 
 /** Opens a socket and waits for the welcome, or reports the HTTP refusal. */
@@ -116,7 +118,7 @@ export function tryConnect(wsUrl: string, options: ConnectOptions = {}): Promise
   }
   const timeoutMs = options.timeoutMs ?? 5000;
   return new Promise((resolve, reject) => {
-    const socket = new WebSocket(url, { headers });
+    const socket = new WebSocket(url, { headers, ...(options.localAddress === undefined ? {} : { localAddress: options.localAddress }) });
     const client = new TestClient(socket);
     const timer = setTimeout(() => {
       socket.terminate();
