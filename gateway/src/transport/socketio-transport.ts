@@ -272,6 +272,8 @@ export class SocketIoTransport {
    * acknowledgement. An event sent without one is still acted on.
    */
   private request(socket: GatewaySocket, session: ClientSession, event: string, args: readonly unknown[]): void {
+    // The server is closing this socket: what it still sends is not acted on.
+    if (socket.data.closeReason !== null) return;
     const admitted = session.admitFrame();
     if (admitted === "close") return;
     const last = args.at(-1);
@@ -301,8 +303,9 @@ export class SocketIoTransport {
     afterSent(answer);
   }
 
+  /** Once per socket: events already received may still arrive before the disconnect does. */
   private end(socket: GatewaySocket, close: CloseCodeSpec, reason: string): void {
-    if (!socket.connected) return;
+    if (!socket.connected || socket.data.closeReason !== null) return;
     socket.data.closeReason = reason;
     socket.emit("closing", { code: close.code, reason: close.reason, reconnect: close.reconnect });
     socket.conn.close();
