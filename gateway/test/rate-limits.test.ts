@@ -177,6 +177,14 @@ describe("connections per user across the cluster", () => {
     expect(total).toBeGreaterThanOrEqual(3);
   });
 
+  it("lets exactly the limit in when a user opens many sockets at once on both nodes", async () => {
+    const attempts = await Promise.all(Array.from({ length: 30 }, (_, i) => tryConnect((i % 2 === 0 ? first : second).wsUrl, { token: token({ sub: "swarm" }) })));
+    for (const outcome of attempts) if (outcome.kind === "open") closers.push(() => outcome.client.close());
+    expect(attempts.filter((outcome) => outcome.kind === "open")).toHaveLength(3);
+    const refusals = attempts.flatMap((outcome) => (outcome.kind === "refused" ? [`${outcome.status} ${(JSON.parse(outcome.body) as { error: ErrorBody }).error.code}`] : []));
+    expect(refusals).toEqual(Array.from({ length: 27 }, () => `429 ${ErrorCodes.tooManyConnections.code}`));
+  });
+
   it("releases the connections of a node that was SIGKILLed within seconds", async () => {
     const [ws] = TRANSPORT_ADAPTERS as [TransportAdapter];
     // hog holds one connection on `first` and two on `second` now.
