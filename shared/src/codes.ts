@@ -43,8 +43,7 @@ export const CloseCodes = {
     code: 4029,
     reason: "rate limit exceeded",
     reconnect: true,
-    meaning:
-      "The socket went on sending past CLIENT_FRAMES_PER_S after its frames were refused with `rate_limited`, until the refused frames made up another CLIENT_FRAME_BURST. Reconnect with backoff, never at once, and send less.",
+    meaning: "The socket went on sending past CLIENT_FRAMES_PER_S after its frames were refused with `rate_limited`, until the refused frames made up another CLIENT_FRAME_BURST. Reconnect with backoff, never at once, and send less.",
   },
 } as const satisfies Record<string, CloseCodeSpec>;
 
@@ -111,8 +110,7 @@ export const ErrorCodes = {
   },
   connectRateLimited: {
     code: "connect_rate_limited",
-    meaning:
-      "HTTP 429 at the upgrade, or the Socket.IO connect error: this client address opened more than CONNECTS_PER_ADDRESS_PER_S connections a second (bursts of CONNECT_BURST_PER_ADDRESS). NGINX answers the same past its own rate. Retry with backoff.",
+    meaning: "HTTP 429 at the upgrade, or the Socket.IO connect error: this client address opened more than CONNECTS_PER_ADDRESS_PER_S connections a second (bursts of CONNECT_BURST_PER_ADDRESS). NGINX answers the same past its own rate. Retry with backoff.",
   },
   tooManyAddressConnections: {
     code: "too_many_address_connections",
