@@ -203,6 +203,49 @@ describe("connections per user across the cluster", () => {
   });
 });
 
+describe("connections per user when a node stalls", () => {
+  it("stops counting a stalled node's connections, and once it is back the count converges without leftovers", async () => {
+    const prefix = uniquePrefix("stall");
+    const env = { MAX_CONNECTIONS_PER_USER: "2" };
+    const [stalling, steady] = await Promise.all([node("stall-1", env, prefix), node("stall-2", env, prefix)]);
+    const [ws] = TRANSPORT_ADAPTERS as [TransportAdapter];
+    const outcome = async (target: GatewayNode): Promise<ConnectOutcome> => {
+      const result = await tryConnect(target.wsUrl, { token: token({ sub: "sleeper" }) });
+      if (result.kind === "open") closers.push(() => result.client.close());
+      return result;
+    };
+    const onStalling = [await open(ws, stalling, "sleeper"), await open(ws, stalling, "sleeper")];
+    expect(await outcome(steady)).toMatchObject({ kind: "refused", status: 429 });
+
+    process.kill(stalling.proc.pid, "SIGSTOP");
+    let resumed = false;
+    try {
+      // Its lease (5 s) runs out: the other node stops counting its two connections.
+      const admitted = await eventually(() => outcome(steady), (result) => result.kind === "open", 15_000);
+      expect(admitted.kind).toBe("open");
+      const lapsed = stalling.proc.waitForLine(/connection quota lease lapsed/, 10_000);
+      process.kill(stalling.proc.pid, "SIGCONT");
+      resumed = true;
+      await lapsed;
+    } finally {
+      if (!resumed) process.kill(stalling.proc.pid, "SIGCONT");
+    }
+
+    // Everyone leaves; then exactly the limit gets in again, whichever node counted what.
+    for (const client of onStalling) await client.close();
+    await Promise.all(closers.splice(0).map((close) => close()));
+    const again = await eventually(
+      async () => {
+        const first = await outcome(steady);
+        return first.kind === "open" ? [first, await outcome(stalling), await outcome(steady)] : [first];
+      },
+      (results) => results.length === 3,
+      10_000,
+    );
+    expect(again.map((result) => result.kind)).toEqual(["open", "open", "refused"]);
+  });
+});
+
 describe("new connections per client address", () => {
   let guarded: GatewayNode;
   beforeAll(async () => {

@@ -18,12 +18,15 @@
  * plus a heartbeat. A node shutting down retires its incarnation at once.
  *
  * Errors lean towards admitting: a node cut off from Redis for longer than
- * its lease loses its counts (the others delete them), so its users may
- * briefly exceed the limit; never is a user refused for connections that
- * are gone, except while a release is still queued behind a Redis outage.
+ * its lease takes a new incarnation when it is back, so whatever the old one
+ * counted (connections closed meanwhile included, whose releases may have
+ * been lost) is deleted as dead; its users may then briefly exceed the
+ * limit. A user is refused for connections that are gone only while their
+ * releases wait in the queue behind a shorter outage.
  */
 
 import { randomBytes } from "node:crypto";
+import { performance } from "node:perf_hooks";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { connectionNodesKey, userConnectionsKey } from "../broker/redis-keys.js";
@@ -106,16 +109,22 @@ export interface RedisConnectionQuotaOptions {
   readonly log: Logger;
 }
 
+function newIncarnation(nodeId: string): string {
+  return `${nodeId}.${randomBytes(4).toString("hex")}`;
+}
+
 export class RedisConnectionQuota implements ConnectionQuota {
   private readonly redis: QuotaRedis;
-  readonly incarnation: string;
+  private incarnation: string;
   private readonly nodesKey: string;
   private dead: string[] = [];
+  /** When the last renewal that succeeded was sent (monotonic ms): the lease runs from no earlier. Null before the first. */
+  private leaseFrom: number | null = null;
   private readonly heartbeat: NodeJS.Timeout;
   private closed = false;
 
   constructor(private readonly options: RedisConnectionQuotaOptions) {
-    this.incarnation = `${options.nodeId}.${randomBytes(4).toString("hex")}`;
+    this.incarnation = newIncarnation(options.nodeId);
     this.nodesKey = connectionNodesKey(options.prefix);
     // Releases wait out an outage (queued, resent): a lost one would count a
     // connection that is gone. Admits bound themselves (ADMIT_TIMEOUT_MS).
@@ -165,8 +174,18 @@ export class RedisConnectionQuota implements ConnectionQuota {
   }
 
   private async beat(leaseMs: number): Promise<void> {
+    const sentAt = performance.now();
+    if (leaseMs > 0 && this.leaseFrom !== null && sentAt - this.leaseFrom >= LEASE_MS) {
+      // The others may have counted us dead and deleted some of our counts: start afresh.
+      const lapsed = this.incarnation;
+      this.incarnation = newIncarnation(this.options.nodeId);
+      this.leaseFrom = null;
+      this.options.log.warn({ lapsed, incarnation: this.incarnation }, "connection quota lease lapsed; counting this node's new connections under a new incarnation");
+    }
     try {
-      this.dead = await this.redis.connsHeartbeat(this.nodesKey, this.incarnation, leaseMs, KEY_TTL_MS, MAX_DEAD);
+      const incarnation = this.incarnation;
+      this.dead = await this.redis.connsHeartbeat(this.nodesKey, incarnation, leaseMs, KEY_TTL_MS, MAX_DEAD);
+      if (incarnation === this.incarnation) this.leaseFrom = sentAt;
     } catch (err) {
       this.options.log.warn({ err, leaseMs }, "connection quota heartbeat failed; retrying");
     }
