@@ -219,6 +219,8 @@ async function startServers(scenario: Scenario, redis: RedisHandle, profile: boo
               DRAIN_WINDOW_MS: "200",
               // Every frame compressed for the clients that offer it, whatever its size: the row measures the cost at that size.
               ...(scenario.compression === null ? {} : { WS_COMPRESSION: scenario.compression, WS_COMPRESSION_MIN_BYTES: "0" }),
+              // The generators are thousands of clients behind a few loopback addresses.
+              CONNECTS_PER_ADDRESS_PER_S: "0",
             },
             timeoutMs: 30_000,
           });
@@ -234,7 +236,7 @@ async function startServers(scenario: Scenario, redis: RedisHandle, profile: boo
       if (scenario.nginx) {
         const dir = await mkdtemp(path.join(os.tmpdir(), "gw-bench-nginx-conf-"));
         try {
-          nginx = await startNginx({ nodes: nodes.map(({ name, host, port }) => ({ name, host, port })), confPath: await benchNginxConf(dir) });
+          nginx = await startNginx({ nodes: nodes.map(({ name, host, port }) => ({ name, host, port })), confPath: await benchNginxConf(dir), limits: "off" });
         } finally {
           // startNginx copies the file into its own prefix directory.
           await rm(dir, { recursive: true, force: true });

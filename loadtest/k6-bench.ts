@@ -114,7 +114,7 @@ async function main(): Promise<void> {
   let cluster: LocalCluster | null = null;
   if (external === undefined) {
     log("starting Redis, three gateway nodes and NGINX ...");
-    cluster = await startLocalCluster({ jwtSecret: BENCH_JWT_SECRET, publishKey: BENCH_PUBLISH_KEY, label: "k6b" });
+    cluster = await startLocalCluster({ jwtSecret: BENCH_JWT_SECRET, publishKey: BENCH_PUBLISH_KEY, label: "k6b", addressLimits: "off" });
   }
   const target = cluster
     ? { baseUrl: cluster.baseUrl, jwtSecret: BENCH_JWT_SECRET, publishKey: BENCH_PUBLISH_KEY }

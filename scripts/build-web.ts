@@ -28,14 +28,15 @@ const sdkAsExternal: Plugin = {
   },
 };
 
-// The codes table's `meaning` texts are for people reading the source and docs; a browser
-// needs only the codes and their `reconnect` flags. If the table's layout changes, this
-// strips nothing and the bundle just gets bigger (the budget check says so).
+// The codes table's `meaning` and `reason` texts are for people reading the source and
+// docs, and for the server's close frames; a browser needs only the codes and their
+// `reconnect` flags (the close event carries its own reason). If the table's layout
+// changes, this strips nothing and the bundle just gets bigger (the budget check says so).
 const codesWithoutProse: Plugin = {
   name: "codes-without-prose",
   setup(builder) {
     builder.onLoad({ filter: /shared\/src\/codes\.ts$/ }, async (args) => ({
-      contents: (await readFile(args.path, "utf8")).replace(/^\s*meaning: "(?:[^"\\]|\\.)*",?$/gm, ""),
+      contents: (await readFile(args.path, "utf8")).replace(/^\s*(?:meaning|reason): "(?:[^"\\]|\\.)*",?$/gm, ""),
       loader: "ts",
     }));
   },

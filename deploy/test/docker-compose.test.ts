@@ -39,7 +39,7 @@ describe("docker-compose.yml as written", () => {
   it("mounts every file nginx.conf includes", () => {
     const conf = readFileSync(path.join(repoRoot(), "nginx", "nginx.conf"), "utf8");
     const includes = [...conf.matchAll(/^\s*include\s+([^;\s]+);/gm)].map((match) => match[1] ?? "");
-    expect(includes.sort()).toEqual(["listen.conf", "ops-networks.conf", "upstreams.conf"]);
+    expect(includes.sort()).toEqual(["limits.conf", "listen.conf", "ops-networks.conf", "upstreams.conf"]);
     const mounted = (written["nginx"]?.volumes ?? []).map((volume) => volume.split(":")[1]);
     for (const file of includes) expect(mounted, file).toContain(`/etc/nginx/${file}`);
   });

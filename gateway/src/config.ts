@@ -15,6 +15,7 @@ import { DEFAULT_PERSONAL_CHANNEL_SHARDS } from "./broker/redis-keys.js";
 import { DEV_JWT_SECRET, DEV_PUBLISH_KEY } from "./dev-credentials.js";
 import { DEFAULT_CHANNEL_HISTORY, HistoryPolicy, HistoryPolicyError } from "./history/history-policy.js";
 import { WS_COMPRESSION_MODES, type WsCompression, type WsCompressionConfig } from "./transport/ws-compression.js";
+import { CidrError, DEFAULT_TRUSTED_PROXIES, TrustedProxies } from "./limits/client-address.js";
 import {
   ChoiceVariable,
   ConfigError,
@@ -89,6 +90,9 @@ export interface GatewayConfig {
   readonly channelStateTtlSeconds: number;
   readonly history: HistoryPolicy;
   readonly personalChannelShards: number;
+  readonly limits: LimitsConfig;
+  /** Channel namespaces metrics label by, besides the built-in ones and CHANNEL_HISTORY's; any other is `other`. */
+  readonly metricNamespaces: readonly string[];
   readonly idempotencyWindowMs: number;
   readonly unsubscribeDelayMs: number;
   readonly drainWindowMs: number;
@@ -105,6 +109,19 @@ export interface GatewayConfig {
   readonly socketIoCorsOrigins: readonly string[];
 }
 
+/** Rate limits (see docs/operations.md, "Rate limits"); 0 turns the per-user connection and per-address limits off. */
+export interface LimitsConfig {
+  readonly framesPerSecond: number;
+  readonly frameBurst: number;
+  readonly subscribesPerSecond: number;
+  readonly subscribeBurst: number;
+  readonly maxConnectionsPerUser: number;
+  readonly maxCommandsInFlightPerUser: number;
+  readonly connectsPerAddressPerSecond: number;
+  readonly connectBurstPerAddress: number;
+  readonly trustedProxies: TrustedProxies;
+}
+
 export interface WriterConfig {
   readonly maxBatch: number;
   readonly concurrency: number;
@@ -117,6 +134,7 @@ export interface WriterConfig {
 export interface IngestConfig {
   readonly batch: number;
   readonly claimIdleMs: number;
+  readonly maxAttempts: number;
 }
 
 const MAX = Number.MAX_SAFE_INTEGER;
@@ -158,6 +176,44 @@ const VARIABLES = {
     "permessage-deflate on `/ws` for clients that offer it: `off`, `shared` (one compressor per node; each frame compressed from scratch) or `dedicated-4kb` (a compressor per compressing socket that remembers its last 512 bytes, so small frames like the last one shrink most). uWS compresses once per recipient, not once per publish: see docs/performance.md for what it costs.",
   ),
   wsCompressionMinBytes: new IntegerVariable("WS_COMPRESSION_MIN_BYTES", 1024, { min: 0, max: 16 * 1024 * 1024 }, "With `WS_COMPRESSION` on, frames shorter than this are sent uncompressed even to clients that negotiated compression."),
+  clientFramesPerSecond: new IntegerVariable(
+    "CLIENT_FRAMES_PER_S",
+    50,
+    { min: 1, max: 100_000 },
+    "Frames (`/ws`) or events (Socket.IO) one connection may send per second, on average; more are answered `rate_limited`.",
+  ),
+  clientFrameBurst: new IntegerVariable(
+    "CLIENT_FRAME_BURST",
+    100,
+    { min: 1, max: 1_000_000 },
+    "Frames one connection may send at once before `CLIENT_FRAMES_PER_S` applies. A connection that keeps sending while refused, for another burst of frames, is closed with 4029.",
+  ),
+  subscribesPerSecond: new IntegerVariable("SUBSCRIBES_PER_S", 10, { min: 1, max: 100_000 }, "Subscribe and unsubscribe requests one connection may send per second, on average; more are answered `subscribe_rate_limited`."),
+  subscribeBurst: new IntegerVariable("SUBSCRIBE_BURST", 100, { min: 1, max: 1_000_000 }, "Subscribe and unsubscribe requests one connection may send at once (a reconnect resubscribing everything) before `SUBSCRIBES_PER_S` applies."),
+  maxConnectionsPerUser: new IntegerVariable(
+    "MAX_CONNECTIONS_PER_USER",
+    20,
+    { min: 0, max: 1_000_000 },
+    "Connections one user (`sub`) may hold at once across the cluster, both transports together, counted in Redis; more are refused with 429 `too_many_connections`. 0 turns the limit off.",
+  ),
+  maxCommandsInFlightPerUser: new IntegerVariable(
+    "MAX_COMMANDS_IN_FLIGHT_PER_USER",
+    64,
+    { min: 1, max: 1_000_000 },
+    "Commands one user may have waiting for their replies on a node; more are answered `too_many_commands`, so one user cannot fill `WRITER_QUEUE_MAX`.",
+  ),
+  connectsPerAddressPerSecond: new IntegerVariable(
+    "CONNECTS_PER_ADDRESS_PER_S",
+    50,
+    { min: 0, max: 1_000_000 },
+    "New connections one client address (an IPv6 /64) may open per second on a node, on average; more are refused with 429 `connect_rate_limited`. 0 turns the limit off.",
+  ),
+  connectBurstPerAddress: new IntegerVariable("CONNECT_BURST_PER_ADDRESS", 500, { min: 1, max: 1_000_000 }, "New connections one client address may open at once before `CONNECTS_PER_ADDRESS_PER_S` applies."),
+  trustedProxies: new ListVariable(
+    "TRUSTED_PROXIES",
+    `\`${DEFAULT_TRUSTED_PROXIES.join(",")}\``,
+    "Comma list of addresses and CIDR ranges of proxies (NGINX, ingress) whose `X-Forwarded-For` names the client for per-address limits; `none` trusts no header. Set it to your proxies' addresses where clients can reach the nodes directly.",
+  ),
   channelStateTtl: new IntegerVariable("CHANNEL_STATE_TTL_S", 86_400, { min: 0, max: 365 * 86_400 }, "A channel's offset and epoch expire after this long without publishes; a new epoch follows."),
   personalChannelShards: new IntegerVariable(
     "PERSONAL_CHANNEL_SHARDS",
@@ -169,6 +225,11 @@ const VARIABLES = {
     "CHANNEL_HISTORY",
     DEFAULT_CHANNEL_HISTORY,
     "Per channel namespace, `size/ttl_seconds` of history kept for resume and gap repair; `*` covers every other namespace. A history disappears ttl seconds after the channel's last publish.",
+  ),
+  metricNamespaces: new ListVariable(
+    "METRIC_NAMESPACES",
+    "none",
+    "Comma list of channel namespaces that metrics label by, besides `race`, `forecasts`, `user` and those `CHANNEL_HISTORY` names. Channels of any other namespace are counted as `other`, whatever publishers or grants invent.",
   ),
   idempotencyWindow: new IntegerVariable("IDEMPOTENCY_WINDOW_S", 300, { min: 1, max: 86_400 }, "How long a publish's `idempotencyKey` is remembered per channel; a repeat within it publishes nothing."),
   unsubscribeDelay: new IntegerVariable("UNSUBSCRIBE_DELAY_MS", 1000, { min: 0, max: 600_000 }, "Keep a Redis subscription this long after the last local subscriber leaves."),
@@ -199,6 +260,12 @@ const VARIABLES = {
   ingestEnabled: new FlagVariable("INGEST_ENABLED", true, "Consume the `<REDIS_PREFIX>:ingest` stream, so backends can publish feeds through Redis."),
   ingestBatch: new IntegerVariable("INGEST_BATCH", 100, { min: 1, max: 10_000 }, "Most stream entries read and published in one step."),
   ingestClaimIdle: new IntegerVariable("INGEST_CLAIM_IDLE_MS", 30_000, { min: 1000, max: 3_600_000 }, "Take over stream entries left pending this long by a dead node."),
+  ingestMaxAttempts: new IntegerVariable(
+    "INGEST_MAX_ATTEMPTS",
+    3,
+    { min: 1, max: 100 },
+    "Failed publishes of an ingest batch (while Redis is up) before its entries go out one by one; the one that then fails alone is set aside in `<REDIS_PREFIX>:ingest:rejected` as `publish_failed`.",
+  ),
 } as const;
 
 /** Every variable the node reads, in the README's order. */
@@ -350,6 +417,7 @@ function ingestConfig(env: Env): IngestConfig | null {
   return {
     batch: VARIABLES.ingestBatch.read(env),
     claimIdleMs: VARIABLES.ingestClaimIdle.read(env),
+    maxAttempts: VARIABLES.ingestMaxAttempts.read(env),
   };
 }
 
@@ -377,6 +445,44 @@ function corsOrigins(env: Env): string[] {
     if (url.origin !== origin) throw new ConfigError("SOCKETIO_CORS_ORIGINS", `"${origin}" must be a bare origin (scheme://host[:port]), got more`);
   }
   return origins;
+}
+
+function trustedProxies(env: Env): TrustedProxies {
+  const entries = VARIABLES.trustedProxies.read(env) ?? DEFAULT_TRUSTED_PROXIES;
+  if (entries.length === 1 && entries[0] === "none") return new TrustedProxies([]);
+  try {
+    return new TrustedProxies(entries);
+  } catch (err) {
+    if (err instanceof CidrError) throw new ConfigError("TRUSTED_PROXIES", err.message);
+    throw err;
+  }
+}
+
+function limitsConfig(env: Env): LimitsConfig {
+  return {
+    framesPerSecond: VARIABLES.clientFramesPerSecond.read(env),
+    frameBurst: VARIABLES.clientFrameBurst.read(env),
+    subscribesPerSecond: VARIABLES.subscribesPerSecond.read(env),
+    subscribeBurst: VARIABLES.subscribeBurst.read(env),
+    maxConnectionsPerUser: VARIABLES.maxConnectionsPerUser.read(env),
+    maxCommandsInFlightPerUser: VARIABLES.maxCommandsInFlightPerUser.read(env),
+    connectsPerAddressPerSecond: VARIABLES.connectsPerAddressPerSecond.read(env),
+    connectBurstPerAddress: VARIABLES.connectBurstPerAddress.read(env),
+    trustedProxies: trustedProxies(env),
+  };
+}
+
+/** A bound on label values: each namespace is a series per metric, kept by Prometheus. */
+const MAX_METRIC_NAMESPACES = 50;
+
+function metricNamespaces(env: Env): string[] {
+  const namespaces = VARIABLES.metricNamespaces.read(env) ?? [];
+  if (namespaces.length > MAX_METRIC_NAMESPACES) throw new ConfigError("METRIC_NAMESPACES", `at most ${MAX_METRIC_NAMESPACES} namespaces`);
+  for (const namespace of namespaces) {
+    if (!/^[A-Za-z0-9_\-.@|=+/]{1,64}$/.test(namespace)) throw new ConfigError("METRIC_NAMESPACES", `"${namespace}" is not a namespace (1-64 channel-name characters, no ":")`);
+    if (namespace === "other") throw new ConfigError("METRIC_NAMESPACES", '"other" is the label of every namespace not listed');
+  }
+  return namespaces;
 }
 
 /** Parses and validates; throws ConfigError naming the first bad variable. */
@@ -434,6 +540,8 @@ export function loadConfig(env: Env): GatewayConfig {
     channelStateTtlSeconds,
     history: historyPolicy(env, channelStateTtlSeconds),
     personalChannelShards: VARIABLES.personalChannelShards.read(env),
+    limits: limitsConfig(env),
+    metricNamespaces: metricNamespaces(env),
     idempotencyWindowMs: VARIABLES.idempotencyWindow.read(env) * 1000,
     unsubscribeDelayMs: VARIABLES.unsubscribeDelay.read(env),
     drainWindowMs: VARIABLES.drainWindow.read(env),

@@ -13,16 +13,18 @@ import { LocalFanout, UwsTopicSink } from "./fanout/local-fanout.js";
 import { attachHistoryApi } from "./http/history-api.js";
 import type { NotReadyReason } from "./http/probes.js";
 import { Publisher } from "./fanout/publisher.js";
-import { RedisStreamIngest } from "./ingest/redis-stream-ingest.js";
+import { RedisStreamIngest, type IngestPublisher } from "./ingest/redis-stream-ingest.js";
 import { Shutdown, SHUTDOWN_WATCHDOG_MARGIN_MS, type ShutdownStep } from "./lifecycle/shutdown.js";
 import { GatewayMetrics } from "./metrics/gateway-metrics.js";
 import { memoryLimitBytes } from "./metrics/memory-limit.js";
+import { MetricNamespaces } from "./metrics/metric-namespaces.js";
 import { redisConnections, type RedisConnections } from "./redis/connections.js";
 import { assertNativeUws, attachRoutes, closeListenSocket, createApp, listen, listeningPort } from "./server.js";
 import { compressFrame } from "./transport/ws-compression.js";
 import { wireCommands } from "./wiring/commands.js";
 import { wireDatabase } from "./wiring/database.js";
 import { wireHistory, type HistoryWiring } from "./wiring/history.js";
+import { wireLimits } from "./wiring/limits.js";
 import { wireRoundClock } from "./wiring/round-clock.js";
 import { wireTransports } from "./wiring/transports.js";
 
@@ -36,7 +38,7 @@ async function main(): Promise<void> {
   // The node's one shutdown flag, raised by the first shutdown step: from
   // then on nothing new starts (sockets, migrations, the round clock).
   const stopping = new AbortController();
-  const metrics = new GatewayMetrics(config.nodeId, memoryLimitBytes(config.memoryLimitMb));
+  const metrics = new GatewayMetrics(config.nodeId, memoryLimitBytes(config.memoryLimitMb), new MetricNamespaces([...config.history.namespaces(), ...config.metricNamespaces]));
   metrics.clockEnabled(config.clock !== null);
   const redis = redisConnections(config.redisUrl, log, config.nodeId);
 
@@ -57,6 +59,7 @@ async function main(): Promise<void> {
   };
   const notReadyReason = (): NotReadyReason | null => refusal() ?? database?.notReadyReason() ?? null;
 
+  const limits = wireLimits(config, redis, wireCommands(config, database, rounds.view), metrics, log);
   const transports = wireTransports({
     config,
     app,
@@ -66,7 +69,8 @@ async function main(): Promise<void> {
     metrics,
     log,
     refusal,
-    commands: wireCommands(config, database, rounds.view),
+    commands: limits.commands,
+    limits,
     snapshotFor: rounds.snapshotFor,
     continuity: continuity.resume,
   });
@@ -87,7 +91,7 @@ async function main(): Promise<void> {
     },
   });
   attachHistoryApi(app, { publishKey: config.publishKey }, { history: continuity.history, metrics, log });
-  const stopIngest = startIngest(config, redis, publisher, metrics, log);
+  const stopIngest = startIngest(config, redis, { publish: (requests) => publisher.publish(requests), isReady: () => broker.isReady() }, metrics, log);
   const stopListening = await listenOn(app, config, log);
 
   const shutdown = new Shutdown(
@@ -109,6 +113,8 @@ async function main(): Promise<void> {
       databaseSteps.flushWriter,
       transports.steps.drainSockets,
       transports.steps.closeSocketIo,
+      // After the sockets: their slots are given back one by one first.
+      limits.steps.retireConnections,
       rounds.steps.recordPendingRounds,
       databaseSteps.stopProbe,
       rounds.steps.closeLedger,
@@ -159,7 +165,7 @@ function startBroker(config: GatewayConfig, redis: RedisConnections, continuity:
 }
 
 /** Backend feeds from the Redis stream, when INGEST_ENABLED; returns its shutdown step. */
-function startIngest(config: GatewayConfig, redis: RedisConnections, publisher: Publisher, metrics: GatewayMetrics, log: Logger): ShutdownStep {
+function startIngest(config: GatewayConfig, redis: RedisConnections, publisher: IngestPublisher, metrics: GatewayMetrics, log: Logger): ShutdownStep {
   const ingest =
     config.ingest === null
       ? null
@@ -171,6 +177,7 @@ function startIngest(config: GatewayConfig, redis: RedisConnections, publisher: 
           maxBatch: config.ingest.batch,
           blockMs: INGEST_BLOCK_MS,
           claimIdleMs: config.ingest.claimIdleMs,
+          maxAttempts: config.ingest.maxAttempts,
           maxDataBytes: config.publishMaxBodyBytes,
           maxDataDepth: config.maxJsonDepth,
           metrics,

@@ -19,6 +19,12 @@ export interface LocalClusterOptions {
   readonly nodes?: number;
   /** Distinguishes this cluster's Redis prefix and node names in logs. */
   readonly label: string;
+  /**
+   * Per-address connection limits (NGINX's, and the nodes' CONNECTS_PER_ADDRESS_PER_S):
+   * the production defaults, or off for full-size load, where k6 is every client behind
+   * one address. Default "default".
+   */
+  readonly addressLimits?: "default" | "off";
 }
 
 export interface LocalCluster {
@@ -61,6 +67,7 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
             CLOCK_ENABLED: "false",
             INGEST_ENABLED: "false",
             DRAIN_WINDOW_MS: "200",
+            ...(options.addressLimits === "off" ? { CONNECTS_PER_ADDRESS_PER_S: "0" } : {}),
           },
           readyProbe: async () => (await fetch(`http://127.0.0.1:${port}/readyz`, { signal: AbortSignal.timeout(1000) })).status === 200,
           timeoutMs: 30_000,
@@ -69,7 +76,7 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
         return { name, host: "127.0.0.1", port };
       }),
     );
-    nginx = await startNginx({ nodes: started });
+    nginx = await startNginx({ nodes: started, ...(options.addressLimits === "off" ? { limits: "off" as const } : {}) });
     return { baseUrl: nginx.url, nodeNames: started.map((node) => node.name), stop };
   } catch (err) {
     await stop();

@@ -39,6 +39,12 @@ export const CloseCodes = {
     reconnect: true,
     meaning: "The node lost Redis while setting up the socket's personal channel. Reconnect with backoff.",
   },
+  rateLimited: {
+    code: 4029,
+    reason: "rate limit exceeded",
+    reconnect: true,
+    meaning: "The socket went on sending past CLIENT_FRAMES_PER_S after its frames were refused with `rate_limited`, until the refused frames made up another CLIENT_FRAME_BURST. Reconnect with backoff, never at once, and send less.",
+  },
 } as const satisfies Record<string, CloseCodeSpec>;
 
 export type CloseCodeName = keyof typeof CloseCodes;
@@ -86,6 +92,30 @@ export const ErrorCodes = {
   invalidCommand: { code: "invalid_command", meaning: "A command field is missing, of the wrong type or out of range; the message names it. Nothing was written." },
   roundClosed: { code: "round_closed", meaning: "The round is not open for bets (not the current round, or its race has started)." },
   overloaded: { code: "overloaded", meaning: "The node's write queue is full; nothing was written. Retry later with the same idempotency key." },
+  rateLimited: {
+    code: "rate_limited",
+    meaning: "The socket sent more than CLIENT_FRAMES_PER_S frames a second (bursts of CLIENT_FRAME_BURST); this one was not acted on. Slow down: a socket that keeps sending is closed with 4029.",
+  },
+  subscribeRateLimited: {
+    code: "subscribe_rate_limited",
+    meaning: "The socket sent more than SUBSCRIBES_PER_S subscribe and unsubscribe requests a second (bursts of SUBSCRIBE_BURST); this one was not acted on. Retry later.",
+  },
+  tooManyConnections: {
+    code: "too_many_connections",
+    meaning: "HTTP 429 at the upgrade, or the Socket.IO connect error: the user holds MAX_CONNECTIONS_PER_USER connections across the cluster already. Close one, or retry later.",
+  },
+  tooManyCommands: {
+    code: "too_many_commands",
+    meaning: "The user has MAX_COMMANDS_IN_FLIGHT_PER_USER commands unanswered on this node; nothing was written. Retry once a reply arrives, with the same idempotency key.",
+  },
+  connectRateLimited: {
+    code: "connect_rate_limited",
+    meaning: "HTTP 429 at the upgrade, or the Socket.IO connect error: this client address opened more than CONNECTS_PER_ADDRESS_PER_S connections a second (bursts of CONNECT_BURST_PER_ADDRESS). NGINX answers the same past its own rate. Retry with backoff.",
+  },
+  tooManyAddressConnections: {
+    code: "too_many_address_connections",
+    meaning: "HTTP 429 from NGINX: this client address holds as many sockets as NGINX allows one address (limit_conn). Close one, or retry later.",
+  },
   unauthorized: { code: "unauthorized", meaning: "HTTP: missing or wrong credentials." },
   payloadTooLarge: { code: "payload_too_large", meaning: "HTTP: the body is larger than PUBLISH_MAX_BODY_BYTES." },
   notFound: { code: "not_found", meaning: "HTTP: no such route." },

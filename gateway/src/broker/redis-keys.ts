@@ -92,3 +92,13 @@ export class RedisKeyspace {
     return tag === channel ? `${this.prefix}:${kind}:{${tag}}` : `${this.prefix}:${kind}:{${tag}}:${channel}`;
   }
 }
+
+/** A user's connections across the cluster: a hash of node incarnation → count (see limits/user-connections.ts). */
+export function userConnectionsKey(prefix: string, user: string): string {
+  return `${prefix}:conns:{${user}}`;
+}
+
+/** Node incarnations holding user connections, scored by when their lease runs out. */
+export function connectionNodesKey(prefix: string): string {
+  return `${prefix}:conns:nodes`;
+}

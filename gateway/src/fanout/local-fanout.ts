@@ -6,7 +6,6 @@
  */
 
 import type { Logger } from "pino";
-import { channelNamespace } from "../../../shared/src/channels.js";
 import type { GapFrame } from "../../../shared/src/protocol.js";
 import type { Delivery } from "../broker/broker.js";
 import type { GapNotice } from "../history/channel-sequencer.js";
@@ -18,7 +17,7 @@ export type { Clock } from "../time/clock.js";
 /** What local fan-out records. */
 export interface FanoutMetrics {
   /** One delivery handed to this node's sockets: every sink's recipients, the frame's size, publish→hand-off latency and the hand-off's own duration. */
-  broadcastDelivered(namespace: string, recipients: number, bytes: number, latencySeconds: number, durationSeconds: number): void;
+  broadcastDelivered(channel: string, recipients: number, bytes: number, latencySeconds: number, durationSeconds: number): void;
   /** One sink failed on one delivery; the other sinks got it. */
   deliveryFailed(sink: FanoutSink["name"]): void;
 }
@@ -94,7 +93,7 @@ export class LocalFanout {
     }
     const duration = Number(process.hrtime.bigint() - started) / 1e9;
     const latency = (this.clock.now() - delivery.ts) / 1000;
-    this.metrics.broadcastDelivered(channelNamespace(delivery.channel), recipients, delivery.frame.length, latency, duration);
+    this.metrics.broadcastDelivered(delivery.channel, recipients, delivery.frame.length, latency, duration);
   }
   /** Never throws, like deliver(). */
   signalGap(notice: GapNotice): void {

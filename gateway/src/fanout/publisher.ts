@@ -6,7 +6,7 @@
 
 import { isPlainObject } from "../../../shared/src/json.js";
 import { exceedsJsonDepth } from "../../../shared/src/json-limits.js";
-import { channelNamespace, isValidChannelName, ROUND_AUTHORITY_CHANNELS } from "../../../shared/src/channels.js";
+import { isValidChannelName, ROUND_AUTHORITY_CHANNELS } from "../../../shared/src/channels.js";
 import { isValidEventName, isValidIdempotencyKey, MAX_EVENT_NAME_LENGTH, MAX_IDEMPOTENCY_KEY_LENGTH, type JsonValue, type PublishRequest, type PublishResult } from "../../../shared/src/protocol.js";
 import type { Broker } from "../broker/broker.js";
 import type { Clock } from "../time/clock.js";
@@ -92,8 +92,8 @@ export function validatePublishBody(body: unknown, limits: PublishLimits): Valid
 export interface PublisherMetrics {
   /** One message frame encoded for the bus: once per publish, never per recipient. */
   frameEncoded(protocol: "ws"): void;
-  /** One message accepted by the bus. */
-  published(namespace: string): void;
+  /** One message accepted by the bus, on `channel`. */
+  published(channel: string): void;
 }
 
 export class Publisher {
@@ -118,7 +118,7 @@ export class Publisher {
     const outcomes = await this.broker.publish(publications);
     return outcomes.map((outcome, i) => {
       if (outcome.duplicate) return { offset: outcome.offset, epoch: outcome.epoch, duplicate: true };
-      this.metrics.published(channelNamespace((requests[i] as PublishRequest).channel));
+      this.metrics.published((requests[i] as PublishRequest).channel);
       return { offset: outcome.offset, epoch: outcome.epoch };
     });
   }

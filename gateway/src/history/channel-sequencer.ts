@@ -22,7 +22,6 @@
  */
 
 import type { Logger } from "pino";
-import { channelNamespace } from "../../../shared/src/channels.js";
 import type { Broker, Delivery } from "../broker/broker.js";
 import { RetryBackoff } from "../time/retry-backoff.js";
 import { coversFrom, type ChannelPosition, type History, type HistorySlice } from "./history.js";
@@ -38,13 +37,14 @@ export interface GapNotice {
   readonly reason: GapReason;
 }
 
+/** What the sequencer records, per channel; the metrics decide the label (see metrics/metric-namespaces.ts). */
 export interface SequencerMetrics {
   /** A delivery arrived past the next expected offset (or after a reconnect, the channel was behind). */
-  gapDetected(namespace: string): void;
+  gapDetected(channel: string): void;
   /** A gap was closed from history with `messages` messages. */
-  gapRepaired(namespace: string, messages: number): void;
-  gapUnrecoverable(namespace: string, reason: GapReason): void;
-  duplicateDropped(namespace: string): void;
+  gapRepaired(channel: string, messages: number): void;
+  gapUnrecoverable(channel: string, reason: GapReason): void;
+  duplicateDropped(channel: string): void;
 }
 
 export interface ChannelSequencerOptions {
@@ -171,14 +171,13 @@ export class ChannelSequencer {
   }
 
   private sequence(delivery: Delivery, track: Track): void {
-    const namespace = channelNamespace(delivery.channel);
     if (track.offset === UNKNOWN) return this.adopt(delivery, track);
     if (delivery.epoch !== track.epoch) {
       this.unrecoverable(delivery.channel, track, "epoch_changed");
       return this.adopt(delivery, track);
     }
     if (delivery.offset <= track.offset) {
-      this.options.metrics.duplicateDropped(namespace);
+      this.options.metrics.duplicateDropped(delivery.channel);
       return;
     }
     if (delivery.offset === track.offset + 1) {
@@ -186,7 +185,7 @@ export class ChannelSequencer {
       this.options.forward(delivery);
       return;
     }
-    this.options.metrics.gapDetected(namespace);
+    this.options.metrics.gapDetected(delivery.channel);
     this.options.log.warn({ channel: delivery.channel, expected: track.offset + 1, got: delivery.offset }, "gap in channel offsets; repairing from history");
     track.held = [delivery];
     void this.repair(delivery.channel, track, true);
@@ -222,9 +221,8 @@ export class ChannelSequencer {
     const generation = track.generation;
     const slice = await this.readHistory(channel, track, generation);
     if (slice === null || track.generation !== generation || this.tracks.get(channel) !== track) return;
-    const namespace = channelNamespace(channel);
     const behind = slice.position.epoch !== track.epoch || slice.position.offset > track.offset;
-    if (behind && !gapSeen) this.options.metrics.gapDetected(namespace);
+    if (behind && !gapSeen) this.options.metrics.gapDetected(channel);
     if (slice.position.epoch !== track.epoch) {
       this.unrecoverable(channel, track, "epoch_changed");
       track.epoch = slice.position.epoch;
@@ -232,7 +230,7 @@ export class ChannelSequencer {
     } else if (coversFrom(slice, track.offset)) {
       const repaired = this.forwardRun(slice, track);
       if (behind) {
-        this.options.metrics.gapRepaired(namespace, repaired);
+        this.options.metrics.gapRepaired(channel, repaired);
         this.options.log.info({ channel, repaired, offset: track.offset }, "gap repaired from history");
       }
     } else {
@@ -301,7 +299,7 @@ export class ChannelSequencer {
   }
 
   private unrecoverable(channel: string, track: Track, reason: GapReason): void {
-    this.options.metrics.gapUnrecoverable(channelNamespace(channel), reason);
+    this.options.metrics.gapUnrecoverable(channel, reason);
     this.options.log.warn({ channel, offset: track.offset, epoch: track.epoch, reason }, "messages lost for this channel's local subscribers; telling them to resync");
     this.options.signalGap({ channel, offset: track.offset, epoch: track.epoch, reason });
   }

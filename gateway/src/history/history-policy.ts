@@ -62,6 +62,11 @@ export class HistoryPolicy {
     return this.byNamespace.get(channelNamespace(channel)) ?? this.fallback;
   }
 
+  /** The namespaces named explicitly (not `*`). */
+  namespaces(): string[] {
+    return [...this.byNamespace.keys()];
+  }
+
   /** The longest history any channel keeps; channel state must outlive it. */
   longestTtlSeconds(): number {
     return Math.max(this.fallback.ttlSeconds, ...[...this.byNamespace.values()].map((limits) => limits.ttlSeconds));

@@ -3,8 +3,14 @@
  * metrics module, so the ingest never depends on the metrics implementation.
  */
 
-/** Why an entry was not published; a metric label, so a closed set. */
-export type IngestRejectReason = "bad_json" | "invalid" | "forbidden" | "too_large" | "trimmed";
+/**
+ * Why an entry was not published; a metric label, so a closed set.
+ * `forbidden`: a channel the round authority owns. `publish_failed`: valid,
+ * but its publish failed INGEST_MAX_ATTEMPTS times and then once more on its own.
+ */
+export type IngestRejectReason = "bad_json" | "invalid" | "forbidden" | "too_large" | "trimmed" | "publish_failed";
+
+export const INGEST_REJECT_REASONS: readonly IngestRejectReason[] = ["bad_json", "invalid", "forbidden", "too_large", "trimmed", "publish_failed"];
 
 export interface IngestMetrics {
   /** `count` entries were published (a repeat after a takeover counts again). */

@@ -17,6 +17,9 @@
  *   every older entry is acknowledged or pending on itself.
  * - Entries that are not valid publishes are acknowledged, never published,
  *   and copied with a `reason` to `<prefix>:ingest:rejected`.
+ * - An entry that cannot be published (see publish-attempts.ts) is set aside
+ *   the same way after `maxAttempts` failed publishes, so the entries behind
+ *   it go out, in order, within seconds instead of never.
  *
  * This module is the loop: read, order, validate, publish, acknowledge, and
  * back off on failure. Reply parsing is in stream-replies.ts, validation in
@@ -30,6 +33,7 @@ import type { RedisConnections } from "../redis/connections.js";
 import { RetryBackoff } from "../time/retry-backoff.js";
 import { isRejection, validateEntry, type Rejection } from "./entry-validation.js";
 import type { IngestMetrics } from "./ingest-metrics.js";
+import { PublishAttempts } from "./publish-attempts.js";
 import { INGEST_GROUP, StreamOrder } from "./stream-order.js";
 import { parseReadReply, type StreamEntry } from "./stream-replies.js";
 
@@ -43,9 +47,18 @@ export function ingestRejectedKey(prefix: string): string {
   return `${prefix}:ingest:rejected`;
 }
 
-/** Where ingested entries go: the node's Publisher. Rejects when nothing was published. */
+/** Where ingested entries go: the node's Publisher. */
 export interface IngestPublisher {
+  /** Rejects when the batch was not published (an earlier part of it may have been: entries carry idempotency keys). */
   publish(requests: readonly PublishRequest[]): Promise<unknown>;
+  /** Whether the bus works now; a publish that fails while it does not is not held against its entries. */
+  isReady(): boolean;
+}
+
+/** A valid entry on its way to the publisher. */
+interface Publishable {
+  readonly entry: StreamEntry;
+  readonly request: PublishRequest;
 }
 
 export interface RedisStreamIngestOptions {
@@ -64,6 +77,8 @@ export interface RedisStreamIngestOptions {
   readonly maxDataBytes: number;
   /** Deepest nesting of `data` (MAX_JSON_DEPTH); a deeper entry is rejected (invalid). */
   readonly maxDataDepth: number;
+  /** Failed publishes of a batch before its entries go out one at a time, and one that fails alone is set aside (INGEST_MAX_ATTEMPTS). */
+  readonly maxAttempts: number;
   readonly metrics: IngestMetrics;
   readonly log: Logger;
 }
@@ -90,11 +105,13 @@ export class RedisStreamIngest {
   private readPending = true;
   /** Published but not yet acknowledged: acked before anything else is read, so a failed XACK does not publish them twice. */
   private unacked: string[] = [];
+  private readonly attempts: PublishAttempts;
   private stage = "start";
 
   private constructor(private readonly options: RedisStreamIngestOptions) {
     this.key = ingestStreamKey(options.prefix);
     this.rejectedKey = ingestRejectedKey(options.prefix);
+    this.attempts = new PublishAttempts(options.maxAttempts);
     // Its own connection: a blocking XREADGROUP would stall every command
     // queued behind it on a shared one. Commands fail fast while Redis is
     // away (no offline queue, no retries) and the loop backs off instead.
@@ -164,11 +181,7 @@ export class RedisStreamIngest {
 
   private async iterate(): Promise<void> {
     if (!this.groupReady) await this.createGroup();
-    if (this.unacked.length > 0) {
-      this.stage = "ack";
-      await this.redis.xack(this.key, INGEST_GROUP, ...this.unacked);
-      this.unacked = [];
-    }
+    await this.ackUnacked();
     // Claim only with nothing of our own pending (see StreamOrder.claimIdle).
     if (!this.readPending && this.order.claimDue() && (await this.order.claimIdle())) this.readPending = true;
     const entries = await this.read();
@@ -208,19 +221,65 @@ export class RedisStreamIngest {
   }
 
   private async process(entries: readonly StreamEntry[]): Promise<void> {
-    const valid: Array<{ readonly id: string; readonly request: PublishRequest }> = [];
+    const valid: Publishable[] = [];
     const rejected: Rejection[] = [];
     for (const entry of entries) {
       const outcome = validateEntry(entry, this.options);
       if (isRejection(outcome)) rejected.push(outcome);
-      else valid.push({ id: entry.id, request: outcome });
+      else valid.push({ entry, request: outcome });
     }
     if (rejected.length > 0) await this.reject(rejected);
+    const ids = valid.map(({ entry }) => entry.id);
+    this.attempts.keepOnly(ids);
     if (valid.length === 0) return;
+    if (this.attempts.mustIsolate(ids)) {
+      await this.publishOneByOne(valid);
+      return;
+    }
     this.stage = "publish";
-    await this.publish(valid.map(({ request }) => request));
+    await this.publishCounted(valid);
     this.options.metrics.ingested(valid.length);
-    this.unacked = valid.map(({ id }) => id);
+    this.unacked = ids;
+    await this.ackUnacked();
+  }
+
+  /**
+   * The batch failed maxAttempts times: each entry goes out on its own, in
+   * stream order, and the one that fails alone is set aside with the error,
+   * so everything behind it is published now. While the broker is not ready
+   * nothing is set aside: the failure is thrown and retried as a whole.
+   */
+  private async publishOneByOne(valid: readonly Publishable[]): Promise<void> {
+    this.options.log.warn({ entries: valid.length, first: valid[0]?.entry.id, stream: this.key }, "ingest batch keeps failing; publishing its entries one by one");
+    for (const item of valid) {
+      this.stage = "publish one";
+      try {
+        await this.publishCounted([item]);
+      } catch (err) {
+        if (!this.options.publisher.isReady()) throw err;
+        const attempts = this.attempts.count(item.entry.id);
+        this.options.log.error({ err, entryId: item.entry.id, attempts, stream: this.key }, "ingest entry cannot be published; setting it aside");
+        await this.reject([{ entry: item.entry, reason: "publish_failed", message: `publish failed ${attempts} times, the last alone: ${(err as Error).message}` }]);
+        continue;
+      }
+      this.options.metrics.ingested(1);
+      this.unacked.push(item.entry.id);
+    }
+    await this.ackUnacked();
+  }
+
+  /** publish(), with a failure counted against each entry while the broker is ready. */
+  private async publishCounted(items: readonly Publishable[]): Promise<void> {
+    try {
+      await this.publish(items.map(({ request }) => request));
+    } catch (err) {
+      if (this.options.publisher.isReady()) this.attempts.failed(items.map(({ entry }) => entry.id));
+      throw err;
+    }
+  }
+
+  private async ackUnacked(): Promise<void> {
+    if (this.unacked.length === 0) return;
     this.stage = "ack";
     await this.redis.xack(this.key, INGEST_GROUP, ...this.unacked);
     this.unacked = [];

@@ -2,7 +2,8 @@
  * The node's Prometheus metrics, on a registry of their own, recorded through
  * methods named after what happened. Labels are the node and low-cardinality
  * values only (transport, reason, channel namespace): never a raw channel or
- * user id.
+ * user id. Modules hand in channel names; the `namespace` label comes from
+ * MetricNamespaces alone, so it stays within a known set plus `other`.
  */
 
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
@@ -10,12 +11,14 @@ import { AUTH_FAILURE_REASONS } from "../auth/verifier.js";
 import type { BrokerMetrics, DroppedMessageReason } from "../broker/redis-broker.js";
 import type { GapReason, SequencerMetrics } from "../history/channel-sequencer.js";
 import type { ClockMetrics } from "../clock/round-authority.js";
-import type { IngestMetrics, IngestRejectReason } from "../ingest/ingest-metrics.js";
+import { INGEST_REJECT_REASONS, type IngestMetrics, type IngestRejectReason } from "../ingest/ingest-metrics.js";
 import type { FanoutMetrics } from "../fanout/local-fanout.js";
+import { RATE_LIMITS, type RateLimit, type RateLimitMetrics } from "../limits/rate-limit-metrics.js";
 import type { PublisherMetrics } from "../fanout/publisher.js";
 import { NOT_READY_REASONS, type NotReadyReason, type ReadinessMetrics } from "../http/probes.js";
 import type { PublishApiMetrics } from "../http/publish-api.js";
 import type { WriterMetrics } from "../store/batching-writer.js";
+import { MetricNamespaces } from "./metric-namespaces.js";
 import type { QueryTimer } from "../store/bet-store.js";
 import type { PoolState } from "../store/pg-pool.js";
 import type { SessionMetrics } from "../transport/client-session.js";
@@ -33,7 +36,20 @@ export const FANOUT_LATENCY_BUCKETS = [
  * composition root (main.ts and wiring/) imports this class.
  */
 export class GatewayMetrics
-  implements BrokerMetrics, ClockMetrics, IngestMetrics, WriterMetrics, QueryTimer, TransportMetrics, SessionMetrics, FanoutMetrics, PublisherMetrics, PublishApiMetrics, SequencerMetrics, ReadinessMetrics
+  implements
+    BrokerMetrics,
+    ClockMetrics,
+    IngestMetrics,
+    WriterMetrics,
+    QueryTimer,
+    TransportMetrics,
+    SessionMetrics,
+    FanoutMetrics,
+    PublisherMetrics,
+    PublishApiMetrics,
+    SequencerMetrics,
+    RateLimitMetrics,
+    ReadinessMetrics
 {
   readonly registry = new Registry();
   private readonly poolSource: { current: PoolState | null } = { current: null };
@@ -88,8 +104,13 @@ export class GatewayMetrics
   private readonly ingestRejections: Counter<"reason">;
   private readonly ingestFailures: Counter;
   private readonly ingestClaims: Counter;
+  private readonly rateLimits: Counter<"limit">;
 
-  constructor(nodeId: string, memoryLimitBytes: number) {
+  constructor(
+    nodeId: string,
+    memoryLimitBytes: number,
+    private readonly namespaces: MetricNamespaces = new MetricNamespaces(),
+  ) {
     const registers = [this.registry];
     this.registry.setDefaultLabels({ node: nodeId });
     // process_* and nodejs_*, event-loop lag among them (nodejs_eventloop_lag_p99_seconds, reset at every scrape).
@@ -209,6 +230,12 @@ export class GatewayMetrics
     this.ingestRejections = new Counter({ name: "gateway_ingest_rejected_total", help: "Redis ingest stream entries refused, by reason (copied to <prefix>:ingest:rejected).", labelNames: ["reason"], registers });
     this.ingestFailures = new Counter({ name: "gateway_ingest_failures_total", help: "Ingest loop iterations that failed and were retried.", registers });
     this.ingestClaims = new Counter({ name: "gateway_ingest_claimed_total", help: "Ingest entries taken over from a consumer that stopped answering.", registers });
+    this.rateLimits = new Counter({
+      name: "gateway_rate_limited_total",
+      help: "Frames, requests, connections and commands refused by a rate limit, by limit (frames, subscribes, user_connections, user_commands, address_connects).",
+      labelNames: ["limit"],
+      registers,
+    });
 
     // Known label values start at zero, so rates and ratios read 0 on a quiet
     // node instead of "no data", and alerts on them can evaluate at all.
@@ -225,13 +252,14 @@ export class GatewayMetrics
     }
     for (const reason of ["unauthorized", "too_large", "bad_request", "forbidden", "unavailable", "broker"]) this.publishFailures.inc({ reason }, 0);
     for (const reason of ["overloaded", "unavailable"]) this.writerRejected.inc({ reason }, 0);
-    for (const reason of ["bad_json", "invalid", "forbidden", "too_large", "trimmed"]) this.ingestRejections.inc({ reason }, 0);
+    for (const reason of INGEST_REJECT_REASONS) this.ingestRejections.inc({ reason }, 0);
     for (const reason of AUTH_FAILURE_REASONS) this.authFailures.inc({ reason }, 0);
+    for (const limit of RATE_LIMITS) this.rateLimits.inc({ limit }, 0);
     for (const transport of ["ws", "socketio"] as const) {
       this.connections.set({ transport }, 0);
       this.connects.inc({ transport }, 0);
       for (const reason of ["draining", "unavailable"]) this.upgradeRefusals.inc({ transport, reason }, 0);
-      for (const reason of ["normal", "abnormal", "drain", "slow_consumer", "token_expired", "message_too_big"]) this.disconnects.inc({ transport, reason }, 0);
+      for (const reason of ["normal", "abnormal", "drain", "slow_consumer", "token_expired", "message_too_big", "rate_limited"]) this.disconnects.inc({ transport, reason }, 0);
     }
     for (const role of ["publisher", "subscriber"] as const) this.redisUp.set({ role }, 0);
     this.ready.set(0);
@@ -252,8 +280,8 @@ export class GatewayMetrics
     this.authFailures.inc({ reason });
   }
 
-  subscribed(namespace: string): void {
-    this.subscriptions.inc({ namespace });
+  subscribed(channel: string): void {
+    this.subscriptions.inc({ namespace: this.namespaces.label(channel) });
     this.subscriptionRequests.inc({ result: "ok" });
   }
 
@@ -261,8 +289,8 @@ export class GatewayMetrics
     this.subscriptionRequests.inc({ result: code });
   }
 
-  unsubscribed(namespace: string): void {
-    this.subscriptions.dec({ namespace });
+  unsubscribed(channel: string): void {
+    this.subscriptions.dec({ namespace: this.namespaces.label(channel) });
   }
 
   frameReceived(transport: Transport, type: string): void {
@@ -278,15 +306,16 @@ export class GatewayMetrics
     this.frameEncodes.inc({ protocol });
   }
 
-  published(namespace: string): void {
-    this.publishes.inc({ namespace });
+  published(channel: string): void {
+    this.publishes.inc({ namespace: this.namespaces.label(channel) });
   }
 
   publishFailed(reason: string): void {
     this.publishFailures.inc({ reason });
   }
 
-  broadcastDelivered(namespace: string, recipients: number, bytes: number, latencySeconds: number, durationSeconds: number): void {
+  broadcastDelivered(channel: string, recipients: number, bytes: number, latencySeconds: number, durationSeconds: number): void {
+    const namespace = this.namespaces.label(channel);
     this.broadcasts.inc({ namespace });
     if (recipients > 0) {
       this.messagesOut.inc({ namespace }, recipients);
@@ -324,21 +353,22 @@ export class GatewayMetrics
     this.deliveryFailures.inc({ sink });
   }
 
-  gapDetected(namespace: string): void {
-    this.historyGaps.inc({ namespace });
+  gapDetected(channel: string): void {
+    this.historyGaps.inc({ namespace: this.namespaces.label(channel) });
   }
 
-  gapRepaired(namespace: string, messages: number): void {
+  gapRepaired(channel: string, messages: number): void {
+    const namespace = this.namespaces.label(channel);
     this.historyRepairs.inc({ namespace });
     this.historyRepairedMessages.inc({ namespace }, messages);
   }
 
-  gapUnrecoverable(namespace: string, reason: GapReason): void {
-    this.historyUnrecoverable.inc({ namespace, reason });
+  gapUnrecoverable(channel: string, reason: GapReason): void {
+    this.historyUnrecoverable.inc({ namespace: this.namespaces.label(channel), reason });
   }
 
-  duplicateDropped(namespace: string): void {
-    this.historyDuplicates.inc({ namespace });
+  duplicateDropped(channel: string): void {
+    this.historyDuplicates.inc({ namespace: this.namespaces.label(channel) });
   }
 
   redisCommandFailed(command: string): void {
@@ -423,5 +453,9 @@ export class GatewayMetrics
 
   ingestClaimed(count: number): void {
     this.ingestClaims.inc(count);
+  }
+
+  rateLimited(limit: RateLimit): void {
+    this.rateLimits.inc({ limit });
   }
 }

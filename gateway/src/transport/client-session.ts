@@ -15,6 +15,9 @@ import type { ClientRequest } from "../../../shared/src/requests.js";
 import type { AuthFailureReason, Principal, VerifyResult } from "../auth/verifier.js";
 import type { CommandContext, CommandReply } from "../commands/command-router.js";
 import { planResume, type ResumePlan, type ResumeSource } from "../history/resume.js";
+import type { RateGate } from "../limits/rate-gate.js";
+import type { RateLimitMetrics } from "../limits/rate-limit-metrics.js";
+import type { Clock } from "../time/clock.js";
 import type { ExpiryWheel, Expiring } from "./expiry-wheel.js";
 
 /**
@@ -75,17 +78,29 @@ export interface CommandRunner {
 }
 
 /** What sessions record. */
-export interface SessionMetrics {
+export interface SessionMetrics extends RateLimitMetrics {
   /** A channel went live on a connection. */
-  subscribed(namespace: string): void;
+  subscribed(channel: string): void;
   subscribeRefused(code: ErrorCode): void;
   /** A live channel left a connection, by request, refresh or close. */
-  unsubscribed(namespace: string): void;
+  unsubscribed(channel: string): void;
   authFailed(reason: AuthFailureReason): void;
 }
 
+/** The per-connection rates (CLIENT_FRAMES_PER_S and its burst, SUBSCRIBES_PER_S and its burst). */
+export interface SessionRates {
+  readonly frames: RateGate;
+  readonly subscribes: RateGate;
+}
+
+/** What admitFrame() decided: act on the frame, answer it `rate_limited`, or nothing (the connection is being closed with 4029). */
+export type FrameVerdict = "pass" | "refuse" | "close";
+
 export interface SessionDeps {
   readonly verifier: TokenVerifier;
+  readonly rates: SessionRates;
+  /** Time for the rate gates; Date by default. */
+  readonly clock?: Clock;
   readonly hub: ChannelReferences;
   readonly metrics: SessionMetrics;
   readonly log: Logger;
@@ -132,6 +147,9 @@ export class ClientSession implements Expiring {
   private readonly memberships = new Map<string, Membership>();
   expiryBucket: number | null = null;
   private open = true;
+  /** The rate gates' states (see RateGate): one number each, no timers. */
+  private frameTat = 0;
+  private subscribeTat = 0;
 
   constructor(
     private readonly deps: SessionDeps,
@@ -145,6 +163,24 @@ export class ClientSession implements Expiring {
 
   isOpen(): boolean {
     return this.open;
+  }
+
+  /**
+   * Counts one frame or event from the client, on arrival, before it is
+   * parsed. Refused frames count too, so a client must pause to recover; one
+   * that keeps sending while refused, for another CLIENT_FRAME_BURST frames,
+   * is closed with 4029 here.
+   */
+  admitFrame(): FrameVerdict {
+    const gate = this.deps.rates.frames;
+    const now = (this.deps.clock ?? Date).now();
+    const next = gate.advance(this.frameTat, now);
+    this.frameTat = next;
+    if (gate.admits(next, now)) return "pass";
+    this.deps.metrics.rateLimited("frames");
+    if (!gate.overwhelmed(next, now)) return "refuse";
+    if (this.open) this.connection.end(CloseCodes.rateLimited, "rate_limited");
+    return "close";
   }
 
   /**
@@ -201,6 +237,7 @@ export class ClientSession implements Expiring {
       this.deps.metrics.subscribeRefused(code);
       return refusal(code, message);
     };
+    if (!this.admitSubscribe()) return refuse(ErrorCodes.subscribeRateLimited.code, this.subscribeRateMessage());
     if (!isValidChannelName(channel)) return refuse(ErrorCodes.invalidChannel.code, "channel name must be 1-128 characters of A-Z a-z 0-9 _ - . : @ | = + /");
     if (!maySubscribe(this.principalNow, channel)) return refuse(ErrorCodes.forbidden.code, `not allowed to subscribe to ${channel}`);
     if (this.memberships.has(channel)) return refuse(ErrorCodes.alreadySubscribed.code, `already subscribed to ${channel}`);
@@ -227,6 +264,7 @@ export class ClientSession implements Expiring {
   }
 
   unsubscribe(channel: string): Answer<UnsubscribeResult> {
+    if (!this.admitSubscribe()) return refusal(ErrorCodes.subscribeRateLimited.code, this.subscribeRateMessage());
     if (!this.memberships.has(channel)) return refusal(ErrorCodes.notSubscribed.code, `not subscribed to ${channel}`);
     this.leave(channel);
     return { ok: true, channel };
@@ -271,10 +309,28 @@ export class ClientSession implements Expiring {
     this.deps.expiries.cancel(this);
     // The transport has already dropped the connection's topics/rooms; only our books are left.
     for (const [channel, membership] of this.memberships) {
-      if (membership.live) this.deps.metrics.unsubscribed(channelNamespace(channel));
+      if (membership.live) this.deps.metrics.unsubscribed(channel);
       this.deps.hub.release(channel);
     }
     this.memberships.clear();
+  }
+
+  /** Counts one subscribe or unsubscribe request; refused ones do not count. */
+  private admitSubscribe(): boolean {
+    const gate = this.deps.rates.subscribes;
+    const now = (this.deps.clock ?? Date).now();
+    const next = gate.advance(this.subscribeTat, now);
+    if (!gate.admits(next, now)) {
+      this.deps.metrics.rateLimited("subscribes");
+      return false;
+    }
+    this.subscribeTat = next;
+    return true;
+  }
+
+  private subscribeRateMessage(): string {
+    const gate = this.deps.rates.subscribes;
+    return `at most ${gate.perSecond} subscribe and unsubscribe requests a second (bursts of ${gate.burst}); retry later`;
   }
 
   private async snapshot(channel: string): Promise<{ snapshot?: RaceSnapshot }> {
@@ -323,7 +379,7 @@ export class ClientSession implements Expiring {
   private goLive(channel: string, membership: Membership): void {
     this.connection.join(channel);
     membership.live = true;
-    this.deps.metrics.subscribed(channelNamespace(channel));
+    this.deps.metrics.subscribed(channel);
   }
 
   /** Gives back the session's hub reference; the only way a membership ends while open. */
@@ -333,7 +389,7 @@ export class ClientSession implements Expiring {
     this.memberships.delete(channel);
     if (membership.live) {
       this.connection.leave(channel);
-      this.deps.metrics.unsubscribed(channelNamespace(channel));
+      this.deps.metrics.unsubscribed(channel);
     }
     this.deps.hub.release(channel);
   }

@@ -66,6 +66,8 @@ interface SocketData {
   since: ChannelPosition | undefined;
   session: ClientSession;
   closeReason: string | null;
+  /** Gives back the user's connection slot, once; absent while none is held. */
+  releaseSlot?: () => void;
 }
 
 type GatewaySocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
@@ -83,6 +85,11 @@ export interface SocketIoOptions {
 export interface SocketIoDeps extends TransportDeps {
   /** The Redis adapter (or any adapter constructor) for Socket.IO's own cluster operations. */
   readonly adapter: (nsp: unknown) => Adapter;
+}
+
+/** A refusal for the middleware's next(): socket.io-client's `connect_error` has the code as message and in `data`. */
+function connectError(code: string, message: string): Error {
+  return Object.assign(new Error(code), { data: { code, message } });
 }
 
 /**
@@ -153,23 +160,28 @@ export class SocketIoTransport {
       const refusal = this.deps.refusal();
       if (refusal !== null) {
         this.deps.metrics.upgradeRefused("socketio", refusal === "draining" ? "draining" : "unavailable");
-        next(Object.assign(new Error(ErrorCodes.unavailable.code), { data: { code: ErrorCodes.unavailable.code, message: refusal } }));
+        next(connectError(ErrorCodes.unavailable.code, refusal));
+        return;
+      }
+      const forwarded = socket.handshake.headers["x-forwarded-for"];
+      if (!this.deps.limits.admitAddress(socket.handshake.address, typeof forwarded === "string" ? forwarded : "")) {
+        next(connectError(ErrorCodes.connectRateLimited.code, "too many new connections from this address; retry with backoff"));
         return;
       }
       const principal = this.connectPrincipal(socket);
       if (!principal.ok) {
-        next(Object.assign(new Error(ErrorCodes.invalidToken.code), { data: { code: ErrorCodes.invalidToken.code, message: principal.message } }));
+        next(connectError(ErrorCodes.invalidToken.code, principal.message));
         return;
       }
       const resume = sinceFromObject((socket.handshake.auth as Record<string, unknown>)["since"]);
       if (!resume.ok) {
         this.deps.metrics.clientError(ErrorCodes.badRequest.code);
-        next(Object.assign(new Error(ErrorCodes.badRequest.code), { data: { code: ErrorCodes.badRequest.code, message: resume.message } }));
+        next(connectError(ErrorCodes.badRequest.code, resume.message));
         return;
       }
       socket.data.principal = principal.principal;
       socket.data.since = resume.since;
-      next();
+      this.takeSlot(socket, next);
     });
     // Rooms are joined here, not in the middleware (socket.io#5139).
     io.on("connection", (socket) => this.connected(socket));
@@ -261,6 +273,50 @@ export class SocketIoTransport {
     });
   }
 
+  /**
+   * Takes the user's connection slot, if there is a per-user limit, then
+   * lets the connection through. The slot is given back when the socket
+   * disconnects or its engine connection closes, whichever comes first:
+   * socket.io drops a socket whose connection closed during the middleware
+   * without a `disconnect`.
+   */
+  private takeSlot(socket: GatewaySocket, next: (err?: Error) => void): void {
+    const quota = this.deps.limits.perUser;
+    if (quota === null) {
+      next();
+      return;
+    }
+    const sub = socket.data.principal.sub;
+    quota.acquire(sub).then(
+      (admission) => {
+        if (admission === "full") {
+          this.deps.metrics.rateLimited("user_connections");
+          next(connectError(ErrorCodes.tooManyConnections.code, "this user holds the most connections allowed at once; close one or retry later"));
+          return;
+        }
+        let held = true;
+        const release = (): void => {
+          if (!held) return;
+          held = false;
+          socket.data.releaseSlot = undefined;
+          quota.release(sub);
+        };
+        socket.data.releaseSlot = release;
+        if (socket.conn.readyState !== "open") {
+          release();
+          return;
+        }
+        socket.conn.once("close", release);
+        next();
+      },
+      (err: unknown) => {
+        this.deps.log.warn({ err }, "connection quota unavailable; Socket.IO connection refused");
+        this.deps.metrics.upgradeRefused("socketio", "unavailable");
+        next(connectError(ErrorCodes.unavailable.code, "connection quota unavailable"));
+      },
+    );
+  }
+
   private connected(socket: GatewaySocket): void {
     this.deps.metrics.connectionOpened("socketio");
     socket.data.closeReason = null;
@@ -280,6 +336,7 @@ export class SocketIoTransport {
 
     socket.on("disconnect", (reason) => {
       session.closed();
+      socket.data.releaseSlot?.();
       this.deps.metrics.connectionClosed("socketio", socket.data.closeReason ?? reason.replace(/ /g, "_"));
     });
     socket.onAny((event: string, ...args: unknown[]) => this.request(socket, session, event, args));
@@ -297,8 +354,17 @@ export class SocketIoTransport {
    * acknowledgement. An event sent without one is still acted on.
    */
   private request(socket: GatewaySocket, session: ClientSession, event: string, args: readonly unknown[]): void {
+    // The server is closing this socket: what it still sends is not acted on.
+    if (socket.data.closeReason !== null) return;
+    const admitted = session.admitFrame();
+    if (admitted === "close") return;
     const last = args.at(-1);
     const ack = typeof last === "function" ? (last as Ack) : undefined;
+    if (admitted === "refuse") {
+      this.deps.metrics.frameReceived("socketio", "rate_limited");
+      this.answer(socket, ack, { ok: false, error: { code: ErrorCodes.rateLimited.code, message: "too many events; slow down, or the connection is closed with 4029" } });
+      return;
+    }
     const fields = args.length > (ack === undefined ? 0 : 1) ? args[0] : {};
     const parsed = this.parser.parse(event, fields);
     this.deps.metrics.frameReceived("socketio", parsed.ok ? parsed.request.type : "invalid");
@@ -319,8 +385,9 @@ export class SocketIoTransport {
     afterSent(answer);
   }
 
+  /** Once per socket: events already received may still arrive before the disconnect does. */
   private end(socket: GatewaySocket, close: CloseCodeSpec, reason: string): void {
-    if (!socket.connected) return;
+    if (!socket.connected || socket.data.closeReason !== null) return;
     socket.data.closeReason = reason;
     socket.emit("closing", { code: close.code, reason: close.reason, reconnect: close.reconnect });
     socket.conn.close();

@@ -1,8 +1,10 @@
 /**
- * The raw WebSocket endpoint `/ws`: authentication before the upgrade, the
- * JSON frame protocol, slow-consumer control and the SIGTERM drain. What a
- * client may do lives in ClientSession; this file only speaks frames. No
- * Redis and no SQL here: deliveries arrive as uWebSockets.js topic publishes.
+ * The raw WebSocket endpoint `/ws`: authentication and connection limits
+ * before the upgrade, the JSON frame protocol, slow-consumer control and the
+ * SIGTERM drain. What a client may do lives in ClientSession; this file only
+ * speaks frames. No Redis and no SQL here: deliveries arrive as
+ * uWebSockets.js topic publishes, and the per-user connection count is a
+ * ConnectionQuota handed in.
  */
 
 import type { HttpRequest, HttpResponse, TemplatedApp, us_socket_context_t, WebSocket } from "uWebSockets.js";
@@ -44,6 +46,7 @@ type Socket = WebSocket<SocketState>;
 const CLOSE_REASON_BY_CODE: ReadonlyMap<number, string> = new Map([
   ...Object.values(ObservedCloseCodes).map((spec): [number, string] => [spec.code, spec.label]),
   [CloseCodes.messageTooBig.code, "message_too_big"],
+  [CloseCodes.rateLimited.code, "rate_limited"],
 ]);
 
 /** uWS `send` result: the frame was dropped because the socket is past maxBackpressure. */
@@ -150,6 +153,7 @@ export class WsTransport {
     const authorization = req.getHeader("authorization");
     const queryToken = req.getQuery("token") ?? "";
     const since = req.getQuery("since") ?? "";
+    const forwardedFor = req.getHeader("x-forwarded-for");
 
     const refusal = this.deps.refusal();
     if (refusal !== null) {
@@ -160,6 +164,11 @@ export class WsTransport {
     if (!offer.ok) {
       this.deps.metrics.clientError(ErrorCodes.badRequest.code);
       writeError(res, "400 Bad Request", { code: ErrorCodes.badRequest.code, message: offer.message });
+      return;
+    }
+    // Before the token is verified: a flood from one address costs a map lookup each.
+    if (!this.deps.limits.admitAddress(Buffer.from(res.getRemoteAddressAsText()).toString(), forwardedFor)) {
+      writeError(res, "429 Too Many Requests", { code: ErrorCodes.connectRateLimited.code, message: "too many new connections from this address; retry with backoff" });
       return;
     }
     // Header first, then the subprotocol, then the query string (which access logs may keep).
@@ -178,7 +187,39 @@ export class WsTransport {
       return;
     }
     const state: SocketState = { principal: verdict.principal, since: resume.since, session: null, open: true, closeReason: null };
-    res.upgrade(state, secKey, offer.accept, extensions, context);
+    const quota = this.deps.limits.perUser;
+    if (quota === null) {
+      res.upgrade(state, secKey, offer.accept, extensions, context);
+      return;
+    }
+    // The user's slot is taken before the upgrade, and given back in close().
+    let aborted = false;
+    res.onAborted(() => {
+      aborted = true;
+    });
+    const sub = verdict.principal.sub;
+    quota.acquire(sub).then(
+      (admission) => {
+        if (aborted) {
+          if (admission === "admitted") quota.release(sub);
+          return;
+        }
+        res.cork(() => {
+          if (admission === "admitted") {
+            res.upgrade(state, secKey, offer.accept, extensions, context);
+            return;
+          }
+          this.deps.metrics.rateLimited("user_connections");
+          writeError(res, "429 Too Many Requests", { code: ErrorCodes.tooManyConnections.code, message: "this user holds the most connections allowed at once; close one or retry later" });
+        });
+      },
+      (err: unknown) => {
+        this.deps.log.warn({ err }, "connection quota unavailable; upgrade refused");
+        if (aborted) return;
+        this.deps.metrics.upgradeRefused("ws", "unavailable");
+        res.cork(() => writeError(res, "503 Service Unavailable", { code: ErrorCodes.unavailable.code, message: "connection quota unavailable" }));
+      },
+    );
   }
 
   private open(ws: Socket): void {
@@ -197,9 +238,20 @@ export class WsTransport {
   }
 
   private message(ws: Socket, message: ArrayBuffer, isBinary: boolean): void {
+    const session = ws.getUserData().session;
+    if (session === null) return;
+    const admitted = session.admitFrame();
+    if (admitted === "close") return;
     if (message.byteLength > this.options.maxFrameBytes) {
       this.deps.metrics.frameReceived("ws", "oversized");
       this.end(ws, CloseCodes.messageTooBig, "message_too_big");
+      return;
+    }
+    if (admitted === "refuse") {
+      this.deps.metrics.frameReceived("ws", "rate_limited");
+      // Parsed only for its id, so the client can match the refusal to its request.
+      const id = isBinary ? null : this.parser.parseFrame(Buffer.from(message).toString("utf8")).id;
+      this.sendError(ws, id, { code: ErrorCodes.rateLimited.code, message: "too many frames; slow down, or the socket is closed with 4029" });
       return;
     }
     if (isBinary) {
@@ -215,8 +267,6 @@ export class WsTransport {
       this.sendError(ws, parsed.id, parsed.error);
       return;
     }
-    const session = ws.getUserData().session;
-    if (session === null) return;
     const answer = session.handle(parsed.request);
     if (answer instanceof Promise) void answer.then((settled) => this.reply(ws, parsed.id, settled));
     else this.reply(ws, parsed.id, answer);
@@ -234,6 +284,8 @@ export class WsTransport {
     state.open = false;
     this.sockets.delete(ws);
     state.session?.closed();
+    // Every socket that reached open() holds a slot: the upgrade waited for it.
+    this.deps.limits.perUser?.release(state.principal.sub);
     const reason = state.closeReason ?? CLOSE_REASON_BY_CODE.get(code) ?? "other";
     this.deps.metrics.connectionClosed("ws", reason);
     this.deps.log.debug({ code, reason }, "socket closed");

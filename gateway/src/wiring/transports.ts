@@ -9,15 +9,16 @@ import type { TemplatedApp } from "uWebSockets.js";
 import type { RaceSnapshot } from "../../../shared/src/race-events.js";
 import { JwtVerifier } from "../auth/verifier.js";
 import type { Broker } from "../broker/broker.js";
-import type { CommandRouter } from "../commands/command-router.js";
 import type { GatewayConfig } from "../config.js";
 import type { LocalFanout } from "../fanout/local-fanout.js";
 import { ChannelHub } from "../hub/channel-hub.js";
 import type { ResumeSource } from "../history/resume.js";
 import type { ShutdownStep } from "../lifecycle/shutdown.js";
+import type { LimitsWiring } from "./limits.js";
 import type { GatewayMetrics } from "../metrics/gateway-metrics.js";
 import type { RedisConnections } from "../redis/connections.js";
 import { socketIoAdapter } from "../redis/socketio-adapter.js";
+import type { CommandRunner } from "../transport/client-session.js";
 import { ExpiryWheel } from "../transport/expiry-wheel.js";
 import { SocketIoTransport } from "../transport/socketio-transport.js";
 import { WsTransport } from "../transport/ws-transport.js";
@@ -40,7 +41,9 @@ export interface TransportsDeps {
   readonly log: Logger;
   /** Why new sockets are refused now (draining, Redis away), or null. */
   readonly refusal: () => string | null;
-  readonly commands: CommandRouter | undefined;
+  readonly commands: CommandRunner | undefined;
+  /** Connection limits and the per-connection rate gates. */
+  readonly limits: Pick<LimitsWiring, "connections" | "rates">;
   /** History and this node's forwarded positions, for `since`. */
   readonly continuity: ResumeSource;
   /** The snapshot a subscribe reply carries for `channel`, or null for none. */
@@ -67,6 +70,7 @@ export function wireTransports(deps: TransportsDeps): TransportsWiring {
   const session = {
     expiries,
     verifier,
+    rates: deps.limits.rates,
     hub: new ChannelHub(deps.subscriptions, config.unsubscribeDelayMs),
     metrics,
     log,
@@ -78,12 +82,12 @@ export function wireTransports(deps: TransportsDeps): TransportsWiring {
   };
   const ws = new WsTransport(
     { nodeId: config.nodeId, maxFrameBytes: config.maxFrameBytes, maxJsonDepth: config.maxJsonDepth, idleTimeoutSeconds: config.idleTimeoutSeconds, maxBackpressureBytes: config.maxBackpressureBytes, compression: config.wsCompression },
-    { verifier, metrics, log, refusal, session },
+    { verifier, metrics, log, refusal, session, limits: deps.limits.connections },
   );
   const adapter = socketIoAdapter(deps.redis, config.redisPrefix);
   const socketIo = new SocketIoTransport(
     { nodeId: config.nodeId, maxFrameBytes: config.maxFrameBytes, maxJsonDepth: config.maxJsonDepth, corsOrigins: config.socketIoCorsOrigins },
-    { verifier, metrics, log, refusal, session, adapter: adapter.adapter },
+    { verifier, metrics, log, refusal, session, limits: deps.limits.connections, adapter: adapter.adapter },
   );
   deps.fanout.addSink(socketIo.sink());
   const slowConsumerSweep = setInterval(() => ws.sweepSlowConsumers(), SLOW_CONSUMER_SWEEP_MS);

@@ -116,6 +116,8 @@ export interface ConnectOptions {
   readonly since?: { readonly offset: number; readonly epoch: string };
   /** Offer permessage-deflate (ws' default: offered, with its own frames compressed from 1 KB). */
   readonly perMessageDeflate?: boolean | PerMessageDeflateOptions;
+  /** Source address to connect from (any 127.x.y.z is local), to be another client address. */
+  readonly localAddress?: string;
 }
 
 /** Opens a socket and waits for the welcome, or reports the HTTP refusal. */
@@ -129,7 +131,11 @@ export function tryConnect(wsUrl: string, options: ConnectOptions = {}): Promise
   }
   const timeoutMs = options.timeoutMs ?? 5000;
   return new Promise((resolve, reject) => {
-    const socket = new WebSocket(url, [...(options.protocols ?? [])], { headers, ...(options.perMessageDeflate === undefined ? {} : { perMessageDeflate: options.perMessageDeflate }) });
+    const socket = new WebSocket(url, [...(options.protocols ?? [])], {
+      headers,
+      ...(options.perMessageDeflate === undefined ? {} : { perMessageDeflate: options.perMessageDeflate }),
+      ...(options.localAddress === undefined ? {} : { localAddress: options.localAddress }),
+    });
     const client = new TestClient(socket);
     const timer = setTimeout(() => {
       socket.terminate();

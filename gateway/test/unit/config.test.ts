@@ -54,6 +54,15 @@ describe("loadConfig", () => {
     ["JWT_SECRET", { ...base, JWT_SECRET: DEV_JWT_SECRET }],
     ["PUBLISH_KEY", { ...base, PUBLISH_KEY: DEV_PUBLISH_KEY }],
     ["JWT_SECRET", { ...base, GATEWAY_ENV: "production", JWT_SECRET: DEV_JWT_SECRET }],
+    ["METRIC_NAMESPACES", { ...base, METRIC_NAMESPACES: "scores:1" }],
+    ["METRIC_NAMESPACES", { ...base, METRIC_NAMESPACES: "other" }],
+    ["METRIC_NAMESPACES", { ...base, METRIC_NAMESPACES: Array.from({ length: 51 }, (_, i) => `n${i}`).join(",") }],
+    ["INGEST_MAX_ATTEMPTS", { ...base, INGEST_MAX_ATTEMPTS: "0" }],
+    ["TRUSTED_PROXIES", { ...base, TRUSTED_PROXIES: "10.0.0.0/8,nginx.internal" }],
+    ["TRUSTED_PROXIES", { ...base, TRUSTED_PROXIES: "10.0.0.0/40" }],
+    ["CLIENT_FRAMES_PER_S", { ...base, CLIENT_FRAMES_PER_S: "0" }],
+    ["SUBSCRIBE_BURST", { ...base, SUBSCRIBE_BURST: "0" }],
+    ["MAX_CONNECTIONS_PER_USER", { ...base, MAX_CONNECTIONS_PER_USER: "-1" }],
   ];
   for (const [variable, env] of bad) {
     it(`names ${variable} when it is wrong (${JSON.stringify(env).slice(0, 60)})`, () => {
@@ -70,6 +79,16 @@ describe("loadConfig", () => {
   it("bounds token lifetimes in production, a day by default", () => {
     expect(loadConfig(base).jwt.maxLifetimeSeconds).toBe(86_400);
     expect(loadConfig({ ...base, JWT_MAX_LIFETIME_S: "3600" }).jwt.maxLifetimeSeconds).toBe(3600);
+  });
+
+  it("trusts the default proxies, the configured ones, or with `none` no X-Forwarded-For at all", () => {
+    const forwardedBy = (env: Record<string, string>, peer: string): string | undefined => loadConfig({ ...base, ...env }).limits.trustedProxies.clientAddress(peer, "203.0.113.7")?.text;
+    expect(forwardedBy({}, "127.0.0.1")).toBe("203.0.113.7");
+    expect(forwardedBy({}, "172.20.0.4")).toBe("203.0.113.7");
+    expect(forwardedBy({}, "198.51.100.1")).toBe("198.51.100.1");
+    expect(forwardedBy({ TRUSTED_PROXIES: "198.51.100.0/24" }, "198.51.100.1")).toBe("203.0.113.7");
+    expect(forwardedBy({ TRUSTED_PROXIES: "198.51.100.0/24" }, "127.0.0.1")).toBe("127.0.0.1");
+    expect(forwardedBy({ TRUSTED_PROXIES: "none" }, "127.0.0.1")).toBe("127.0.0.1");
   });
 
   it("derives the algorithm from a public key and refuses HMAC algorithms with it", () => {
@@ -106,6 +125,16 @@ describe("loadConfig", () => {
     expect(String(config.clock?.leaseTtlMs)).toBe(literal("CLOCK_LEASE_TTL_MS"));
     expect(String(config.writer.maxBetAmount)).toBe(literal("BET_MAX_AMOUNT"));
     expect(String(config.ingest?.claimIdleMs)).toBe(literal("INGEST_CLAIM_IDLE_MS"));
+    expect(String(config.ingest?.maxAttempts)).toBe(literal("INGEST_MAX_ATTEMPTS"));
+    expect(String(config.limits.framesPerSecond)).toBe(literal("CLIENT_FRAMES_PER_S"));
+    expect(String(config.limits.frameBurst)).toBe(literal("CLIENT_FRAME_BURST"));
+    expect(String(config.limits.subscribesPerSecond)).toBe(literal("SUBSCRIBES_PER_S"));
+    expect(String(config.limits.subscribeBurst)).toBe(literal("SUBSCRIBE_BURST"));
+    expect(String(config.limits.maxConnectionsPerUser)).toBe(literal("MAX_CONNECTIONS_PER_USER"));
+    expect(String(config.limits.maxCommandsInFlightPerUser)).toBe(literal("MAX_COMMANDS_IN_FLIGHT_PER_USER"));
+    expect(String(config.limits.connectsPerAddressPerSecond)).toBe(literal("CONNECTS_PER_ADDRESS_PER_S"));
+    expect(String(config.limits.connectBurstPerAddress)).toBe(literal("CONNECT_BURST_PER_ADDRESS"));
+    expect(config.metricNamespaces).toEqual([]);
     expect(config.memoryLimitMb).toBeNull();
     expect(config.socketIoCorsOrigins).toEqual([]);
     expect(config.nodeId).toBe(`${os.hostname()}-${process.pid}`);

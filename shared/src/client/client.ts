@@ -506,8 +506,8 @@ export class GatewayClient {
       },
       (error: GatewayError) => {
         if (this.#channels.get(entry.channel) !== entry || socket !== this.#socket) return;
-        if (error.code === "unavailable" || error.code === "timeout") {
-          // Redis hiccup on the node: try again on this socket with backoff.
+        if (error.code === "unavailable" || error.code === "timeout" || error.code === "rate_limited" || error.code === "subscribe_rate_limited") {
+          // A Redis hiccup on the node, or this socket is over a rate: try again on it with backoff.
           const delay = backoffDelay(++entry.retries, this.#options, this.#random);
           this.#timers.setTimeout(() => {
             if (this.#channels.get(entry.channel) === entry && socket === this.#socket && entry.status === "pending") this.#sendSubscribe(entry);

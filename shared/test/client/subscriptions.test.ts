@@ -109,18 +109,20 @@ describe("subscriptions", () => {
     expect(errors).toEqual(["forbidden"]);
   });
 
-  it("retries a subscribe refused as unavailable on the same socket", async () => {
-    const h = await started();
-    h.client.subscribe("race", {});
-    h.server.last().accept();
-    const first = h.server.last().sentOfType("subscribe")[0]!;
-    h.server.last().receive({ type: "reply", id: first["id"], ok: false, error: { code: "unavailable", message: "retry" } });
-    await flush();
-    expect(h.timers.nextDelay()).toBe(500);
-    await h.timers.advance(500);
-    expect(h.server.last().sentOfType("subscribe")).toHaveLength(2);
-    expect(h.server.sockets).toHaveLength(1);
-  });
+  for (const code of ["unavailable", "rate_limited", "subscribe_rate_limited"] as const) {
+    it(`retries a subscribe refused as ${code} on the same socket`, async () => {
+      const h = await started();
+      h.client.subscribe("race", {});
+      h.server.last().accept();
+      const first = h.server.last().sentOfType("subscribe")[0]!;
+      h.server.last().receive({ type: "reply", id: first["id"], ok: false, error: { code, message: "retry" } });
+      await flush();
+      expect(h.timers.nextDelay()).toBe(500);
+      await h.timers.advance(500);
+      expect(h.server.last().sentOfType("subscribe")).toHaveLength(2);
+      expect(h.server.sockets).toHaveLength(1);
+    });
+  }
 
   it("keeps delivering to other handlers when one throws, and reports it", async () => {
     const h = await started();
