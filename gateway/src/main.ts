@@ -44,7 +44,8 @@ async function main(): Promise<void> {
   const continuity = wireHistory(config, redis, fanout, metrics, log);
   const broker = startBroker(config, redis, continuity, metrics, log, stopping.signal);
   const { database, steps: databaseSteps } = wireDatabase(config, metrics, log, stopping.signal);
-  const rounds = wireRoundClock(config, redis, continuity.policy, database, metrics, log, stopping.signal);
+  const publisher = new Publisher(broker, metrics);
+  const rounds = wireRoundClock(config, redis, continuity.policy, database, publisher, metrics, log, stopping.signal);
 
   // New sockets and publishes need Redis only; readiness also reports a
   // database outage, so operators see that bets cannot be written.
@@ -68,7 +69,6 @@ async function main(): Promise<void> {
     snapshotFor: rounds.snapshotFor,
     continuity: continuity.resume,
   });
-  const publisher = new Publisher(broker, metrics);
   attachRoutes(app, {
     ws: transports.ws,
     socketIo: transports.socketIo,
@@ -108,6 +108,7 @@ async function main(): Promise<void> {
       transports.steps.drainSockets,
       transports.steps.closeSocketIo,
       rounds.steps.recordPendingRounds,
+      rounds.steps.stopNotices,
       databaseSteps.stopProbe,
       rounds.steps.closeLedger,
       { name: "close broker", run: () => broker.close() },
