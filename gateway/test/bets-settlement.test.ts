@@ -39,8 +39,9 @@ function raceEvent<T>(event: string, roundId: number, timeoutMs = 10_000): Promi
   return watcher.waitForMessage((m) => m.event === event && (m.data as { roundId?: number }).roundId === roundId, timeoutMs).then((m) => m.data as unknown as T);
 }
 
-/** A round_started seen live, so the whole waiting phase is ahead. */
+/** The next round_started after everything seen so far (and after `after`), so its whole waiting phase is ahead. */
 async function nextRound(after = 0): Promise<RoundStarted> {
+  after = Math.max(after, ...watcher.messages("race").map((m) => (m.data as { roundId?: number }).roundId ?? 0));
   const started = await watcher.waitForMessage((m) => m.event === "round_started" && (m.data as unknown as RoundStarted).roundId > after, 15_000);
   return started.data as unknown as RoundStarted;
 }
