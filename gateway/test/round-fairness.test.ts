@@ -14,7 +14,6 @@ import { Redis } from "ioredis";
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { commitmentOf, verifyRound } from "../../shared/src/client/verify-round.js";
-import type { MessageFrame } from "../../shared/src/protocol.js";
 import type { RaceStarted, RoundFinished, RoundStarted, RoundVoided } from "../../shared/src/race-events.js";
 import { startPostgres, type PostgresHandle } from "../../scripts/lib/postgres.js";
 import { startRedis, type RedisHandle } from "../../scripts/lib/redis.js";
@@ -208,9 +207,15 @@ describe("provably fair rounds", () => {
 
     const finishedRounds = new Map<number, RoundFinished>();
     const commitments = new Map<number, string>();
-    for (const message of watchers.flatMap((w) => w.messages("race")) as MessageFrame[]) {
-      if (message.event === "race_started") commitments.set((message.data as unknown as RaceStarted).roundId, (message.data as unknown as RaceStarted).commitment);
-      if (message.event === "round_finished") finishedRounds.set((message.data as unknown as RoundFinished).roundId, message.data as unknown as RoundFinished);
+    for (const message of watchers.flatMap((w) => w.messages("race"))) {
+      if (message.event === "race_started") {
+        const started = message.data as unknown as RaceStarted;
+        commitments.set(started.roundId, started.commitment);
+      }
+      if (message.event === "round_finished") {
+        const finished = message.data as unknown as RoundFinished;
+        finishedRounds.set(finished.roundId, finished);
+      }
     }
     expect(finishedRounds.size).toBeGreaterThanOrEqual(6);
     for (const [roundId, finished] of finishedRounds) {
