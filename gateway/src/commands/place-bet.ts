@@ -33,7 +33,7 @@ export interface PlaceBetDeps {
 const KEY_PATTERN = /^[A-Za-z0-9_-]{8,64}$/;
 const FIELDS = new Set(["roundId", "selection", "amount", "odds", "idempotencyKey"]);
 /** Decimal odds as the gateway publishes them: at least 1, at most two decimals. */
-const MAX_ODDS = 1_000_000;
+const MAX_ODDS = 10_000;
 
 const REFUSAL_CODES: Readonly<Record<BetRefusal, ErrorCode>> = {
   round_closed: ErrorCodes.roundClosed.code,

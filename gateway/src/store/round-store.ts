@@ -79,6 +79,7 @@ const VOID_BETS_SQL = `
   UPDATE bets SET status = 'void', payout = amount, settled_at = now()
    WHERE round_id = ANY($1::bigint[]) AND status = 'accepted'`;
 
+/** A voided round keeps no result: a late finish record (from a former authority) cannot give it one. */
 const UPSERT_SQL = `
   INSERT INTO rounds (id, started_at, betting_closes_at, runners, odds, race_started_at, commitment, finished_at, seed, result, recorded_by)
   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
@@ -88,9 +89,9 @@ const UPSERT_SQL = `
     odds              = COALESCE(rounds.odds, EXCLUDED.odds),
     race_started_at   = COALESCE(rounds.race_started_at, EXCLUDED.race_started_at),
     commitment        = COALESCE(rounds.commitment, EXCLUDED.commitment),
-    finished_at       = COALESCE(rounds.finished_at, EXCLUDED.finished_at),
-    seed              = COALESCE(rounds.seed, EXCLUDED.seed),
-    result            = COALESCE(rounds.result, EXCLUDED.result),
+    finished_at       = CASE WHEN rounds.voided_at IS NULL THEN COALESCE(rounds.finished_at, EXCLUDED.finished_at) ELSE rounds.finished_at END,
+    seed              = CASE WHEN rounds.voided_at IS NULL THEN COALESCE(rounds.seed, EXCLUDED.seed) ELSE rounds.seed END,
+    result            = CASE WHEN rounds.voided_at IS NULL THEN COALESCE(rounds.result, EXCLUDED.result) ELSE rounds.result END,
     recorded_by       = EXCLUDED.recorded_by,
     updated_at        = now()`;
 
