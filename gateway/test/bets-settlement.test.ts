@@ -7,7 +7,7 @@
  */
 
 import type pg from "pg";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest";
 import type { BetSettled } from "../../shared/src/commands.js";
 import type { MessageFrame } from "../../shared/src/protocol.js";
 import type { RoundFinished, RoundStarted, RoundVoided } from "../../shared/src/race-events.js";
@@ -199,10 +199,11 @@ describe("betting window, settlement and notices", () => {
     await redis.stop();
     redis = await startRedis({ port });
 
+    onTestFailed(() => process.stderr.write(`--- node\n${node.proc.output().slice(-8000)}\n--- race\n${watcher.messages("race").filter((m) => m.event !== "timer_update" && m.event !== "race_sync").map((m) => `${m.offset} ${m.event} ${JSON.stringify(m.data).slice(0, 80)}`).join("\n")}\n`));
     const voided = await raceEvent<RoundVoided>("round_voided", round.roundId, 20_000);
     expect(voided).toMatchObject({ roundId: round.roundId, reason: "state_lost" });
     // The next round follows at once, numbered on from Postgres.
-    const next = await nextRound(round.roundId);
+    const next = (await watcher.waitForMessage((m) => m.event === "round_started" && (m.data as unknown as RoundStarted).roundId > round.roundId, 10_000)).data as unknown as RoundStarted;
     expect(next.roundId).toBe(round.roundId + 1);
     const rows = await eventually(() => betsOf(round.roundId), (list) => list.length === 2 && list.every((row) => row.status === "void"));
     for (const row of rows) expect(row.payout).toBe(row.amount);

@@ -35,7 +35,10 @@ const FIELDS = new Set(["roundId", "selection", "amount", "odds", "idempotencyKe
 /** Decimal odds as the gateway publishes them: at least 1, at most two decimals. */
 const MAX_ODDS = 10_000;
 
-const REFUSAL_CODES: Readonly<Record<BetRefusal, ErrorCode>> = {
+/** Waits before each retry of a bet whose open round Postgres has not recorded yet: about 1 s in all. */
+const UNRECORDED_ROUND_RETRIES_MS = [25, 50, 100, 200, 400];
+
+const REFUSAL_CODES: Readonly<Record<Exclude<BetRefusal, "round_unknown">, ErrorCode>> = {
   round_closed: ErrorCodes.roundClosed.code,
   odds_changed: ErrorCodes.oddsChanged.code,
   conflict: ErrorCodes.conflict.code,
@@ -87,10 +90,20 @@ export class PlaceBetHandler implements CommandHandler {
       }
     }
 
-    const submitted = await this.deps.writer.submit({ userId: context.userId, roundId, selection, amount, odds, idempotencyKey });
-    if (!submitted.ok) return { ok: false, error: { code: submitted.code, message: submitted.message } };
-    const outcome = submitted.value;
-    if (!outcome.ok) return { ok: false, error: { code: REFUSAL_CODES[outcome.code], message: outcome.message } };
-    return { ok: true, result: { bet: outcome.bet } };
+    const command: BetCommand = { userId: context.userId, roundId, selection, amount, odds, idempotencyKey };
+    // The authority records a round in Postgres just after announcing it: a bet
+    // on the round Redis says is open may arrive first, and is worth a retry.
+    const current = round.id === roundId && round.phase === "waiting";
+    for (let attempt = 0; ; attempt++) {
+      const submitted = await this.deps.writer.submit(command);
+      if (!submitted.ok) return { ok: false, error: { code: submitted.code, message: submitted.message } };
+      const outcome = submitted.value;
+      if (outcome.ok) return { ok: true, result: { bet: outcome.bet } };
+      if (outcome.code !== "round_unknown") return { ok: false, error: { code: REFUSAL_CODES[outcome.code], message: outcome.message } };
+      const wait = UNRECORDED_ROUND_RETRIES_MS[attempt];
+      if (!current) return { ok: false, error: { code: ErrorCodes.roundClosed.code, message: `round ${roundId} is not open for bets` } };
+      if (wait === undefined) return { ok: false, error: { code: ErrorCodes.unavailable.code, message: `round ${roundId} is not recorded yet; retry with the same idempotency key` } };
+      await new Promise((resolve) => setTimeout(resolve, wait));
+    }
   }
 }

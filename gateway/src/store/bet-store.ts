@@ -35,7 +35,8 @@ export interface BetCommand {
 /** The committed bet as clients see it (shared with them). */
 export type PlacedBet = PlacedBetView;
 
-export type BetRefusal = "round_closed" | "odds_changed" | "conflict" | "invalid_command";
+/** `round_unknown`: no such round in Postgres (yet: the authority records a new round just after announcing it). */
+export type BetRefusal = "round_closed" | "round_unknown" | "odds_changed" | "conflict" | "invalid_command";
 
 export type BetOutcome = { readonly ok: true; readonly bet: PlacedBet } | { readonly ok: false; readonly code: BetRefusal; readonly message: string };
 
@@ -104,7 +105,8 @@ function sameBet(bet: PlacedBet, command: BetCommand): boolean {
 
 /** Why a new bet cannot be taken, or null when it can. */
 function refusal(command: BetCommand, round: LockedRound | undefined, now: Date): { code: BetRefusal; message: string } | null {
-  if (round === undefined || round.settled || round.closes === null || now.getTime() >= round.closes.getTime()) {
+  if (round === undefined) return { code: "round_unknown", message: `round ${command.roundId} is not recorded` };
+  if (round.settled || round.closes === null || now.getTime() >= round.closes.getTime()) {
     return { code: "round_closed", message: `betting on round ${command.roundId} is closed` };
   }
   const odds = round.odds?.[command.selection - 1];
