@@ -180,6 +180,10 @@ describe("betting window, settlement and notices", () => {
   });
 
   it("voids a round whose Redis state is lost: stakes returned, owners told, the next round started", async () => {
+    onTestFailed(() => {
+      const lifecycle = watcher.messages("race").filter((m) => m.event !== "timer_update" && m.event !== "race_sync");
+      process.stderr.write(`--- node\n${node.proc.output().slice(-8000)}\n--- race\n${lifecycle.map((m) => `${m.epoch}/${m.offset} ${m.event} ${JSON.stringify(m.data).slice(0, 80)}`).join("\n")}\n`);
+    });
     const round = await nextRound(settledRound + 2);
     const [a, b] = bettors as [TestClient, TestClient];
     const stakes = [
@@ -199,7 +203,6 @@ describe("betting window, settlement and notices", () => {
     await redis.stop();
     redis = await startRedis({ port });
 
-    onTestFailed(() => process.stderr.write(`--- node\n${node.proc.output().slice(-8000)}\n--- race\n${watcher.messages("race").filter((m) => m.event !== "timer_update" && m.event !== "race_sync").map((m) => `${m.offset} ${m.event} ${JSON.stringify(m.data).slice(0, 80)}`).join("\n")}\n`));
     const voided = await raceEvent<RoundVoided>("round_voided", round.roundId, 20_000);
     expect(voided).toMatchObject({ roundId: round.roundId, reason: "state_lost" });
     // The next round follows at once, numbered on from Postgres.
