@@ -7,7 +7,7 @@
  * bettors nothing.
  */
 
-import pg from "pg";
+import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startPostgres, type PostgresHandle } from "../../scripts/lib/postgres.js";
 import { MIGRATIONS, migrate } from "../src/store/migrations.js";
