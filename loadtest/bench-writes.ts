@@ -47,6 +47,9 @@ const noMetrics: WriterMetrics & { pgQuery(operation: string, seconds: number): 
   pgQuery: () => undefined,
 };
 
+/** Every runner's odds in the bench round; bets repeat them, as clients do. */
+const BENCH_ODDS = 7.6;
+
 function percentile(sorted: readonly number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number;
@@ -60,7 +63,7 @@ async function drive(name: string, submit: (command: BetCommand) => Promise<bool
     Array.from({ length: CLIENTS }, async (_, client) => {
       for (let i = 0; i < BETS_PER_CLIENT; i++) {
         const sent = performance.now();
-        const ok = await submit({ userId: `${name}-${client}`, roundId, selection: (i % 8) + 1, amount: 100, idempotencyKey: `k-${client}-${i}-${name}`, placedAt: Date.now() });
+        const ok = await submit({ userId: `${name}-${client}`, roundId, selection: (i % 8) + 1, amount: 100, odds: BENCH_ODDS, idempotencyKey: `k-${client}-${i}-${name}` });
         latenciesMs.push(performance.now() - sent);
         if (ok) rows++;
       }
@@ -79,8 +82,8 @@ async function main(): Promise<void> {
     await migrate(pool, "public");
     const roundId = 1;
     await pool.query(
-      "INSERT INTO rounds (id, started_at, betting_closes_at, runners, recorded_by) VALUES ($1, now(), now() + interval '1 day', 8, 'bench') ON CONFLICT (id) DO NOTHING",
-      [roundId],
+      "INSERT INTO rounds (id, started_at, betting_closes_at, runners, odds, recorded_by) VALUES ($1, now(), now() + interval '1 day', 8, $2, 'bench') ON CONFLICT (id) DO NOTHING",
+      [roundId, JSON.stringify(Array.from({ length: 8 }, () => BENCH_ODDS))],
     );
     const store = new PgBetStore(pool, "bench", noMetrics);
     const log = pino({ level: "warn" });

@@ -1,10 +1,11 @@
 /**
  * The live race screen served at `/`. Everything it shows comes through the
- * SDK: the `race` channel drives the screens, `user:<sub>` the portfolio, the
- * client's state events the badge. After a reconnect the badge says whether
- * every channel was resumed (nothing lost) or resynced (the race screen
- * redrawn from the snapshot). The build maps this import to the served
- * `/sdk.js`, so the page runs the same bundle third parties load.
+ * SDK: the `race` channel drives the screens and the odds, `user:<sub>` the
+ * portfolio and the settlement of this user's bets, the client's state events
+ * the badge. After a reconnect the badge says whether every channel was
+ * resumed (nothing lost) or resynced (the race screen redrawn from the
+ * snapshot). The build maps these imports to the served `/sdk.js` and
+ * `/verify-round.js`, so the page runs the same bundles third parties load.
  */
 
 import {
@@ -18,6 +19,8 @@ import {
   type Screen,
   type TimerUpdate,
 } from "../shared/src/client/index.js";
+import { verifyRound } from "../shared/src/client/verify-round.js";
+import type { BetSettled, PlacedBetView } from "../shared/src/commands.js";
 
 const byId = <T extends HTMLElement = HTMLElement>(id: string): T => {
   const element = document.getElementById(id);
@@ -45,6 +48,13 @@ const ui = {
   userChannel: byId("user-channel"),
   portfolio: byId("portfolio"),
   portfolioEmpty: byId("portfolio-empty"),
+  odds: byId("odds"),
+  stake: byId<HTMLInputElement>("stake"),
+  betStatus: byId("bet-status"),
+  verified: byId("verified"),
+  bets: byId("bets"),
+  betsEmpty: byId("bets-empty"),
+  rounds: byId("rounds"),
   log: byId("log"),
 };
 
@@ -57,7 +67,14 @@ const view = {
   countdown: null as { timeLeft: number; total: number; at: number } | null,
   race: null as { timeInRace: number; at: number } | null,
   nextRoundAt: null as { inMs: number; at: number } | null,
+  /** The round whose odds the bet buttons show, and those odds. */
+  oddsRound: 0,
+  odds: [] as readonly number[],
+  /** race_started's commitment per round: what the revealed seed is checked against. */
+  commitments: new Map<number, string>(),
 };
+
+let client: GatewayClient | null = null;
 
 function log(line: string): void {
   const item = document.createElement("li");
@@ -99,6 +116,105 @@ function drawTrack(): void {
 function onTimer(data: TimerUpdate): void {
   setScreen("game_screen", data.roundId);
   view.countdown = { timeLeft: data.timer.timeLeft, total: data.timer.totalDuration, at: performance.now() };
+  // A page that joined mid-round learns the odds from the first tick.
+  if (view.oddsRound !== data.roundId) showOdds(data.roundId, data.odds);
+}
+
+function showOdds(roundId: number, odds: readonly number[]): void {
+  view.oddsRound = roundId;
+  view.odds = odds;
+  ui.betStatus.textContent = "";
+  ui.odds.replaceChildren(
+    ...odds.map((price, i) => {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "bet";
+      button.dataset["runner"] = String(i + 1);
+      button.textContent = `Runner ${i + 1} · ${price.toFixed(2)}`;
+      button.addEventListener("click", () => void placeBet(roundId, i + 1, price));
+      return button;
+    }),
+  );
+}
+
+/** One row per bet in "Your bets", keyed by bet id; settlement updates it in place. */
+function showBet(bet: Pick<PlacedBetView, "betId" | "roundId" | "selection" | "amount" | "odds">, status: string, payout: number | null): void {
+  ui.betsEmpty.hidden = true;
+  let row = ui.bets.querySelector<HTMLTableRowElement>(`tr[data-bet="${CSS.escape(bet.betId)}"]`);
+  if (row === null) {
+    row = document.createElement("tr");
+    row.dataset["bet"] = bet.betId;
+    ui.bets.prepend(row);
+    while (ui.bets.children.length > 20) ui.bets.lastElementChild?.remove();
+  }
+  row.dataset["status"] = status;
+  const cells = [`#${bet.roundId}`, String(bet.selection), String(bet.amount), bet.odds.toFixed(2), status, payout === null ? "–" : String(payout)];
+  row.replaceChildren(
+    ...cells.map((text) => {
+      const cell = document.createElement("td");
+      cell.textContent = text;
+      return cell;
+    }),
+  );
+}
+
+/** 16 random bytes as hex; getRandomValues works outside secure contexts too, unlike randomUUID. */
+function newIdempotencyKey(): string {
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (byte) => byte.toString(16).padStart(2, "0")).join("");
+}
+
+async function placeBet(roundId: number, selection: number, odds: number): Promise<void> {
+  if (client === null) return;
+  const amount = Math.floor(Number(ui.stake.value));
+  ui.betStatus.textContent = `placing ${amount} on runner ${selection}…`;
+  try {
+    const { result } = await client.command("place_bet", { roundId, selection, amount, odds, idempotencyKey: newIdempotencyKey() });
+    showBet(result.bet, "accepted", null);
+    ui.betStatus.textContent = `bet ${result.bet.betId} accepted: ${amount} on runner ${selection} at ${odds.toFixed(2)}`;
+  } catch (err) {
+    ui.betStatus.textContent = `bet refused: ${err instanceof Error ? err.message : String(err)}`;
+  }
+}
+
+function onBetSettled(data: BetSettled): void {
+  showBet(data, data.status, data.payout);
+  log(`bet ${data.betId} on round ${data.roundId}: ${data.status}, payout ${data.payout}`);
+}
+
+/** Adds the round to "Rounds", then checks its seed against race_started's commitment and marks it. */
+function showRoundResult(data: RoundFinished): void {
+  const item = document.createElement("li");
+  item.dataset["round"] = String(data.roundId);
+  item.textContent = `Round ${data.roundId}: runner ${data.result.winner} won · `;
+  const mark = document.createElement("span");
+  mark.className = "mark";
+  mark.dataset["state"] = "pending";
+  mark.textContent = "checking…";
+  item.append(mark);
+  ui.rounds.prepend(item);
+  while (ui.rounds.children.length > 10) ui.rounds.lastElementChild?.remove();
+  ui.verified.dataset["state"] = "pending";
+  ui.verified.textContent = "checking…";
+
+  // Joined after the race started: only round_finished's own copy of the commitment is known.
+  const committed = view.commitments.get(data.roundId);
+  view.commitments.delete(data.roundId);
+  if (globalThis.crypto?.subtle === undefined) {
+    // Web Crypto exists only in secure contexts (HTTPS, or localhost).
+    for (const target of [mark, ui.verified]) target.textContent = "cannot verify here (needs HTTPS)";
+    return;
+  }
+  void verifyRound({ commitment: committed ?? data.commitment, seed: data.seed, ranking: data.result.ranking }).then(
+    (outcome) => {
+      const state = outcome.verified ? "verified" : "failed";
+      const text = outcome.verified ? `verified${committed === undefined ? " (commitment from round_finished)" : ""}` : `NOT verified: ${outcome.reason}`;
+      for (const target of [mark, ...(ui.roundId.textContent === String(data.roundId) ? [ui.verified] : [])]) {
+        target.dataset["state"] = state;
+        target.textContent = text;
+      }
+    },
+    (err: unknown) => log(`verifying round ${data.roundId} failed: ${String(err)}`),
+  );
 }
 
 function onRaceSync(data: RaceSync): void {
@@ -206,7 +322,12 @@ async function fetchDevToken(sub: string): Promise<string> {
   return body.token;
 }
 
-function wire(client: GatewayClient): void {
+function wire(connected: GatewayClient): void {
+  client = connected;
+  wireEvents(connected);
+}
+
+function wireEvents(client: GatewayClient): void {
   client.on("connecting", ({ attempt }) => showState("connecting", attempt > 0 ? `attempt ${attempt + 1}` : ""));
   client.on("connected", (info) => {
     showState("connected", "");
@@ -235,18 +356,28 @@ function wire(client: GatewayClient): void {
       view.runners = data.runners;
       view.raceMs = data.durations.raceMs;
       setScreen("game_screen", data.roundId);
+      showOdds(data.roundId, data.odds);
       log(`round ${data.roundId} started`);
     },
     timer_update: onTimer,
     race_started: (data) => {
       view.raceMs = data.raceDuration;
       view.race = { timeInRace: 0, at: performance.now() };
+      view.commitments.set(data.roundId, data.commitment);
       setScreen("movie_screen", data.roundId);
     },
     race_sync: onRaceSync,
     round_finished: (data) => {
       onFinished(data);
+      showRoundResult(data);
       log(`round ${data.roundId}: runner ${data.result.winner} won`);
+    },
+    round_voided: (data) => {
+      const item = document.createElement("li");
+      item.dataset["round"] = String(data.roundId);
+      item.textContent = `Round ${data.roundId}: voided (${data.reason}), stakes returned`;
+      ui.rounds.prepend(item);
+      log(`round ${data.roundId} voided: ${data.reason}`);
     },
   });
 
@@ -254,7 +385,12 @@ function wire(client: GatewayClient): void {
   // (before any later frame is read) loses nothing.
   const offConnected = client.on("connected", (info) => {
     offConnected();
-    client.subscribe(`user:${info.user}`, { portfolio_update: renderPortfolio });
+    client.subscribe(`user:${info.user}`, {
+      portfolio_update: renderPortfolio,
+      message: (event, data) => {
+        if (event === "bet_settled") onBetSettled(data as unknown as BetSettled);
+      },
+    });
   });
 }
 

@@ -181,6 +181,7 @@ function podConfig(): GatewayConfig {
   const placeholders: Record<string, string> = {
     JWT_SECRET: "placeholder-secret-0123456789",
     PUBLISH_KEY: "placeholder-publish-key-0123456789",
+    ROUND_SEED_KEY: "placeholder-round-seed-key-0123456789",
     REDIS_URL: "redis://redis.example:6379",
     DATABASE_URL: "postgres://gateway:secret@postgres.example:5432/gateway",
   };
@@ -359,7 +360,7 @@ describe("gateway pods", () => {
 
   it("take credentials from the Secret that docs/operations.md tells operators to create", () => {
     const names = secretEnv.map((variable) => variable.name).sort();
-    expect(names).toEqual(["DATABASE_URL", "JWT_SECRET", "PUBLISH_KEY", "REDIS_URL"]);
+    expect(names).toEqual(["DATABASE_URL", "JWT_SECRET", "PUBLISH_KEY", "REDIS_URL", "ROUND_SEED_KEY"]);
     for (const variable of secretEnv) expect(variable.valueFrom?.secretKeyRef).toEqual({ name: "realtime-gateway", key: variable.name });
     const command = /kubectl -n realtime-gateway create secret generic realtime-gateway((?:[^\n]*\\\n)*[^\n]*)/.exec(operationsDoc);
     expect(command, "docs/operations.md has the `kubectl create secret` command").not.toBeNull();

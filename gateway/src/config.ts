@@ -65,6 +65,13 @@ export interface ClockConfig {
   readonly raceSyncIntervalMs: number;
   readonly leaseTtlMs: number;
   readonly runners: number;
+  /** The house margin in basis points: every runner's decimal odds are runners × (1 − margin), rounded down to 0.01. */
+  readonly oddsMarginBp: number;
+  /**
+   * The secret that seals each race's seed in Redis between race_started and
+   * round_finished (ROUND_SEED_KEY, or the fixed development key in development).
+   */
+  readonly seedSecret: string;
 }
 
 export interface GatewayConfig {
@@ -250,6 +257,11 @@ const VARIABLES = {
   raceSyncInterval: new IntegerVariable("RACE_SYNC_INTERVAL_MS", 2000, { min: 20, max: 60_000 }, "Cadence of `race_sync` while the race and the results show."),
   clockLeaseTtl: new IntegerVariable("CLOCK_LEASE_TTL_MS", 3000, { min: 500, max: 60_000 }, "Authority lease. When the holder dies, another node takes over within about this long; the holder renews every third of it."),
   raceRunners: new IntegerVariable("RACE_RUNNERS", 8, { min: 2, max: 64 }, "Runners per race; the result ranks runners 1..N."),
+  oddsMargin: new IntegerVariable("ODDS_MARGIN_BP", 500, { min: 0, max: 5000 }, "House margin in basis points: each runner's decimal odds are `RACE_RUNNERS` × (1 − margin), rounded down to 0.01 (8 runners, 500: 7.60)."),
+  roundSeedKey: new OptionalTextVariable(
+    "ROUND_SEED_KEY",
+    "Secret of at least 32 characters, the same on every node, that seals each race's seed in Redis until `round_finished` reveals it, so a node taking over mid-race finishes with the committed seed. Required in production while `CLOCK_ENABLED=true`; in development a fixed development key when unset.",
+  ),
   socketIoCorsOrigins: new ListVariable("SOCKETIO_CORS_ORIGINS", "none (same origin only)", "Comma list of origins allowed to open Socket.IO sessions cross-site, e.g. `https://app.example.com`."),
   writerBatchMax: new IntegerVariable("WRITER_BATCH_MAX", 500, { min: 1, max: 10_000 }, "Most bets written in one transaction."),
   writerConcurrency: new IntegerVariable("WRITER_CONCURRENCY", 2, { min: 1, max: 64 }, "Batches written at once, each in its own transaction (capped at `PG_POOL_MAX`)."),
@@ -397,6 +409,20 @@ function postgresConfig(env: Env): PostgresConfig | null {
   };
 }
 
+/** Only for GATEWAY_ENV=development: every node of a development cluster derives the same sealing key from it. */
+export const DEVELOPMENT_ROUND_SEED_KEY = "development-round-seed-key-not-secret";
+const MIN_SEED_KEY_LENGTH = 32;
+
+function seedSecret(env: Env): string {
+  const configured = VARIABLES.roundSeedKey.read(env);
+  if (configured !== undefined) {
+    if (configured.length < MIN_SEED_KEY_LENGTH) throw new ConfigError("ROUND_SEED_KEY", `must be at least ${MIN_SEED_KEY_LENGTH} characters`);
+    return configured;
+  }
+  if (VARIABLES.env.read(env) === "development") return DEVELOPMENT_ROUND_SEED_KEY;
+  throw new ConfigError("ROUND_SEED_KEY", "required in production while CLOCK_ENABLED=true (it keeps each race's seed secret until round_finished)");
+}
+
 function clockConfig(env: Env, postgres: PostgresConfig | null): ClockConfig | null {
   if (!VARIABLES.clockEnabled.read(env)) return null;
   if (postgres === null) throw new ConfigError("DATABASE_URL", "required while CLOCK_ENABLED=true (rounds are recorded in Postgres)");
@@ -409,6 +435,8 @@ function clockConfig(env: Env, postgres: PostgresConfig | null): ClockConfig | n
     raceSyncIntervalMs: VARIABLES.raceSyncInterval.read(env),
     leaseTtlMs,
     runners: VARIABLES.raceRunners.read(env),
+    oddsMarginBp: VARIABLES.oddsMargin.read(env),
+    seedSecret: seedSecret(env),
   };
 }
 

@@ -48,7 +48,8 @@ async function main(): Promise<void> {
   const continuity = wireHistory(config, redis, fanout, metrics, log);
   const broker = startBroker(config, redis, continuity, metrics, log, stopping.signal);
   const { database, steps: databaseSteps } = wireDatabase(config, metrics, log, stopping.signal);
-  const rounds = wireRoundClock(config, redis, continuity.policy, database, metrics, log, stopping.signal);
+  const publisher = new Publisher(broker, metrics);
+  const rounds = wireRoundClock(config, redis, continuity.policy, database, publisher, metrics, log, stopping.signal);
 
   // New sockets and publishes need Redis only; readiness also reports a
   // database outage, so operators see that bets cannot be written.
@@ -74,7 +75,6 @@ async function main(): Promise<void> {
     snapshotFor: rounds.snapshotFor,
     continuity: continuity.resume,
   });
-  const publisher = new Publisher(broker, metrics);
   attachRoutes(app, {
     ws: transports.ws,
     socketIo: transports.socketIo,
@@ -116,6 +116,7 @@ async function main(): Promise<void> {
       // After the sockets: their slots are given back one by one first.
       limits.steps.retireConnections,
       rounds.steps.recordPendingRounds,
+      rounds.steps.stopNotices,
       databaseSteps.stopProbe,
       rounds.steps.closeLedger,
       { name: "close broker", run: () => broker.close() },

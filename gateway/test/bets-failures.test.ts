@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest"
 import { CloseCodes } from "../../shared/src/codes.js";
 import { startPostgres, type PostgresHandle } from "../../scripts/lib/postgres.js";
 import { startRedis, type RedisHandle } from "../../scripts/lib/redis.js";
-import { currentRoundId, newKey, outcomeOf, placeBet } from "./support/bets.js";
+import { currentRound, newKey, oddsOf, outcomeOf, placeBet } from "./support/bets.js";
 import { eventually } from "./support/eventually.js";
 import { startGatewayNode, uniquePrefix, type GatewayNode } from "./support/gateway-node.js";
 import { token } from "./support/tokens.js";
@@ -26,6 +26,7 @@ const schema = `betsfail_${process.pid}`;
 let prefix: string;
 let nodes: GatewayNode[] = [];
 let roundId = 0;
+let odds = 0;
 const clients: TestClient[] = [];
 
 function env(): Record<string, string> {
@@ -92,7 +93,7 @@ class Bettor {
     this.unacked.add(key);
     let outcome: ReturnType<typeof outcomeOf>;
     try {
-      outcome = outcomeOf(await placeBet(this.socket, { roundId, selection: 1, amount: 100, idempotencyKey: key }, 3000));
+      outcome = outcomeOf(await placeBet(this.socket, { roundId, selection: 1, amount: 100, odds, idempotencyKey: key }, 3000));
     } catch {
       return; // no reply (socket closing): retried later with the same key
     }
@@ -128,7 +129,9 @@ beforeAll(async () => {
   prefix = uniquePrefix("betsfail");
   nodes = await Promise.all(["fail-1", "fail-2"].map((name) => startGatewayNode({ name, redisUrl: redis.url, redisPrefix: prefix, env: env() })));
   const probe = await client(nodes[0]!, "probe");
-  roundId = await eventually(() => currentRoundId(probe), (id) => id > 0);
+  const round = await eventually(() => currentRound(probe), (r) => r.roundId > 0);
+  roundId = round.roundId;
+  odds = oddsOf(round, 1);
 });
 
 afterAll(async () => {

@@ -1,13 +1,15 @@
 /**
  * place_bet through real sockets into a real Postgres: every ok is a
  * committed row, exactly one per idempotency key; refusals write nothing.
+ * A key reused for another bet is a conflict, odds other than the round's
+ * are refused, and the betting window is the database's.
  */
 
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startPostgres, type PostgresHandle } from "../../scripts/lib/postgres.js";
 import { startRedis, type RedisHandle } from "../../scripts/lib/redis.js";
-import { currentRoundId, newKey, outcomeOf, placeBet } from "./support/bets.js";
+import { currentRound, newKey, oddsOf, outcomeOf, placeBet, type OpenRound } from "./support/bets.js";
 import { startGatewayNode, uniquePrefix, type GatewayNode } from "./support/gateway-node.js";
 import { testPool } from "./support/db.js";
 import { eventually } from "./support/eventually.js";
@@ -21,7 +23,10 @@ let db: pg.Pool;
 const schema = `bets_${process.pid}`;
 let nodes: GatewayNode[] = [];
 let small: GatewayNode;
+let round: OpenRound;
 let roundId = 0;
+/** Every runner has the same odds (RACE_RUNNERS × (1 − ODDS_MARGIN_BP)). */
+let odds = 0;
 const clients: TestClient[] = [];
 
 function env(extra: Record<string, string> = {}): Record<string, string> {
@@ -46,7 +51,9 @@ beforeAll(async () => {
   nodes = await Promise.all(["bet-1", "bet-2"].map((name) => startGatewayNode({ name, redisUrl: redis.url, redisPrefix: prefix, env: env() })));
   small = await startGatewayNode({ name: "bet-small", redisUrl: redis.url, redisPrefix: prefix, env: env({ CLOCK_ENABLED: "false", WRITER_QUEUE_MAX: "5", WRITER_BATCH_MAX: "5", WRITER_FLUSH_MS: "1" }) });
   const probe = await client(nodes[0]!, "probe");
-  roundId = await eventually(() => currentRoundId(probe), (id) => id > 0);
+  round = await eventually(() => currentRound(probe), (r) => r.roundId > 0);
+  roundId = round.roundId;
+  odds = oddsOf(round, 1);
 });
 
 afterAll(async () => {
@@ -61,7 +68,7 @@ describe("place_bet", () => {
     const perClient = 50;
     const bettors = await Promise.all(Array.from({ length: 40 }, (_, i) => client(nodes[i % 2]!, `load-${i}`)));
     const replies = await Promise.all(
-      bettors.flatMap((c) => Array.from({ length: perClient }, (_, j) => placeBet(c, { roundId, selection: (j % 6) + 1, amount: 100 + j, idempotencyKey: newKey() }))),
+      bettors.flatMap((c) => Array.from({ length: perClient }, (_, j) => placeBet(c, { roundId, selection: (j % 6) + 1, amount: 100 + j, odds, idempotencyKey: newKey() }))),
     );
     const outcomes = replies.map(outcomeOf);
     expect(outcomes.filter((o) => !o.ok)).toEqual([]);
@@ -83,7 +90,7 @@ describe("place_bet", () => {
   it("answers a repeated idempotency key with the original bet and writes one row", async () => {
     const phone = await client(nodes[0]!, "dup-user");
     const laptop = await client(nodes[1]!, "dup-user");
-    const data = { roundId, selection: 3, amount: 500, idempotencyKey: newKey() };
+    const data = { roundId, selection: 3, amount: 500, odds, idempotencyKey: newKey() };
     const first = await Promise.all([placeBet(phone, data), placeBet(phone, data), placeBet(laptop, data)]);
     const again = await placeBet(laptop, data);
     const all = [...first, again].map(outcomeOf);
@@ -93,9 +100,59 @@ describe("place_bet", () => {
     expect(await rowsOf("dup-user")).toHaveLength(1);
   });
 
+  it("answers a key reused for a different bet with conflict, never with the original bet", async () => {
+    const c = await client(nodes[0]!, "conflict-user");
+    const other = await client(nodes[1]!, "conflict-user");
+    const data = { roundId, selection: 2, amount: 300, odds, idempotencyKey: newKey() };
+    const first = outcomeOf(await placeBet(c, data));
+    expect(first).toMatchObject({ ok: true, duplicate: false });
+    const changes: Array<[string, Record<string, unknown>]> = [
+      ["another selection", { ...data, selection: 4 }],
+      ["another stake", { ...data, amount: 301 }],
+    ];
+    for (const [name, changed] of changes) {
+      const reply = await placeBet(other, changed);
+      expect(reply, name).toMatchObject({ ok: false, error: { code: "conflict" } });
+      if (!reply.ok) expect(reply.error.message, name).toContain(data.idempotencyKey);
+    }
+    // Two different bets under one new key in the same moment: one is placed, the other is a conflict.
+    const key = newKey();
+    const racing = (await Promise.all([placeBet(c, { ...data, idempotencyKey: key }), placeBet(other, { ...data, selection: 5, idempotencyKey: key })])).map(outcomeOf);
+    expect(racing.filter((o) => o.ok)).toHaveLength(1);
+    expect(racing.filter((o) => !o.ok && o.code === "conflict")).toHaveLength(1);
+    // The same bet again is still its duplicate, and only the original rows exist.
+    expect(outcomeOf(await placeBet(other, data))).toEqual({ ok: true, betId: first.ok ? first.betId : "", duplicate: true });
+    const rows = await db.query<{ selection: number; amount: string }>(`SELECT selection, amount::text FROM ${schema}.bets WHERE user_id = 'conflict-user' ORDER BY id`);
+    expect(rows.rows).toHaveLength(2);
+    expect(rows.rows[0]).toEqual({ selection: 2, amount: "300" });
+  });
+
+  it("closes betting by the database's clock, whatever the round in Redis says", async () => {
+    const c = await client(nodes[0]!, "db-clock-user");
+    const open = outcomeOf(await placeBet(c, { roundId, selection: 1, amount: 100, odds, idempotencyKey: newKey() }));
+    expect(open.ok).toBe(true);
+    // The nodes still see the round waiting (ROUND_WAIT_MS is long); the database says it closed.
+    const { rows } = await db.query<{ closes: Date }>(`SELECT betting_closes_at AS closes FROM ${schema}.rounds WHERE id = $1`, [roundId]);
+    await db.query(`UPDATE ${schema}.rounds SET betting_closes_at = clock_timestamp() WHERE id = $1`, [roundId]);
+    try {
+      expect(await placeBet(c, { roundId, selection: 1, amount: 100, odds, idempotencyKey: newKey() })).toMatchObject({ ok: false, error: { code: "round_closed" } });
+    } finally {
+      await db.query(`UPDATE ${schema}.rounds SET betting_closes_at = $2 WHERE id = $1`, [roundId, rows[0]?.closes]);
+    }
+    expect(outcomeOf(await placeBet(c, { roundId, selection: 1, amount: 100, odds, idempotencyKey: newKey() })).ok).toBe(true);
+    // placedAt is the database's time too, within the statement's lifetime of the node's.
+    const placed = await db.query<{ placed_at: Date }>(`SELECT placed_at FROM ${schema}.bets WHERE user_id = 'db-clock-user' ORDER BY id DESC LIMIT 1`);
+    expect(Math.abs((placed.rows[0]?.placed_at.getTime() ?? 0) - Date.now())).toBeLessThan(5000);
+    // Every node reports how far its clock is from the database's: same machine, so close to 0.
+    for (const node of [...nodes, small]) {
+      const skew = await eventually(() => metricValue(node.httpUrl, "gateway_pg_clock_skew_seconds"), (value) => Number.isFinite(value));
+      expect(Math.abs(skew)).toBeLessThan(0.5);
+    }
+  });
+
   it("refuses invalid commands of every kind and writes nothing", async () => {
     const c = await client(nodes[1]!, "invalid-user");
-    const good = { roundId, selection: 1, amount: 100 };
+    const good = { roundId, selection: 1, amount: 100, odds };
     const cases: Array<[string, unknown, string]> = [
       ["data not an object", "bet", "invalid_command"],
       ["data an array", [1, 2], "invalid_command"],
@@ -111,6 +168,11 @@ describe("place_bet", () => {
       ["amount fractional", { ...good, amount: 1.5, idempotencyKey: newKey() }, "invalid_command"],
       ["amount over the maximum", { ...good, amount: 1_000_001, idempotencyKey: newKey() }, "invalid_command"],
       ["amount as text", { ...good, amount: "100", idempotencyKey: newKey() }, "invalid_command"],
+      ["no odds", { roundId, selection: 1, amount: 100, idempotencyKey: newKey() }, "invalid_command"],
+      ["odds as text", { ...good, odds: String(odds), idempotencyKey: newKey() }, "invalid_command"],
+      ["odds below 1", { ...good, odds: 0.5, idempotencyKey: newKey() }, "invalid_command"],
+      ["odds with three decimals", { ...good, odds: odds + 0.001, idempotencyKey: newKey() }, "invalid_command"],
+      ["odds the round does not offer", { ...good, odds: odds + 1, idempotencyKey: newKey() }, "odds_changed"],
       ["no idempotency key", { ...good }, "invalid_command"],
       ["idempotency key too short", { ...good, idempotencyKey: "abc" }, "invalid_command"],
       ["idempotency key with spaces", { ...good, idempotencyKey: "has spaces in it" }, "invalid_command"],
@@ -138,7 +200,7 @@ describe("place_bet", () => {
       // Hold the table so the writer's transaction blocks and its queue fills.
       await locker.query("BEGIN");
       await locker.query(`LOCK TABLE ${schema}.bets IN ACCESS EXCLUSIVE MODE`);
-      const pending = Array.from({ length: 30 }, () => placeBet(c, { roundId, selection: 2, amount: 100, idempotencyKey: newKey() }));
+      const pending = Array.from({ length: 30 }, () => placeBet(c, { roundId, selection: 2, amount: 100, odds, idempotencyKey: newKey() }));
       const overloaded = await Promise.all(pending.slice(5));
       expect(overloaded.map((r) => outcomeOf(r))).toEqual(Array.from({ length: 25 }, () => ({ ok: false, code: "overloaded" })));
       await locker.query("COMMIT");

@@ -6,10 +6,11 @@
  * playwright-core; no browser download) against a real cluster: Redis,
  * Postgres, two clock-driving gateway nodes in development mode, NGINX. The
  * page connects through NGINX with a development token, the countdown moves,
- * the screens follow the race, a portfolio update for its user appears, and it
- * reconnects by itself when its node is killed, resuming every channel where
- * it stopped and saying so. A production node hands out no token and the page
- * says so.
+ * the odds show, a bet placed from the page appears under "Your bets" and is
+ * settled there, the screens follow the race, the finished round is marked
+ * verified, a portfolio update for its user appears, and it reconnects by
+ * itself when its node is killed, resuming every channel where it stopped and
+ * saying so. A production node hands out no token and the page says so.
  *
  * UPDATE_SCREENSHOT=1 also writes docs/race-screen.png.
  */
@@ -133,9 +134,31 @@ describe("live race page in Chromium", () => {
       { timeout: 10_000 },
     );
 
-    // The screen switches when the race starts, then to the results with a winner.
+    // The odds of every runner; a bet on runner 1 from the page is accepted and listed.
+    const odds = await page.$$eval("#odds button", (buttons) => buttons.map((b) => b.textContent ?? ""));
+    expect(odds).toHaveLength(8);
+    for (const label of odds) expect(label).toMatch(/^Runner \d · \d+\.\d\d$/);
+    // Early in a countdown, so the bet is in well before the race starts.
+    await page.waitForFunction(() => document.getElementById("race")?.dataset["screen"] === "game_screen" && parseFloat(document.getElementById("countdown-bar")?.style.width ?? "0") > 50, undefined, { timeout: 10_000 });
+    const betRound = (await pageState(page)).round;
+    await page.fill("#stake", "250");
+    await page.click('#odds button[data-runner="1"]');
+    await page.waitForFunction(() => document.querySelector('#bets tr[data-status="accepted"]') !== null, undefined, { timeout: 5000 });
+    expect(await page.textContent("#bets tr")).toContain(`#${betRound}`);
+    expect(await page.textContent("#bet-status")).toContain("accepted");
+
+    // The screen switches when the race starts, then to the results with a winner, checked against the commitment.
     await page.waitForFunction(() => document.getElementById("race")?.dataset["screen"] === "movie_screen", undefined, { timeout: 10_000 });
     await page.waitForFunction(() => document.getElementById("race")?.dataset["screen"] === "finish_screen" && /^\d+$/.test(document.getElementById("winner")?.textContent ?? ""), undefined, { timeout: 10_000 });
+    await page.waitForFunction(() => document.getElementById("verified")?.dataset["state"] === "verified", undefined, { timeout: 5000 });
+    expect(await page.textContent("#verified")).toBe("verified");
+    expect(await page.textContent(`#rounds li[data-round="${betRound}"]`)).toContain("verified");
+    // The bet is settled on the page by its bet_settled: won with stake × odds, or lost with 0.
+    await page.waitForFunction(() => ["won", "lost"].includes(document.querySelector<HTMLElement>("#bets tr")?.dataset["status"] ?? ""), undefined, { timeout: 5000 });
+    const winner = Number(await page.textContent("#winner"));
+    const settledRow = await page.$$eval("#bets tr td", (cells) => cells.map((c) => c.textContent ?? ""));
+    const price = Number(settledRow[3]);
+    expect(settledRow).toEqual([`#${betRound}`, "1", "250", price.toFixed(2), winner === 1 ? "won" : "lost", winner === 1 ? String(Math.floor(250 * price)) : "0"]);
 
     // A portfolio update published for the signed-in user appears.
     const published = await publish(nginx.url, TEST_PUBLISH_KEY, { channel: `user:${USER}`, event: "portfolio_update", data: { cash: 4200, positions: [{ round: 3, runner: 5, stake: 100 }] } });

@@ -159,12 +159,13 @@ async function placeBet(client: TestClient, data: PlaceBetData): Promise<ReplyFr
   return client.request({ type: "command", name: "place_bet", data: { ...data } }, 10_000);
 }
 
-/** The current round id from the snapshot a race subscription returns (0 before the first round). */
-async function currentRound(client: TestClient): Promise<number> {
+/** The round taking bets and its odds, from the snapshot a race subscription returns (round 0 while none is). */
+async function currentRound(client: TestClient): Promise<{ roundId: number; odds: readonly number[] }> {
   const reply = await client.request({ type: "subscribe", channel: "race" });
   if (!reply.ok) throw new Error(`subscribe race refused: ${reply.error.code}`);
   await client.request({ type: "unsubscribe", channel: "race" });
-  return "snapshot" in reply && reply.snapshot !== undefined ? reply.snapshot.data.roundId : 0;
+  const snapshot = "snapshot" in reply ? reply.snapshot : undefined;
+  return snapshot?.event === "timer_update" ? { roundId: snapshot.data.roundId, odds: snapshot.data.odds } : { roundId: 0, odds: [] };
 }
 
 function betKey(): string {
@@ -300,9 +301,9 @@ describe("dashboards and rules against a live cluster", () => {
     const roundOf = (reply: ReplyFrame): string => (reply.ok ? "ok" : reply.error.code);
     await eventually(
       async () => {
-        const roundId = await currentRound(bettor);
+        const { roundId, odds } = await currentRound(bettor);
         if (roundId === 0) return false;
-        const replies = await Promise.all(Array.from({ length: 5 }, (_, i) => placeBet(bettor, { roundId, selection: i + 1, amount: 100, idempotencyKey: betKey() })));
+        const replies = await Promise.all(Array.from({ length: 5 }, (_, i) => placeBet(bettor, { roundId, selection: i + 1, amount: 100, odds: odds[i] ?? 0, idempotencyKey: betKey() })));
         return replies.some((r) => roundOf(r) === "ok");
       },
       (ok) => ok,
@@ -310,9 +311,9 @@ describe("dashboards and rules against a live cluster", () => {
     );
     await eventually(
       async () => {
-        const roundId = await currentRound(burst);
+        const { roundId, odds } = await currentRound(burst);
         if (roundId === 0) return 0;
-        await Promise.all(Array.from({ length: 20 }, (_, i) => placeBet(burst, { roundId, selection: (i % 8) + 1, amount: 100, idempotencyKey: betKey() })));
+        await Promise.all(Array.from({ length: 20 }, (_, i) => placeBet(burst, { roundId, selection: (i % 8) + 1, amount: 100, odds: odds[i % 8] ?? 0, idempotencyKey: betKey() })));
         return metricValue(tinyQueueNode.httpUrl, "gateway_writer_rejected_total", { reason: "overloaded" });
       },
       (overloaded) => overloaded > 0,

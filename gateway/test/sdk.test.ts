@@ -167,9 +167,9 @@ describe("client SDK against a cluster", () => {
         },
       });
     });
-    const data = { roundId: openRound.roundId, selection: 1, amount: 100, idempotencyKey: `sdk-${process.pid}-bet-1` };
+    const data = { roundId: openRound.roundId, selection: 1, amount: 100, odds: openRound.odds[0] as number, idempotencyKey: `sdk-${process.pid}-bet-1` };
     const placed = await bettor.client.command("place_bet", data);
-    expect(placed.result.bet).toMatchObject({ roundId: openRound.roundId, selection: 1, amount: 100, duplicate: false });
+    expect(placed.result.bet).toMatchObject({ roundId: openRound.roundId, selection: 1, amount: 100, odds: data.odds, duplicate: false });
     const again = await bettor.client.command("place_bet", data);
     expect(again.result.bet).toMatchObject({ betId: placed.result.bet.betId, duplicate: true });
     await expect(bettor.client.command("place_bet", { ...data, amount: -5, idempotencyKey: `sdk-${process.pid}-bet-2` })).rejects.toMatchObject({

@@ -104,9 +104,9 @@ describe("Socket.IO through NGINX", () => {
       expect(await nextMessage(messages, (m) => m.event === "portfolio_update")).toMatchObject({ channel: `user:sio-${transports.length}`, data: { cash: 7 } });
       expect(messages.some((m) => m.event === "ignored_before_join")).toBe(false);
 
-      const roundId = (subscribed as { snapshot: { data: { roundId: number } } }).snapshot.data.roundId;
-      const bet = await socket.emitWithAck("command", { name: "place_bet", data: { roundId, selection: 2, amount: 300, idempotencyKey: newKey() } });
-      expect(bet).toMatchObject({ ok: true, result: { bet: { roundId, selection: 2, amount: 300, duplicate: false } } });
+      const { roundId, odds } = (subscribed as { snapshot: { data: { roundId: number; odds: number[] } } }).snapshot.data;
+      const bet = await socket.emitWithAck("command", { name: "place_bet", data: { roundId, selection: 2, amount: 300, odds: odds[1], idempotencyKey: newKey() } });
+      expect(bet).toMatchObject({ ok: true, result: { bet: { roundId, selection: 2, amount: 300, odds: odds[1], duplicate: false } } });
       expect(await socket.emitWithAck("command", { name: "place_bet", data: { roundId } })).toMatchObject({ ok: false, error: { code: "invalid_command" } });
     });
   }

@@ -350,7 +350,7 @@ describe.each(TRANSPORT_ADAPTERS)("client contract over $name", (adapter: Transp
   });
 
   describe("commands", () => {
-    async function currentRound(c: ContractClient): Promise<number> {
+    async function currentRound(c: ContractClient): Promise<{ roundId: number; odds: number[] }> {
       const answer = await eventually(
         async () => {
           const reply = await c.request("subscribe", { channel: "race" });
@@ -359,26 +359,34 @@ describe.each(TRANSPORT_ADAPTERS)("client contract over $name", (adapter: Transp
         },
         (reply) => reply.ok && "snapshot" in reply,
       );
-      return (answer as unknown as { snapshot: { data: { roundId: number } } }).snapshot.data.roundId;
+      const { roundId, odds } = (answer as unknown as { snapshot: { data: { roundId: number; odds: number[] } } }).snapshot.data;
+      return { roundId, odds };
     }
 
     it("places a bet once per idempotency key, acked after the commit", async () => {
       const c = await connect(betting, `${t}-better`);
-      const roundId = await currentRound(c);
-      const data = { roundId, selection: 2, amount: 300, idempotencyKey: newKey() };
+      const { roundId, odds } = await currentRound(c);
+      const data = { roundId, selection: 2, amount: 300, odds: odds[1] as number, idempotencyKey: newKey() };
       const first = await c.request("command", { name: "place_bet", data }, 15_000);
-      expect(first).toEqual({ ok: true, result: { bet: { betId: expect.any(String), roundId, selection: 2, amount: 300, placedAt: expect.any(Number), duplicate: false } } });
+      expect(first).toEqual({ ok: true, result: { bet: { betId: expect.any(String), roundId, selection: 2, amount: 300, odds: data.odds, placedAt: expect.any(Number), duplicate: false } } });
       const again = await c.request("command", { name: "place_bet", data }, 15_000);
       expect(again).toEqual({ ok: true, result: { bet: { ...(first as unknown as { result: { bet: object } }).result.bet, duplicate: true } } });
     });
 
     it("refuses what the command handler refuses", async () => {
       const c = await connect(betting, `${t}-refused`);
-      const roundId = await currentRound(c);
+      const { roundId, odds } = await currentRound(c);
+      const price = odds[0] as number;
       expect(await c.request("command", { name: "place_bet", data: { roundId } })).toEqual(refusal("invalid_command", "selection must be a positive integer (a runner number)"));
-      expect(await c.request("command", { name: "place_bet", data: { roundId: roundId + 1000, selection: 1, amount: 300, idempotencyKey: newKey() } })).toEqual(
+      expect(await c.request("command", { name: "place_bet", data: { roundId: roundId + 1000, selection: 1, amount: 300, odds: price, idempotencyKey: newKey() } })).toEqual(
         refusal("round_closed", `round ${roundId + 1000} is not open for bets`),
       );
+      expect(await c.request("command", { name: "place_bet", data: { roundId, selection: 1, amount: 300, odds: price + 1, idempotencyKey: newKey() } })).toEqual(
+        refusal("odds_changed", `the odds of runner 1 in round ${roundId} are ${price}, not ${price + 1}`),
+      );
+      const key = newKey();
+      expect(await c.request("command", { name: "place_bet", data: { roundId, selection: 1, amount: 300, odds: price, idempotencyKey: key } }, 15_000)).toMatchObject({ ok: true });
+      expect(await c.request("command", { name: "place_bet", data: { roundId, selection: 1, amount: 301, odds: price, idempotencyKey: key } }, 15_000)).toEqual(refusal("conflict"));
       expect(await c.request("command", { name: "x".repeat(MAX_COMMAND_NAME_LENGTH), data: null })).toEqual(refusal("unknown_command"));
     });
 

@@ -91,6 +91,8 @@ export const ErrorCodes = {
   unknownCommand: { code: "unknown_command", meaning: "The command `name` is not one the server runs." },
   invalidCommand: { code: "invalid_command", meaning: "A command field is missing, of the wrong type or out of range; the message names it. Nothing was written." },
   roundClosed: { code: "round_closed", meaning: "The round is not open for bets (not the current round, or its race has started)." },
+  oddsChanged: { code: "odds_changed", meaning: "The bet's `odds` are not the round's odds for that selection; nothing was written. Bet again at the odds the message gives." },
+  conflict: { code: "conflict", meaning: "The idempotency key was already used for a different bet (round, selection, amount or odds); nothing was written. Use a new key for a new bet." },
   overloaded: { code: "overloaded", meaning: "The node's write queue is full; nothing was written. Retry later with the same idempotency key." },
   rateLimited: {
     code: "rate_limited",

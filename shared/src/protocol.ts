@@ -143,7 +143,8 @@ export interface MessageFrame<Data extends JsonValue = JsonValue> {
  * Messages of `channel` after `offset` (of `epoch`) were lost on the way to
  * this socket and are no longer in history, or the channel's numbering was
  * reset (`epoch_changed`). The socket stays subscribed and live messages go
- * on after this frame. To resynchronise, unsubscribe and subscribe again with
+ * on after this frame; after `epoch_changed` they start with the new epoch's
+ * offset 1 (replayed from history as far as it holds them). To resynchronise, unsubscribe and subscribe again with
  * `since` set to the last message processed: the reply says whether anything
  * could be recovered and gives the channel's current position.
  */

@@ -11,6 +11,7 @@ export const RaceEvents = {
   raceStarted: "race_started",
   raceSync: "race_sync",
   roundFinished: "round_finished",
+  roundVoided: "round_voided",
 } as const;
 
 export type RaceEventName = (typeof RaceEvents)[keyof typeof RaceEvents];
@@ -27,6 +28,8 @@ export interface TimerUpdate {
     readonly percentage: number;
   };
   readonly currentScreen: "game_screen";
+  /** Decimal odds of runners 1..n (index 0 is runner 1), as in round_started: a screen that joined late can take bets. */
+  readonly odds: readonly number[];
   readonly serverTime: number;
 }
 
@@ -54,6 +57,12 @@ export interface RoundStarted {
   readonly raceStartTime: number;
   readonly durations: RoundDurations;
   readonly runners: number;
+  /**
+   * Decimal odds of runners 1..n (index 0 is runner 1), two decimals, fixed
+   * for the round: a winning bet pays floor(amount × odds). `place_bet`
+   * repeats the odds it was placed at.
+   */
+  readonly odds: readonly number[];
   readonly serverTime: number;
 }
 
@@ -61,6 +70,11 @@ export interface RaceStarted {
   readonly roundId: number;
   readonly raceStartTime: number;
   readonly raceDuration: number;
+  /**
+   * hex(SHA-256(seed)) of the seed drawn as betting closed. round_finished
+   * reveals the seed; verifyRound() checks the two and the ranking.
+   */
+  readonly commitment: string;
   readonly serverTime: number;
 }
 
@@ -68,9 +82,24 @@ export interface RoundFinished {
   readonly roundId: number;
   /** Runner numbers (1..runners) from first to last place. */
   readonly result: { readonly ranking: readonly number[]; readonly winner: number };
+  /** The seed (64 hex digits) the ranking is computed from; its hash is race_started's commitment. */
+  readonly seed: string;
+  /** race_started's commitment, repeated so a finished round can be checked from this event alone. */
+  readonly commitment: string;
   readonly finishedAt: number;
   /** When the next round is planned to start. */
   readonly nextRoundAt: number;
+  readonly serverTime: number;
+}
+
+/**
+ * A round that cannot be finished (its state in Redis was lost, or its sealed
+ * seed cannot be opened): no result, every bet is void and its stake returned
+ * (`bet_settled` with status `void`). The next round_started follows at once.
+ */
+export interface RoundVoided {
+  readonly roundId: number;
+  readonly reason: "state_lost" | "seed_unavailable";
   readonly serverTime: number;
 }
 
@@ -80,6 +109,7 @@ export interface RaceEventPayloads {
   readonly race_started: RaceStarted;
   readonly race_sync: RaceSync;
   readonly round_finished: RoundFinished;
+  readonly round_voided: RoundVoided;
 }
 
 /** What a subscribe to `race` returns at once: the state a screen should show now. */

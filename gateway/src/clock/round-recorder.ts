@@ -1,7 +1,9 @@
 /**
  * Records rounds in the store without ever stalling the clock: screens must
  * keep ticking while Postgres restarts. Records wait in a small map (one
- * entry per round, merged) and are retried with capped backoff until written.
+ * entry per round, merged) and are retried with capped backoff until written,
+ * in round id order: a round's finish is written before the next round's
+ * start, whose write voids whatever earlier round is still unfinished.
  */
 
 import type { Logger } from "pino";
@@ -18,8 +20,11 @@ function merge(older: RoundRecord | undefined, newer: RoundRecord): RoundRecord 
     startedAt: older.startedAt,
     bettingClosesAt: older.bettingClosesAt,
     runners: older.runners,
+    odds: older.odds,
     raceStartedAt: newer.raceStartedAt ?? older.raceStartedAt,
+    commitment: newer.commitment ?? older.commitment,
     finishedAt: newer.finishedAt ?? older.finishedAt,
+    seed: newer.seed ?? older.seed,
     result: newer.result ?? older.result,
   };
 }
@@ -36,6 +41,8 @@ export class RoundRecorder {
     private readonly store: RoundStore,
     private readonly recordedBy: string,
     private readonly log: Logger,
+    /** A write settled or voided bets: their owners are owed a notice. */
+    private readonly onSettled: () => void = () => undefined,
   ) {}
 
   record(round: RoundRecord): void {
@@ -73,7 +80,9 @@ export class RoundRecorder {
       const round = this.pending.get(id);
       if (round === undefined) continue;
       try {
-        await this.store.record(round, this.recordedBy);
+        const outcome = await this.store.record(round, this.recordedBy);
+        if (outcome.voided.length > 0) this.log.warn({ roundId: id, voided: outcome.voided }, "unfinished earlier rounds voided; their stakes are returned");
+        if (outcome.settled || outcome.voided.length > 0) this.onSettled();
       } catch (err) {
         this.nextPassInMs = this.backoff.next();
         this.log.warn({ err, roundId: id, retryInMs: this.nextPassInMs }, "recording round failed");

@@ -5,7 +5,6 @@
  * the authority's broadcasts.
  */
 
-import { randomInt } from "node:crypto";
 import type { RaceSnapshot, RaceSync, RoundDurations, TimerUpdate } from "../../../shared/src/race-events.js";
 import type { RoundRecord } from "../store/round-store.js";
 
@@ -22,23 +21,34 @@ export interface RoundState {
   readonly raceStartedAt: number | null;
   readonly finishedAt: number | null;
   readonly runners: number;
-  /** Drawn when the round is planned, revealed only in round_finished. */
-  readonly ranking: readonly number[];
+  /** Decimal odds of runners 1..n, fixed when the round starts. */
+  readonly odds: readonly number[];
+  /** From the race start: hex SHA-256 of the seed drawn as betting closed. */
+  readonly commitment: string | null;
+  /**
+   * Only while racing: the seed, sealed (SeedVault) so that whichever node
+   * finishes the race reveals the committed seed, and nobody reading Redis
+   * learns it earlier.
+   */
+  readonly sealedSeed: string | null;
+  /** Only once finished: the revealed seed and the ranking it determines. */
+  readonly seed: string | null;
+  readonly ranking: readonly number[] | null;
   /** The round before, as last recorded: a new authority re-records it. */
   readonly previous: RoundRecord | null;
 }
 
-/** A uniformly random finishing order of runners 1..n. */
-export function drawRanking(runners: number): number[] {
-  const ranking = Array.from({ length: runners }, (_, i) => i + 1);
-  for (let i = ranking.length - 1; i > 0; i--) {
-    const j = randomInt(i + 1);
-    [ranking[i], ranking[j]] = [ranking[j] as number, ranking[i] as number];
-  }
-  return ranking;
+/**
+ * Every runner's decimal odds: runners × (1 − margin), rounded down to two
+ * decimals. All runners are equally likely (the ranking is a uniform
+ * shuffle), so runners × 1 would be a fair book.
+ */
+export function oddsFor(runners: number, marginBp: number): number[] {
+  const hundredths = Math.floor((runners * (10_000 - marginBp)) / 100);
+  return Array.from({ length: runners }, () => hundredths / 100);
 }
 
-export function planRound(id: number, now: number, durations: RoundDurations, ranking: readonly number[], previous: RoundRecord | null): RoundState {
+export function planRound(id: number, now: number, durations: RoundDurations, odds: readonly number[], previous: RoundRecord | null): RoundState {
   const raceStartAt = now + durations.waitMs;
   const finishAt = raceStartAt + durations.raceMs;
   return {
@@ -50,8 +60,12 @@ export function planRound(id: number, now: number, durations: RoundDurations, ra
     endAt: finishAt + durations.finishMs,
     raceStartedAt: null,
     finishedAt: null,
-    runners: ranking.length,
-    ranking,
+    runners: odds.length,
+    odds,
+    commitment: null,
+    sealedSeed: null,
+    seed: null,
+    ranking: null,
     previous,
   };
 }
@@ -72,6 +86,7 @@ export function timerUpdate(state: RoundState, now: number): TimerUpdate {
     roundId: state.id,
     timer: { timeLeft, totalDuration, percentage: totalDuration === 0 ? 0 : Math.round((timeLeft / totalDuration) * 1000) / 10 },
     currentScreen: "game_screen",
+    odds: state.odds,
     serverTime: now,
   };
 }
@@ -92,15 +107,20 @@ export function snapshot(state: RoundState, now: number): RaceSnapshot {
   return state.phase === "waiting" ? { event: "timer_update", data: timerUpdate(state, now) } : { event: "race_sync", data: raceSync(state, now) };
 }
 
+/** What Postgres may hold of the round now: never the seed or the ranking before the round finished. */
 export function toRecord(state: RoundState): RoundRecord {
+  const finished = state.phase === "finished";
   return {
     id: state.id,
     startedAt: state.startedAt,
     bettingClosesAt: state.raceStartAt,
     runners: state.runners,
+    odds: state.odds,
     raceStartedAt: state.raceStartedAt,
+    commitment: state.commitment,
     finishedAt: state.finishedAt,
-    result: state.phase === "finished" ? state.ranking : null,
+    seed: finished ? state.seed : null,
+    result: finished ? state.ranking : null,
   };
 }
 
@@ -117,7 +137,11 @@ export function encodeState(state: RoundState): Record<string, string> {
     raceStartedAt: state.raceStartedAt === null ? "" : String(state.raceStartedAt),
     finishedAt: state.finishedAt === null ? "" : String(state.finishedAt),
     runners: String(state.runners),
-    ranking: JSON.stringify(state.ranking),
+    odds: JSON.stringify(state.odds),
+    commitment: state.commitment ?? "",
+    sealedSeed: state.sealedSeed ?? "",
+    seed: state.seed ?? "",
+    ranking: state.ranking === null ? "" : JSON.stringify(state.ranking),
     previous: state.previous === null ? "" : JSON.stringify(state.previous),
   };
 }
@@ -132,16 +156,45 @@ export function decodeState(hash: Readonly<Record<string, string>>): RoundState 
   const numbers = ["id", "startedAt", "raceStartAt", "finishAt", "endAt", "runners"].map((field) => Number(hash[field]));
   if (!isPhase(phase) || numbers.some((n) => !Number.isFinite(n))) return null;
   const [id, startedAt, raceStartAt, finishAt, endAt, runners] = numbers as [number, number, number, number, number, number];
-  const optional = (field: string): number | null => (hash[field] === undefined || hash[field] === "" ? null : Number(hash[field]));
-  let ranking: number[];
+  const text = (field: string): string | null => {
+    const value = hash[field];
+    return value === undefined || value === "" ? null : value;
+  };
+  const optional = (field: string): number | null => {
+    const value = text(field);
+    return value === null ? null : Number(value);
+  };
+  let odds: number[];
+  let ranking: number[] | null;
   let previous: RoundRecord | null;
   try {
-    ranking = JSON.parse(hash["ranking"] ?? "[]") as number[];
-    previous = hash["previous"] === undefined || hash["previous"] === "" ? null : (JSON.parse(hash["previous"]) as RoundRecord);
+    odds = JSON.parse(hash["odds"] ?? "null") as number[];
+    const rankingText = text("ranking");
+    ranking = rankingText === null ? null : (JSON.parse(rankingText) as number[]);
+    const previousText = text("previous");
+    previous = previousText === null ? null : (JSON.parse(previousText) as RoundRecord);
   } catch {
     return null;
   }
-  return { id, phase, startedAt, raceStartAt, finishAt, endAt, raceStartedAt: optional("raceStartedAt"), finishedAt: optional("finishedAt"), runners, ranking, previous };
+  // A hash from before odds existed (or a foreign one): not a round this code can continue.
+  if (!Array.isArray(odds) || odds.length !== runners) return null;
+  return {
+    id,
+    phase,
+    startedAt,
+    raceStartAt,
+    finishAt,
+    endAt,
+    raceStartedAt: optional("raceStartedAt"),
+    finishedAt: optional("finishedAt"),
+    runners,
+    odds,
+    commitment: text("commitment"),
+    sealedSeed: text("sealedSeed"),
+    seed: text("seed"),
+    ranking,
+    previous,
+  };
 }
 
 /** When the race should end: a race that started late still runs its full length. */

@@ -11,7 +11,10 @@
  * - an offset already forwarded: dropped (a repeat after a repair);
  * - a later offset: a gap. Later deliveries are held, the missing ones are
  *   read from history and forwarded first, then the held ones, in order;
- * - another epoch: the channel's numbering was reset.
+ * - another epoch: the channel's numbering was reset. What came before is
+ *   gone, but the new epoch is in history from offset 1: it is forwarded from
+ *   there, so what was published before this node noticed (its subscriber was
+ *   still reconnecting to a Redis that restarted empty) reaches its sockets.
  * When history no longer holds what is missing (or the epoch changed), the
  * channel's local subscribers get a gap notice (docs/protocol.md: `gap`), so
  * clients resubscribe with `since` and learn `recovered: false`.
@@ -174,7 +177,12 @@ export class ChannelSequencer {
     if (track.offset === UNKNOWN) return this.adopt(delivery, track);
     if (delivery.epoch !== track.epoch) {
       this.unrecoverable(delivery.channel, track, "epoch_changed");
-      return this.adopt(delivery, track);
+      track.epoch = delivery.epoch;
+      track.offset = 0;
+      if (delivery.offset === 1) return this.adopt(delivery, track);
+      track.held = [delivery];
+      void this.repair(delivery.channel, track, true);
+      return;
     }
     if (delivery.offset <= track.offset) {
       this.options.metrics.duplicateDropped(delivery.channel);
@@ -216,7 +224,7 @@ export class ChannelSequencer {
    * held meanwhile. `gapSeen`: a delivery already showed the gap (counted);
    * otherwise this is a check that counts a gap only if it finds one.
    */
-  private async repair(channel: string, track: Track, gapSeen: boolean): Promise<void> {
+  private async repair(channel: string, track: Track, gapSeen: boolean, epochRestarted = false): Promise<void> {
     if (track.held === null) track.held = [];
     const generation = track.generation;
     const slice = await this.readHistory(channel, track, generation);
@@ -226,6 +234,12 @@ export class ChannelSequencer {
     if (slice.position.epoch !== track.epoch) {
       this.unrecoverable(channel, track, "epoch_changed");
       track.epoch = slice.position.epoch;
+      // The slice was read after the old epoch's offset: read the new epoch from its start
+      // (once; should the epoch change again meanwhile, go on from where it stands).
+      if (!epochRestarted) {
+        track.offset = 0;
+        return this.repair(channel, track, true, true);
+      }
       track.offset = slice.position.offset;
     } else if (coversFrom(slice, track.offset)) {
       const repaired = this.forwardRun(slice, track);

@@ -11,6 +11,7 @@ import { AUTH_FAILURE_REASONS } from "../auth/verifier.js";
 import type { BrokerMetrics, DroppedMessageReason } from "../broker/redis-broker.js";
 import type { GapReason, SequencerMetrics } from "../history/channel-sequencer.js";
 import type { ClockMetrics } from "../clock/round-authority.js";
+import type { SettlementMetrics } from "../clock/settlement-notifier.js";
 import { INGEST_REJECT_REASONS, type IngestMetrics, type IngestRejectReason } from "../ingest/ingest-metrics.js";
 import type { FanoutMetrics } from "../fanout/local-fanout.js";
 import { RATE_LIMITS, type RateLimit, type RateLimitMetrics } from "../limits/rate-limit-metrics.js";
@@ -39,6 +40,7 @@ export class GatewayMetrics
   implements
     BrokerMetrics,
     ClockMetrics,
+    SettlementMetrics,
     IngestMetrics,
     WriterMetrics,
     QueryTimer,
@@ -92,6 +94,9 @@ export class GatewayMetrics
   private readonly httpRequests: Counter<"route" | "status">;
   private readonly pgPoolMax: Gauge;
   private readonly pgUpGauge: Gauge;
+  private readonly pgClockSkewGauge: Gauge;
+  private readonly settlementNotices: Counter<"status">;
+  private readonly settlementFailures: Counter;
   private readonly pgQueryDuration: Histogram<"operation">;
   private readonly writerQueueDepth: Gauge;
   private readonly writerQueueCapacity: Gauge;
@@ -212,6 +217,14 @@ export class GatewayMetrics
     new Gauge({ name: "gateway_memory_limit_bytes", help: "Memory this process may use (MEMORY_LIMIT_MB, else the cgroup limit, else physical memory).", registers }).set(memoryLimitBytes);
     this.pgPoolMax = new Gauge({ name: "gateway_pg_pool_max", help: "Configured PG_POOL_MAX.", registers });
     this.pgUpGauge = new Gauge({ name: "gateway_pg_up", help: "1 while Postgres answers this node's health probe.", registers });
+    this.pgClockSkewGauge = new Gauge({
+      name: "gateway_pg_clock_skew_seconds",
+      help: "This node's clock minus Postgres' clock (positive: the node is ahead), measured by the health probe; NaN until measured. Bets close by Postgres' clock.",
+      registers,
+    });
+    this.pgClockSkewGauge.set(Number.NaN);
+    this.settlementNotices = new Counter({ name: "gateway_settlement_notices_total", help: "bet_settled messages published to bettors (idempotent repeats not counted), by bet status.", labelNames: ["status"], registers });
+    this.settlementFailures = new Counter({ name: "gateway_settlement_failures_total", help: "Settlement notice passes that failed (Redis or Postgres away) and were retried.", registers });
     this.pgQueryDuration = new Histogram({
       name: "gateway_pg_query_duration_seconds",
       help: "Postgres statements issued by the gateway, by operation.",
@@ -252,6 +265,7 @@ export class GatewayMetrics
     }
     for (const reason of ["unauthorized", "too_large", "bad_request", "forbidden", "unavailable", "broker"]) this.publishFailures.inc({ reason }, 0);
     for (const reason of ["overloaded", "unavailable"]) this.writerRejected.inc({ reason }, 0);
+    for (const status of ["won", "lost", "void"]) this.settlementNotices.inc({ status }, 0);
     for (const reason of INGEST_REJECT_REASONS) this.ingestRejections.inc({ reason }, 0);
     for (const reason of AUTH_FAILURE_REASONS) this.authFailures.inc({ reason }, 0);
     for (const limit of RATE_LIMITS) this.rateLimits.inc({ limit }, 0);
@@ -411,6 +425,18 @@ export class GatewayMetrics
 
   pgUp(up: boolean): void {
     this.pgUpGauge.set(up ? 1 : 0);
+  }
+
+  pgClockSkew(seconds: number): void {
+    this.pgClockSkewGauge.set(seconds);
+  }
+
+  betNoticesSent(status: string, count: number): void {
+    this.settlementNotices.inc({ status }, count);
+  }
+
+  betNoticePassFailed(): void {
+    this.settlementFailures.inc();
   }
 
   pgQuery(operation: string, seconds: number): void {

@@ -62,6 +62,34 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX bets_unsettled_by_round ON bets (round_id) WHERE status = 'accepted';
     `,
   },
+  {
+    version: 3,
+    name: "fair rounds, odds, void and settlement notices",
+    sql: `
+      -- commitment is written at the race start, seed and result only at the
+      -- finish: before round_finished no row reveals the outcome. voided_at is
+      -- set (with settled_at) when a round can no longer finish; notified_at
+      -- once every bettor of a settled round has been sent bet_settled.
+      ALTER TABLE rounds
+        ADD COLUMN odds        jsonb,
+        ADD COLUMN commitment  text CHECK (commitment ~ '^[0-9a-f]{64}$'),
+        ADD COLUMN seed        text CHECK (seed ~ '^[0-9a-f]{64}$'),
+        ADD COLUMN voided_at   timestamptz,
+        ADD COLUMN notified_at timestamptz;
+      -- Rounds settled before this migration owe no notices: nobody was promised any.
+      UPDATE rounds SET notified_at = settled_at WHERE settled_at IS NOT NULL;
+      CREATE INDEX rounds_unsettled ON rounds (id) WHERE settled_at IS NULL;
+      CREATE INDEX rounds_unnotified ON rounds (id) WHERE settled_at IS NOT NULL AND notified_at IS NULL;
+
+      -- odds: what the player saw, equal to the round's odds for the selection
+      -- (NULL for bets placed before odds existed: they pay amount × runners).
+      ALTER TABLE bets
+        ADD COLUMN odds numeric(8, 2) CHECK (odds >= 1),
+        DROP CONSTRAINT bets_status_check,
+        ADD CONSTRAINT bets_status_check CHECK (status IN ('accepted', 'won', 'lost', 'void'));
+      CREATE INDEX bets_by_round ON bets (round_id);
+    `,
+  },
 ];
 
 // Any fixed number; it only has to be the same on every node.

@@ -1,6 +1,10 @@
 /**
  * Whether Postgres answers, probed on a timer so readiness reflects an outage
- * even while no bet is being written.
+ * even while no bet is being written. Each probe also reads the database's
+ * clock: the betting window is judged by it, so how far this node's clock is
+ * from it (the midpoint of the probe's round trip against the database's
+ * time) is worth watching, and the round authority waits it out before it
+ * draws a race's seed.
  */
 
 import type pg from "pg";
@@ -8,20 +12,30 @@ import type { Logger } from "pino";
 
 export class PgHealth {
   private up = false;
+  private aheadMs = 0;
   private timer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly pool: pg.Pool,
     private readonly intervalMs: number,
     private readonly log: Logger,
-    /** Called after every probe, not only on changes: see BatchingWriter.storeIsUp(). */
-    private readonly onProbe: (up: boolean) => void,
+    /**
+     * Called after every probe, not only on changes: see BatchingWriter.storeIsUp().
+     * `nodeAheadMs` is null when the probe failed.
+     */
+    private readonly onProbe: (up: boolean, nodeAheadMs: number | null) => void,
   ) {}
 
   start(): void {
     const probe = (): void => {
-      this.pool.query("SELECT 1").then(
-        () => this.set(true),
+      const sent = Date.now();
+      this.pool.query<{ db_ms: number }>("SELECT (extract(epoch FROM clock_timestamp()) * 1000)::float8 AS db_ms").then(
+        ({ rows }) => {
+          const received = Date.now();
+          const dbMs = rows[0]?.db_ms;
+          if (dbMs !== undefined) this.aheadMs = (sent + received) / 2 - dbMs;
+          this.set(true);
+        },
         (err: unknown) => {
           if (this.up) this.log.warn({ err }, "postgres unreachable");
           this.set(false);
@@ -37,6 +51,11 @@ export class PgHealth {
     return this.up;
   }
 
+  /** ms this node's clock runs ahead of the database's (negative: behind), as last measured; 0 before. */
+  nodeAheadMs(): number {
+    return this.aheadMs;
+  }
+
   stop(): void {
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
@@ -45,6 +64,6 @@ export class PgHealth {
   private set(up: boolean): void {
     if (up !== this.up && up) this.log.info("postgres reachable");
     this.up = up;
-    this.onProbe(up);
+    this.onProbe(up, up ? this.aheadMs : null);
   }
 }

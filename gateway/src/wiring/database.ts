@@ -6,6 +6,7 @@
 
 import type pg from "pg";
 import type { Logger } from "pino";
+import type { DatabaseClock } from "../clock/round-authority.js";
 import type { GatewayConfig } from "../config.js";
 import type { NotReadyReason } from "../http/probes.js";
 import type { ShutdownStep } from "../lifecycle/shutdown.js";
@@ -23,11 +24,15 @@ const WRITER_STOP_TIMEOUT_MS = 5000;
 export interface DatabaseMetrics extends WriterMetrics, QueryTimer {
   watchPgPool(pool: PoolState, max: number): void;
   pgUp(up: boolean): void;
+  /** This node's clock minus the database's, in seconds, as the last probe measured it. */
+  pgClockSkew(seconds: number): void;
 }
 
 export interface Database {
   readonly pool: pg.Pool;
   readonly writer: BatchingWriter<BetCommand, BetOutcome>;
+  /** How far this node's clock is from the database's, whose clock decides the betting window. */
+  readonly clock: DatabaseClock;
   /** Resolves true once the schema is migrated, false when the node began stopping first. */
   readonly migrated: Promise<boolean>;
   isMigrated(): boolean;
@@ -72,8 +77,9 @@ function startDatabase(config: GatewayConfig, postgres: NonNullable<GatewayConfi
     metrics,
     onError: (err, attempt, items) => log.warn({ err, attempt, items }, "bet batch failed"),
   });
-  const health = new PgHealth(pool, PG_PROBE_MS, log, (up) => {
+  const health = new PgHealth(pool, PG_PROBE_MS, log, (up, nodeAheadMs) => {
     metrics.pgUp(up);
+    if (nodeAheadMs !== null) metrics.pgClockSkew(nodeAheadMs / 1000);
     if (up) writer.storeIsUp();
   });
   health.start();
@@ -86,6 +92,7 @@ function startDatabase(config: GatewayConfig, postgres: NonNullable<GatewayConfi
   return {
     pool,
     writer,
+    clock: health,
     health,
     migrated,
     isMigrated: () => isMigrated,

@@ -1,8 +1,8 @@
 /**
  * The race rounds. Every node reads them (RoundView answers `race`
  * snapshots and the betting window); CLOCK_ENABLED nodes also compete for the
- * lease to drive them, once the schema is migrated, and record them in
- * Postgres.
+ * lease to drive them, once the schema is migrated, record them in Postgres
+ * (which settles or voids their bets) and tell bettors how their bets ended.
  */
 
 import type { Logger } from "pino";
@@ -13,11 +13,14 @@ import { RoundLedger } from "../clock/round-ledger.js";
 import type { PublishPolicy } from "../broker/publish-script.js";
 import { RoundRecorder } from "../clock/round-recorder.js";
 import { RoundView } from "../clock/round-view.js";
+import { SeedVault } from "../clock/seed-vault.js";
+import { SettlementNotifier, type NoticePublisher, type SettlementMetrics } from "../clock/settlement-notifier.js";
 import type { GatewayConfig } from "../config.js";
 import type { ShutdownStep } from "../lifecycle/shutdown.js";
 import type { RedisConnections } from "../redis/connections.js";
 import type { QueryTimer } from "../store/bet-store.js";
 import { PgRoundStore } from "../store/round-store.js";
+import { PgSettlementStore } from "../store/settlement-store.js";
 import type { Database } from "./database.js";
 
 /** At shutdown, rounds not yet recorded get this long for one last write. */
@@ -31,6 +34,8 @@ export interface RoundClockWiring {
     /** Releases the lease, so another node takes the rounds over while this one drains. */
     readonly handOver: ShutdownStep;
     readonly recordPendingRounds: ShutdownStep;
+    /** Lets a notice pass in progress finish; what is left is sent by the next authority. */
+    readonly stopNotices: ShutdownStep;
     readonly closeLedger: ShutdownStep;
   };
 }
@@ -40,18 +45,33 @@ export function wireRoundClock(
   redis: RedisConnections,
   policy: PublishPolicy,
   database: Database | null,
-  metrics: ClockMetrics & QueryTimer,
+  publisher: NoticePublisher,
+  metrics: ClockMetrics & QueryTimer & SettlementMetrics,
   log: Logger,
   stopping: AbortSignal,
 ): RoundClockWiring {
   const ledger = new RoundLedger({ redis, policy, log });
   let authority: RoundAuthority | null = null;
   let recorder: RoundRecorder | null = null;
+  let notifier: SettlementNotifier | null = null;
   // Config refuses CLOCK_ENABLED without DATABASE_URL, so a clock always has a database.
   if (config.clock !== null && database !== null) {
     const store = new PgRoundStore(database.pool, metrics);
-    recorder = new RoundRecorder(store, config.nodeId, log);
-    const clock = new RoundAuthority({ nodeId: config.nodeId, config: config.clock, ledger, store, recorder, metrics, log });
+    const notices = new SettlementNotifier({ store: new PgSettlementStore(database.pool), publisher, maxBatch: config.publishMaxBatch, metrics, log });
+    notifier = notices;
+    recorder = new RoundRecorder(store, config.nodeId, log, () => notices.kick());
+    const clock = new RoundAuthority({
+      nodeId: config.nodeId,
+      config: config.clock,
+      ledger,
+      store,
+      recorder,
+      vault: new SeedVault(config.clock.seedSecret),
+      notifier: notices,
+      databaseClock: database.clock,
+      metrics,
+      log,
+    });
     authority = clock;
     void database.migrated.then((done) => {
       if (done && !stopping.aborted) clock.start();
@@ -64,6 +84,7 @@ export function wireRoundClock(
     steps: {
       handOver: { name: "hand over the round clock", run: () => authority?.stop() },
       recordPendingRounds: { name: "record pending rounds", run: () => recorder?.stop(RECORDER_STOP_TIMEOUT_MS) },
+      stopNotices: { name: "stop settlement notices", run: () => notifier?.stop() },
       closeLedger: { name: "close clock ledger", run: () => ledger.close() },
     },
   };

@@ -20,12 +20,32 @@ export function outcomeOf(reply: ReplyFrame): { ok: true; betId: string; duplica
   return { ok: true, betId: reply.result.bet.betId, duplicate: reply.result.bet.duplicate };
 }
 
-/** The current round id, from the snapshot a race subscription returns. */
-export async function currentRoundId(client: TestClient): Promise<number> {
+export interface OpenRound {
+  readonly roundId: number;
+  /** Decimal odds of runners 1..n (index 0 is runner 1). */
+  readonly odds: readonly number[];
+}
+
+/** The current round and its odds, from the snapshot a race subscription returns while bets are open. */
+export async function currentRound(client: TestClient): Promise<OpenRound> {
   const reply = await client.request({ type: "subscribe", channel: "race" });
   if (reply.ok && "snapshot" in reply && reply.snapshot !== undefined) {
     await client.request({ type: "unsubscribe", channel: "race" });
-    return reply.snapshot.data.roundId;
+    const { snapshot } = reply;
+    if (snapshot.event === "timer_update") return { roundId: snapshot.data.roundId, odds: snapshot.data.odds };
+    throw new Error(`round ${snapshot.data.roundId} is not taking bets: ${JSON.stringify(snapshot)}`);
   }
   throw new Error(`no round yet: ${JSON.stringify(reply)}`);
+}
+
+/** The current round id, from the snapshot a race subscription returns. */
+export async function currentRoundId(client: TestClient): Promise<number> {
+  return (await currentRound(client)).roundId;
+}
+
+/** The odds of `selection` (1-based) in `round`. */
+export function oddsOf(round: OpenRound, selection: number): number {
+  const odds = round.odds[selection - 1];
+  if (odds === undefined) throw new Error(`round ${round.roundId} has no runner ${selection}`);
+  return odds;
 }

@@ -10,6 +10,8 @@ import type { ManagedProcess } from "../../../scripts/lib/process.js";
 
 export const TEST_JWT_SECRET = "test-secret-0123456789abcdef";
 export const TEST_PUBLISH_KEY = "test-publish-key-0123456789";
+/** Seals race seeds in Redis (nodes run in production mode, which requires it with the clock on). */
+export const TEST_ROUND_SEED_KEY = "test-round-seed-key-0123456789abcdef";
 
 export interface GatewayNode {
   readonly name: string;
@@ -41,6 +43,7 @@ export async function startGatewayNode(options: StartNodeOptions): Promise<Gatew
       REDIS_PREFIX: options.redisPrefix,
       JWT_SECRET: TEST_JWT_SECRET,
       PUBLISH_KEY: TEST_PUBLISH_KEY,
+      ROUND_SEED_KEY: TEST_ROUND_SEED_KEY,
       LOG_LEVEL: "info",
       UNSUBSCRIBE_DELAY_MS: "0",
       DRAIN_WINDOW_MS: "200",

@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { CONFIG_VARIABLES, ConfigError, loadConfig } from "../../src/config.js";
+import { CONFIG_VARIABLES, ConfigError, DEVELOPMENT_ROUND_SEED_KEY, loadConfig } from "../../src/config.js";
 import { DEV_JWT_SECRET, DEV_PUBLISH_KEY } from "../../../scripts/lib/dev-defaults.js";
 import { repoRoot } from "../../../scripts/lib/paths.js";
 
@@ -38,6 +38,9 @@ describe("loadConfig", () => {
     ["CLOCK_ENABLED", { ...base, CLOCK_ENABLED: "yes" }],
     ["PG_SCHEMA", { ...base, DATABASE_URL: "postgres://h/db", PG_SCHEMA: "Bad-Name" }],
     ["ROUND_WAIT_MS", { ...base, DATABASE_URL: "postgres://h/db", CLOCK_ENABLED: "true", ROUND_WAIT_MS: "0" }],
+    ["ROUND_SEED_KEY", { ...base, DATABASE_URL: "postgres://h/db", CLOCK_ENABLED: "true" }],
+    ["ROUND_SEED_KEY", { ...base, DATABASE_URL: "postgres://h/db", CLOCK_ENABLED: "true", ROUND_SEED_KEY: "too-short-for-a-key" }],
+    ["ODDS_MARGIN_BP", { ...base, DATABASE_URL: "postgres://h/db", CLOCK_ENABLED: "true", ROUND_SEED_KEY: "k".repeat(32), ODDS_MARGIN_BP: "6000" }],
     ["JWT_ALGORITHMS", { ...base, JWT_ALGORITHMS: "none" }],
     ["JWT_ALGORITHMS", { ...base, JWT_ALGORITHMS: "RS256" }],
     ["PORT", { ...base, PORT: "http" }],
@@ -91,6 +94,13 @@ describe("loadConfig", () => {
     expect(forwardedBy({ TRUSTED_PROXIES: "none" }, "127.0.0.1")).toBe("127.0.0.1");
   });
 
+  it("needs ROUND_SEED_KEY only to drive rounds in production; development falls back to its fixed key", () => {
+    const clock = { ...base, DATABASE_URL: "postgres://h/db", CLOCK_ENABLED: "true" };
+    expect(loadConfig({ ...clock, ROUND_SEED_KEY: "s".repeat(32) }).clock?.seedSecret).toBe("s".repeat(32));
+    expect(loadConfig({ ...clock, GATEWAY_ENV: "development" }).clock?.seedSecret).toBe(DEVELOPMENT_ROUND_SEED_KEY);
+    expect(loadConfig({ ...base, DATABASE_URL: "postgres://h/db" }).clock).toBeNull();
+  });
+
   it("derives the algorithm from a public key and refuses HMAC algorithms with it", () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), "gw-config-"));
     const file = path.join(dir, "ec.pem");
@@ -115,7 +125,7 @@ describe("loadConfig", () => {
   });
 
   it("uses the documented defaults", () => {
-    const config = loadConfig({ ...base, CLOCK_ENABLED: "true", DATABASE_URL: "postgres://h/db" });
+    const config = loadConfig({ ...base, CLOCK_ENABLED: "true", DATABASE_URL: "postgres://h/db", ROUND_SEED_KEY: "s".repeat(32) });
     const documented = new Map(CONFIG_VARIABLES.map((variable) => [variable.name, variable.documentedDefault]));
     const literal = (name: string): string => /^`(.*)`$/.exec(documented.get(name) ?? "")?.[1] ?? `no literal default for ${name}`;
     expect(String(config.port)).toBe(literal("PORT"));
@@ -123,6 +133,7 @@ describe("loadConfig", () => {
     expect(config.redisUrl).toBe(literal("REDIS_URL"));
     expect(String(config.postgres?.poolMax)).toBe(literal("PG_POOL_MAX"));
     expect(String(config.clock?.leaseTtlMs)).toBe(literal("CLOCK_LEASE_TTL_MS"));
+    expect(String(config.clock?.oddsMarginBp)).toBe(literal("ODDS_MARGIN_BP"));
     expect(String(config.writer.maxBetAmount)).toBe(literal("BET_MAX_AMOUNT"));
     expect(String(config.ingest?.claimIdleMs)).toBe(literal("INGEST_CLAIM_IDLE_MS"));
     expect(String(config.ingest?.maxAttempts)).toBe(literal("INGEST_MAX_ATTEMPTS"));

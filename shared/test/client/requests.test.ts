@@ -12,7 +12,7 @@ afterEach(async () => {
   open = [];
 });
 
-const bet = { roundId: 4, selection: 2, amount: 100, idempotencyKey: "key-12345678" };
+const bet = { roundId: 4, selection: 2, amount: 100, odds: 7.6, idempotencyKey: "key-12345678" };
 
 describe("commands and requests", () => {
   it("sends a command as a frame with a fresh id and resolves with the ok reply", async () => {
@@ -20,7 +20,7 @@ describe("commands and requests", () => {
     h.server.last().accept();
     const pending = h.client.command("place_bet", bet);
     expect(h.server.last().sentOfType("command")).toEqual([{ type: "command", name: "place_bet", data: bet, id: 1 }]);
-    const result = { bet: { betId: "b1", roundId: 4, selection: 2, amount: 100, placedAt: 5, duplicate: false } };
+    const result = { bet: { betId: "b1", roundId: 4, selection: 2, amount: 100, odds: 7.6, placedAt: 5, duplicate: false } };
     h.server.last().replyOk("command", { result });
     await expect(pending).resolves.toMatchObject({ ok: true, result });
   });

@@ -16,7 +16,7 @@ afterEach(async () => {
 });
 
 function tick(roundId: number, timeLeft: number, serverTime: number): TimerUpdate {
-  return { roundId, timer: { timeLeft, totalDuration: 60_000, percentage: (timeLeft / 60_000) * 100 }, currentScreen: "game_screen", serverTime };
+  return { roundId, timer: { timeLeft, totalDuration: 60_000, percentage: (timeLeft / 60_000) * 100 }, currentScreen: "game_screen", odds: [7.6, 7.6], serverTime };
 }
 
 function message(channel: string, event: string, data: unknown, offset: number, epoch = "e1"): Record<string, unknown> {
