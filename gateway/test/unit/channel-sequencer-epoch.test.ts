@@ -45,6 +45,8 @@ function sequencer(history: MemoryHistory): { seq: ChannelSequencer; out: string
     repairLimit: 100,
     maxHeld: 100,
     catchUpConcurrency: 2,
+    readAttempts: 1,
+    pause: () => Promise.resolve(),
   });
   return { seq, out };
 }

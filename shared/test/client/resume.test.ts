@@ -17,7 +17,7 @@ afterEach(async () => {
 });
 
 function tick(timeLeft: number, serverTime: number): TimerUpdate {
-  return { roundId: 7, timer: { timeLeft, totalDuration: 60_000, percentage: (timeLeft / 60_000) * 100 }, currentScreen: "game_screen", serverTime };
+  return { roundId: 7, timer: { timeLeft, totalDuration: 60_000, percentage: (timeLeft / 60_000) * 100 }, currentScreen: "game_screen", odds: [7.6, 7.6], serverTime };
 }
 
 function message(channel: string, offset: number, epoch = "e1", data: unknown = { offset }): Record<string, unknown> {
