@@ -5,13 +5,17 @@
 #   bash scripts/ensure-system.sh prometheus   # ... and prometheus (with promtool) and the
 #                                              # Redis and Postgres exporters
 #   bash scripts/ensure-system.sh chromium     # ... and chromium, for the browser tests only
+#   bash scripts/ensure-system.sh compose      # ... and docker-compose (v1), which only checks
+#                                              # docker-compose.yml in the tests; no engine needed
 set -euo pipefail
 
 want_prometheus=0
 want_chromium=0
+want_compose=0
 for arg in "$@"; do
   [[ "$arg" == "prometheus" ]] && want_prometheus=1
   [[ "$arg" == "chromium" ]] && want_chromium=1
+  [[ "$arg" == "compose" ]] && want_compose=1
 done
 
 has() { command -v "$1" >/dev/null 2>&1; }
@@ -31,6 +35,11 @@ fi
 # Headless browser for gateway/test/browser.test.ts; playwright-core drives it, nothing is downloaded.
 if (( want_chromium )); then
   [[ -x /usr/bin/chromium ]] || missing+=(chromium)
+fi
+
+# deploy/test/docker-compose.test.ts resolves the compose file with it (`config`, no daemon).
+if (( want_compose )); then
+  has docker-compose || missing+=(docker-compose)
 fi
 
 if (( ${#missing[@]} == 0 )); then

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-bash scripts/ensure-system.sh prometheus chromium
+bash scripts/ensure-system.sh prometheus chromium compose
 bash scripts/ensure-deps.sh
 # Static checks first: they fail in seconds where the suite takes minutes.
 echo "test: typecheck (sources, tests, live page)" >&2

@@ -17,7 +17,7 @@ const composeFile = path.join(repoRoot(), "docker-compose.yml");
 const GATEWAYS = ["gateway-1", "gateway-2", "gateway-3"];
 /** The only services a host may reach; everything else stays on the compose network. */
 const PUBLISHED = ["nginx", "prometheus", "grafana"];
-const SECRETS = { JWT_SECRET: "compose-test-secret-0123456789", PUBLISH_KEY: "compose-test-publish-key-0123456789" };
+const SECRETS = { JWT_SECRET: "compose-test-secret-0123456789", PUBLISH_KEY: "compose-test-publish-key-0123456789", ROUND_SEED_KEY: "compose-test-round-seed-key-0123456789abcdef" };
 
 interface Service {
   readonly environment?: Readonly<Record<string, string>>;
@@ -48,11 +48,12 @@ describe("docker-compose.yml as written", () => {
     for (const name of GATEWAYS) expect(written[name]?.environment?.["GATEWAY_ENV"], name).toBe("${GATEWAY_ENV:-production}");
   });
 
-  it("requires JWT_SECRET and PUBLISH_KEY, with no default to fall back on", () => {
+  it("requires JWT_SECRET, PUBLISH_KEY and ROUND_SEED_KEY, with no default to fall back on", () => {
     for (const name of GATEWAYS) {
       const env = written[name]?.environment ?? {};
       expect(env["JWT_SECRET"], name).toMatch(/^\$\{JWT_SECRET:\?[^}]+\}$/);
       expect(env["PUBLISH_KEY"], name).toMatch(/^\$\{PUBLISH_KEY:\?[^}]+\}$/);
+      expect(env["ROUND_SEED_KEY"], name).toMatch(/^\$\{ROUND_SEED_KEY:\?[^}]+\}$/);
     }
   });
 
@@ -79,13 +80,16 @@ const hasCompose = spawnSync("docker-compose", ["version"], { encoding: "utf8", 
 if (!hasCompose) process.stdout.write("[docker-compose] resolved-file checks skipped: no docker-compose on PATH\n");
 
 describe.runIf(hasCompose)("docker-compose.yml as Compose resolves it", () => {
-  it("refuses to start without JWT_SECRET or PUBLISH_KEY, naming the missing one", () => {
-    const withoutSecret = compose(["config", "-q"], { PUBLISH_KEY: SECRETS.PUBLISH_KEY });
+  it("refuses to start without JWT_SECRET, PUBLISH_KEY or ROUND_SEED_KEY, naming the missing one", () => {
+    const withoutSecret = compose(["config", "-q"], { PUBLISH_KEY: SECRETS.PUBLISH_KEY, ROUND_SEED_KEY: SECRETS.ROUND_SEED_KEY });
     expect(withoutSecret.status).not.toBe(0);
     expect(withoutSecret.stderr).toContain("set JWT_SECRET");
-    const withoutKey = compose(["config", "-q"], { JWT_SECRET: SECRETS.JWT_SECRET });
+    const withoutKey = compose(["config", "-q"], { JWT_SECRET: SECRETS.JWT_SECRET, ROUND_SEED_KEY: SECRETS.ROUND_SEED_KEY });
     expect(withoutKey.status).not.toBe(0);
     expect(withoutKey.stderr).toContain("set PUBLISH_KEY");
+    const withoutSeedKey = compose(["config", "-q"], { JWT_SECRET: SECRETS.JWT_SECRET, PUBLISH_KEY: SECRETS.PUBLISH_KEY });
+    expect(withoutSeedKey.status).not.toBe(0);
+    expect(withoutSeedKey.stderr).toContain("set ROUND_SEED_KEY");
   });
 
   it("with both, is valid, runs in production and publishes on 127.0.0.1", () => {

@@ -140,8 +140,12 @@ describe("containment of hostile payloads", () => {
 
   it("contains a frame the Socket.IO encoder cannot handle, delivered straight into Redis", async () => {
     const before = await sumOverNodes("gateway_delivery_failures_total", { sink: "socketio" });
-    // The gateway never builds this (the API refuses it); a rogue publisher can.
-    const frame = encodeFrameHead(CHANNEL, "forecast_update", nested(20_000)) + encodeFrameTail(999_999, "rogue", Date.now());
+    // The gateway never builds this (the API refuses it); a rogue publisher with Redis
+    // access can, numbering it in sequence so every node takes it for the next message.
+    const state = new RedisKeyspace(prefix).stateKey(CHANNEL);
+    const offset = await injector.hincrby(state, "offset", 1);
+    const epoch = (await injector.hget(state, "epoch")) as string;
+    const frame = encodeFrameHead(CHANNEL, "forecast_update", nested(20_000)) + encodeFrameTail(offset, epoch, Date.now());
     await injector.publish(new RedisKeyspace(prefix).busChannel(CHANNEL), frame);
     const after = await eventually(
       () => sumOverNodes("gateway_delivery_failures_total", { sink: "socketio" }),

@@ -91,17 +91,19 @@ describe("NGINX per-address socket limits", () => {
 
   it("limit_req counts Socket.IO handshakes, not the requests of a session", async () => {
     const nginx = await proxy({ socketsPerAddress: 1000, newSocketsPerSecond: 1, newSocketBurst: 1 });
-    const handshake = await get(nginx, "/socket.io/?EIO=4&transport=polling", "127.0.0.31");
+    // A handshake carries its token (the gateway refuses anonymous engine.io sessions).
+    const HANDSHAKE = `/socket.io/?EIO=4&transport=polling&token=${token({ sub: "nginx-limits" })}`;
+    const handshake = await get(nginx, HANDSHAKE, "127.0.0.31");
     expect(handshake.status).toBe(200);
     const sid = (JSON.parse(handshake.body.slice(handshake.body.indexOf("{"))) as { sid: string }).sid;
-    expect((await get(nginx, "/socket.io/?EIO=4&transport=polling", "127.0.0.31")).status).toBe(200);
-    const over = await get(nginx, "/socket.io/?EIO=4&transport=polling", "127.0.0.31");
+    expect((await get(nginx, HANDSHAKE, "127.0.0.31")).status).toBe(200);
+    const over = await get(nginx, HANDSHAKE, "127.0.0.31");
     expect(over.status).toBe(429);
     expect(JSON.parse(over.body)).toMatchObject({ error: { code: "connect_rate_limited" } });
     // The session's own requests carry its sid and are not new sockets.
     const send = await request(nginx, "POST", `/socket.io/?EIO=4&transport=polling&sid=${sid}`, "127.0.0.31", "40");
     expect(send.status).toBe(200);
-    expect((await get(nginx, "/socket.io/?EIO=4&transport=polling", "127.0.0.32")).status).toBe(200);
+    expect((await get(nginx, HANDSHAKE, "127.0.0.32")).status).toBe(200);
   });
 
   it("leaves the publish API and the nodes' other routes alone", async () => {

@@ -12,7 +12,7 @@ import { startPostgres, type PostgresHandle } from "../../scripts/lib/postgres.j
 import { startRedis, type RedisHandle } from "../../scripts/lib/redis.js";
 import { CloseCodes, ErrorCodes } from "../../shared/src/codes.js";
 import type { ErrorBody } from "../../shared/src/protocol.js";
-import { currentRoundId, newKey, outcomeOf, placeBet } from "./support/bets.js";
+import { currentRound, newKey, oddsOf, outcomeOf, placeBet } from "./support/bets.js";
 import { testPool } from "./support/db.js";
 import { eventually } from "./support/eventually.js";
 import { startGatewayNode, TEST_PUBLISH_KEY, uniquePrefix, type GatewayNode } from "./support/gateway-node.js";
@@ -266,7 +266,7 @@ describe("new connections per client address", () => {
   }
 
   function socketIoFrom(forwardedFor: string): Promise<string> {
-    const socket: Socket = io(guarded.httpUrl, { auth: { token: token({ sub: `addr-${newKey()}` }) }, transports: ["websocket"], reconnection: false, extraHeaders: { "x-forwarded-for": forwardedFor } });
+    const socket: Socket = io(guarded.httpUrl, { transports: ["websocket"], reconnection: false, extraHeaders: { authorization: `Bearer ${token({ sub: `addr-${newKey()}` })}`, "x-forwarded-for": forwardedFor } });
     closers.push(async () => socket.close());
     return new Promise((resolve) => {
       socket.once("welcome", () => resolve("open"));
@@ -320,16 +320,17 @@ describe("commands in flight per user", () => {
   it("answers a user's commands past the bound too_many_commands at once, while another user's command is queued and committed", async () => {
     const greedy = await bettor("greedy");
     const patient = await bettor("patient");
-    const roundId = await eventually(() => currentRoundId(greedy), (id) => id > 0, 20_000);
+    const round = await eventually(() => currentRound(greedy), (open) => open.roundId > 0, 20_000);
+    const { roundId } = round;
     const locker = await db.connect();
     try {
       // Hold the table: the writer's transaction blocks, so commands stay in flight.
       await locker.query("BEGIN");
       await locker.query(`LOCK TABLE ${schema}.bets IN ACCESS EXCLUSIVE MODE`);
-      const greedyBets = Array.from({ length: 5 }, () => placeBet(greedy, { roundId, selection: 1, amount: 100, idempotencyKey: newKey() }));
+      const greedyBets = Array.from({ length: 5 }, () => placeBet(greedy, { roundId, selection: 1, amount: 100, odds: oddsOf(round, 1), idempotencyKey: newKey() }));
       const refused = (await Promise.all(greedyBets.slice(2))).map(outcomeOf);
       expect(refused).toEqual(Array.from({ length: 3 }, () => ({ ok: false, code: ErrorCodes.tooManyCommands.code })));
-      const patientBet = placeBet(patient, { roundId, selection: 2, amount: 100, idempotencyKey: newKey() });
+      const patientBet = placeBet(patient, { roundId, selection: 2, amount: 100, odds: oddsOf(round, 2), idempotencyKey: newKey() });
       await locker.query("COMMIT");
       expect(outcomeOf(await patientBet)).toMatchObject({ ok: true });
       for (const reply of await Promise.all(greedyBets.slice(0, 2))) expect(outcomeOf(reply)).toMatchObject({ ok: true });
@@ -343,6 +344,6 @@ describe("commands in flight per user", () => {
     ]);
     expect(await metricValue(betting.httpUrl, "gateway_rate_limited_total", { limit: "user_commands" })).toBe(3);
     // The slots came back with the replies.
-    expect(outcomeOf(await placeBet(greedy, { roundId, selection: 3, amount: 100, idempotencyKey: newKey() }))).toMatchObject({ ok: true });
+    expect(outcomeOf(await placeBet(greedy, { roundId, selection: 3, amount: 100, odds: oddsOf(round, 3), idempotencyKey: newKey() }))).toMatchObject({ ok: true });
   });
 });
