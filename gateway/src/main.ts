@@ -55,7 +55,7 @@ async function main(): Promise<void> {
   // database outage, so operators see that bets cannot be written.
   const refusal = (): Extract<NotReadyReason, "draining" | "redis unavailable"> | null => {
     if (stopping.signal.aborted) return "draining";
-    if (!broker.isReady()) return "redis unavailable";
+    if (!broker.isReady() || !continuity.isReady()) return "redis unavailable";
     return null;
   };
   const notReadyReason = (): NotReadyReason | null => refusal() ?? database?.notReadyReason() ?? null;

@@ -32,6 +32,8 @@ export interface HistoryWiring {
   readonly sequencer: ChannelSequencer;
   /** What `since` resumes from: history, and the positions the sequencer forwarded. */
   readonly resume: ResumeSource;
+  /** Whether history can be read now: the node needs it to seed, repair and resume channels. */
+  isReady(): boolean;
   readonly steps: { readonly closeHistory: ShutdownStep };
 }
 
@@ -43,8 +45,10 @@ export function wireHistory(config: GatewayConfig, redis: RedisConnections, fano
     history: config.history,
     idempotencyWindowMs: config.idempotencyWindowMs,
   };
-  // Reads only (and an epoch for a channel that has none): a retry is harmless.
-  const connection = redis.open("history", { offlineQueue: false, maxRetriesPerRequest: 1 });
+  // Reads only (and an epoch for a channel that has none, idempotently): a read
+  // issued while the connection is still coming up waits for it instead of
+  // failing a subscribe, and a resend after a reconnect is harmless.
+  const connection = redis.open("history", { offlineQueue: true, maxRetriesPerRequest: 1 });
   const history = new RedisHistory(connection, { keyspace, channelStateTtlSeconds: config.channelStateTtlSeconds });
   const sequencer = new ChannelSequencer({
     history,
@@ -62,6 +66,7 @@ export function wireHistory(config: GatewayConfig, redis: RedisConnections, fano
     policy,
     history,
     sequencer,
+    isReady: () => connection.status === "ready",
     resume: { history, forwarded: sequencer, maxMessages: REPLAY_LIMIT, pause: (ms) => new Promise((resolve) => setTimeout(resolve, ms)) },
     steps: {
       closeHistory: {
