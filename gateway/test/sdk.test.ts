@@ -263,8 +263,8 @@ async function reviveNodes(): Promise<void> {
 function cuttable(): { readonly WebSocket: WebSocketConstructor; cut(): void } {
   const opened: WebSocket[] = [];
   class Tracked extends WebSocket {
-    constructor(url: string) {
-      super(url);
+    constructor(url: string, protocols: string[]) {
+      super(url, protocols);
       opened.push(this);
     }
   }

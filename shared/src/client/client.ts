@@ -19,7 +19,7 @@
 
 import { CloseCodes, type CloseCodeSpec } from "../codes.js";
 import type { RaceSnapshot } from "../race-events.js";
-import type { ErrorBody, GapFrame, JsonValue, MessageFrame, ServerFrame, SubscribeResult, WelcomeFrame } from "../protocol.js";
+import { BEARER_SUBPROTOCOL_PREFIX, WS_SUBPROTOCOL, type ErrorBody, type GapFrame, type JsonValue, type MessageFrame, type ServerFrame, type SubscribeResult, type WelcomeFrame } from "../protocol.js";
 // Types only: the schema library stays out of the browser bundle.
 import type { RequestOf } from "../requests.js";
 import { backoffDelay, drainDelay, refreshDelay } from "./backoff.js";
@@ -315,8 +315,9 @@ export class GatewayClient {
     const since = own === undefined ? undefined : this.#channels.get(own)?.position;
     this.#sentSince = own === undefined || since === undefined ? null : { channel: own, since };
     const separator = this.#url.includes("?") ? "&" : "?";
-    const resume = since === undefined ? "" : `&since=${since.offset}:${encodeURIComponent(since.epoch)}`;
-    const socket = new this.#Socket(`${this.#url}${separator}token=${encodeURIComponent(token)}${resume}`);
+    const resume = since === undefined ? "" : `${separator}since=${since.offset}:${encodeURIComponent(since.epoch)}`;
+    // The token travels as a subprotocol, not in the URL: URLs end up in logs and histories.
+    const socket = new this.#Socket(`${this.#url}${resume}`, [WS_SUBPROTOCOL, BEARER_SUBPROTOCOL_PREFIX + token]);
     this.#socket = socket;
     let failed = false;
     socket.onerror = () => {

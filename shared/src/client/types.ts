@@ -176,7 +176,7 @@ export interface WebSocketLike {
 // types carry more fields (DOM MessageEvent, ws's MessageEvent) still fit.
 type Handler<E> = { bivariance(event: E): void }["bivariance"];
 
-export type WebSocketConstructor = new (url: string) => WebSocketLike;
+export type WebSocketConstructor = new (url: string, protocols: string[]) => WebSocketLike;
 
 /** Injected in tests; defaults to the platform's clock and timers. */
 export interface Timers {

@@ -17,7 +17,9 @@ afterEach(async () => {
 describe("connection states", () => {
   it("goes connecting → connected → disconnected → reconnecting → connecting → connected", async () => {
     const h = await started({ initialDelayMs: 1000 });
-    expect(h.server.last().url).toBe("ws://gw.test/ws?token=t0");
+    expect(h.server.last().url).toBe("ws://gw.test/ws");
+    // The token is offered as a subprotocol, never put in the URL (URLs reach logs).
+    expect(h.server.last().protocols).toEqual(["gateway.v1", "bearer.t0"]);
     h.server.last().accept({ node: "node-2" });
     expect(h.client.state).toBe("connected");
     expect(h.client.node).toBe("node-2");
@@ -105,7 +107,7 @@ describe("connection states", () => {
     h.server.last().accept();
     h.server.last().drop(4001, "token expired");
     await h.timers.advance(h.timers.nextDelay() ?? 0);
-    expect(h.server.sockets.map((s) => s.url)).toEqual(["ws://gw.test/ws?token=token-1", "ws://gw.test/ws?token=token-2"]);
+    expect(h.server.sockets.map((s) => s.protocols[1])).toEqual(["bearer.token-1", "bearer.token-2"]);
   });
 
   it("retries with backoff when getToken fails", async () => {

@@ -5,7 +5,7 @@
  */
 
 import type { ServerFrame, WelcomeFrame } from "../../src/protocol.js";
-import type { Timers, WebSocketLike } from "../../src/client/types.js";
+import type { Timers, WebSocketConstructor, WebSocketLike } from "../../src/client/types.js";
 
 interface Scheduled {
   readonly at: number;
@@ -65,7 +65,7 @@ export async function flush(): Promise<void> {
 
 export interface FakeServer {
   readonly sockets: FakeSocket[];
-  readonly Socket: new (url: string) => WebSocketLike;
+  readonly Socket: WebSocketConstructor;
   last(): FakeSocket;
 }
 
@@ -78,6 +78,8 @@ export class FakeSocket implements WebSocketLike {
   /** Frames the client sent, parsed. */
   readonly sent: Array<Record<string, unknown>> = [];
   closedByClient: { code: number | undefined; reason: string | undefined } | null = null;
+  /** The subprotocols the client offered: the SDK's token travels there. */
+  protocols: string[] = [];
 
   constructor(
     readonly url: string,
@@ -143,8 +145,9 @@ export class FakeSocket implements WebSocketLike {
 export function fakeServer(timers: ManualTimers): FakeServer {
   const sockets: FakeSocket[] = [];
   class Socket extends FakeSocket {
-    constructor(url: string) {
+    constructor(url: string, protocols: string[]) {
       super(url, timers);
+      this.protocols = protocols;
       sockets.push(this);
     }
   }
