@@ -61,9 +61,12 @@ function failure(reason: AuthFailureReason, message: string): VerifyResult {
   return { ok: false, reason, message };
 }
 
+/** The grants of a principal without any: one array for all of them, not one per connection. */
+const NO_GRANTS: readonly string[] = Object.freeze([]);
+
 /** The grants of a `channels` claim, or why it is refused. */
-function grantsFrom(claim: unknown): { readonly grants: string[] } | { readonly problem: string } {
-  if (claim === undefined) return { grants: [] };
+function grantsFrom(claim: unknown): { readonly grants: readonly string[] } | { readonly problem: string } {
+  if (claim === undefined || (Array.isArray(claim) && claim.length === 0)) return { grants: NO_GRANTS };
   if (!Array.isArray(claim) || claim.length > MAX_GRANTS) return { problem: `channels claim must be a list of at most ${MAX_GRANTS} grants` };
   const grants: string[] = [];
   for (const item of claim) {

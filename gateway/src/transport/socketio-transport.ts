@@ -25,7 +25,7 @@ import type { RequestFields, RequestType } from "../../../shared/src/requests.js
 import { tokenFrom, type Principal } from "../auth/verifier.js";
 import type { Delivery } from "../broker/broker.js";
 import type { FanoutSink } from "../fanout/local-fanout.js";
-import { afterSent, ClientSession, type Answer } from "./client-session.js";
+import { afterSent, ClientSession, type Answer, type SessionConnection } from "./client-session.js";
 import { RequestParser } from "./request-parser.js";
 import { sinceFromObject } from "./resume-position.js";
 import { sessionIdFor } from "./session-id.js";
@@ -64,7 +64,7 @@ interface SocketData {
   principal: Principal;
   /** The personal channel's position to resume from (`auth.since`). */
   since: ChannelPosition | undefined;
-  session: ClientSession;
+  session: ClientSession<GatewaySocket>;
   closeReason: string | null;
   /** Gives back the user's connection slot, once; absent while none is held. */
   releaseSlot?: () => void;
@@ -121,7 +121,7 @@ function connectToken(socket: GatewaySocket): string | undefined {
   return typeof token === "string" && token.length > 0 ? token : undefined;
 }
 
-export class SocketIoTransport {
+export class SocketIoTransport implements SessionConnection<GatewaySocket> {
   private io: GatewayServer | null = null;
   private readonly parser: RequestParser;
   /** Who each engine.io handshake authenticated as; keyed by the request object Socket.IO keeps as `socket.request`. */
@@ -320,18 +320,7 @@ export class SocketIoTransport {
   private connected(socket: GatewaySocket): void {
     this.deps.metrics.connectionOpened("socketio");
     socket.data.closeReason = null;
-    const session = new ClientSession(this.deps.session, socket.data.principal, {
-      join: (channel) => {
-        void socket.join(channel);
-      },
-      leave: (channel) => {
-        void socket.leave(channel);
-      },
-      end: (close, reason) => this.end(socket, close, reason),
-      send: (frames) => {
-        for (const frame of frames) socket.emit("message", JSON.parse(frame.toString("utf8")) as MessageFrame);
-      },
-    });
+    const session = new ClientSession<GatewaySocket>(this.deps.session, socket.data.principal, this, socket);
     socket.data.session = session;
 
     socket.on("disconnect", (reason) => {
@@ -353,7 +342,7 @@ export class SocketIoTransport {
    * fields (none at all reads as `{}`), and a trailing function the
    * acknowledgement. An event sent without one is still acted on.
    */
-  private request(socket: GatewaySocket, session: ClientSession, event: string, args: readonly unknown[]): void {
+  private request(socket: GatewaySocket, session: ClientSession<GatewaySocket>, event: string, args: readonly unknown[]): void {
     // The server is closing this socket: what it still sends is not acted on.
     if (socket.data.closeReason !== null) return;
     const admitted = session.admitFrame();
@@ -385,8 +374,21 @@ export class SocketIoTransport {
     afterSent(answer);
   }
 
+  join(socket: GatewaySocket, channel: string): void {
+    void socket.join(channel);
+  }
+
+  leave(socket: GatewaySocket, channel: string): void {
+    // A disconnected socket has left its rooms already.
+    if (socket.connected) void socket.leave(channel);
+  }
+
+  send(socket: GatewaySocket, frames: readonly Buffer[]): void {
+    for (const frame of frames) socket.emit("message", JSON.parse(frame.toString("utf8")) as MessageFrame);
+  }
+
   /** Once per socket: events already received may still arrive before the disconnect does. */
-  private end(socket: GatewaySocket, close: CloseCodeSpec, reason: string): void {
+  end(socket: GatewaySocket, close: CloseCodeSpec, reason: string): void {
     if (!socket.connected || socket.data.closeReason !== null) return;
     socket.data.closeReason = reason;
     socket.emit("closing", { code: close.code, reason: close.reason, reconnect: close.reconnect });
