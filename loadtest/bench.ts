@@ -74,6 +74,8 @@ interface Scenario {
 interface Row {
   readonly scenario: Scenario;
   readonly connect: ConnectResult;
+  /** The server processes' CPU (user + system) while the sockets connected and subscribed. */
+  readonly connectCpuSeconds: number;
   /** Server RSS added per connection, both readings after a full GC in every server process. */
   readonly rssPerConnKb: number;
   /** The same without the GC after connecting: handshake garbage V8 had not collected yet counts too. */
@@ -286,6 +288,7 @@ async function runScenario(scenario: Scenario, redis: RedisHandle, profileDir: s
     const connectBudgetMs = Math.max(30_000, scenario.sockets * 2);
     const connectInspector = servers.processes[0]?.inspectorUrl ?? null;
     const connectProfiler = profileDir !== null && values["profile-connect"] && connectInspector !== null ? await inspectorProfile(connectInspector) : null;
+    const connectCpuBefore = pids.map(cpuSeconds);
     const started = Date.now();
     const progress = setInterval(() => log(`${scenario.id}: ${workers.reduce((s, w) => s + w.progress, 0)}/${scenario.sockets} subscribed`), 5000);
     let results: ConnectResult[];
@@ -320,6 +323,7 @@ async function runScenario(scenario: Scenario, redis: RedisHandle, profileDir: s
       errors: mergeCounts(results.map((r) => r.errors)),
       seconds: (Date.now() - started) / 1000,
     };
+    const connectCpuSeconds = pids.map(cpuSeconds).reduce((sum, cpu, i) => sum + cpu - connectCpuBefore[i]!, 0);
     log(`${scenario.id}: ${connect.established}/${scenario.sockets} subscribed in ${connect.seconds.toFixed(1)} s${connect.failed ? `, ${connect.failed} failed ${JSON.stringify(connect.errors)}` : ""}`);
     if (connectProfiler && profileDir) {
       const profile = await connectProfiler.stop();
@@ -385,6 +389,7 @@ async function runScenario(scenario: Scenario, redis: RedisHandle, profileDir: s
     return {
       scenario,
       connect,
+      connectCpuSeconds,
       rssPerConnKb: established > 0 ? (rssAfter - rssBefore) / established / 1024 : Number.NaN,
       rssPerConnNoGcKb: established > 0 ? (rssAfterNoGc - rssBefore) / established / 1024 : Number.NaN,
       rssAfterMb: rssAfter / 1024 / 1024,
@@ -426,15 +431,15 @@ const fmt = (x: number, digits = 1): string => (Number.isFinite(x) ? x.toFixed(d
 
 function renderTable(rows: readonly Row[]): string {
   const lines = [
-    "| scenario | server | connections | connect s | RSS KB/conn (after GC) | RSS KB/conn (no GC) | p50 ms | p95 ms | p99 ms | max ms | deliveries/s | delivered/expected | server CPU s (% of a core, kernel share) | generator CPU s | machine busy |",
-    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    "| scenario | server | connections | connect s | server CPU µs/connect | RSS KB/conn (after GC) | RSS KB/conn (no GC) | p50 ms | p95 ms | p99 ms | max ms | deliveries/s | delivered/expected | server CPU s (% of a core, kernel share) | generator CPU s | machine busy |",
+    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
   ];
   for (const r of rows) {
     const window = r.windowSeconds;
     const cpu = `${fmt(r.serverCpuSeconds, 2)} (${fmt((r.serverCpuSeconds / window) * 100, 0)} %, ${fmt(r.serverSysShare * 100, 0)} % sys)${r.proxyCpuSeconds !== null ? ` + NGINX ${fmt(r.proxyCpuSeconds, 2)}` : ""}`;
     const ratio = r.expected > 0 ? `${fmt((r.delivered / r.expected) * 100, 3)} %` : "–";
     lines.push(
-      `| ${r.scenario.id} | ${r.scenario.label} | ${r.connect.established}/${r.scenario.sockets} | ${fmt(r.connect.seconds, 2)} | ${fmt(r.rssPerConnKb, 2)} | ${fmt(r.rssPerConnNoGcKb, 2)} | ${fmt(r.latency.percentile(50))} | ${fmt(r.latency.percentile(95))} | ${fmt(r.latency.percentile(99))} | ${fmt(r.latency.percentile(100))} | ${Math.round(r.delivered / window)} | ${ratio} | ${cpu} | ${fmt(r.generatorCpuSeconds, 2)} | ${fmt(r.machineBusy * 100, 0)} % |`,
+      `| ${r.scenario.id} | ${r.scenario.label} | ${r.connect.established}/${r.scenario.sockets} | ${fmt(r.connect.seconds, 2)} | ${fmt((r.connectCpuSeconds / Math.max(1, r.connect.established)) * 1e6, 0)} | ${fmt(r.rssPerConnKb, 2)} | ${fmt(r.rssPerConnNoGcKb, 2)} | ${fmt(r.latency.percentile(50))} | ${fmt(r.latency.percentile(95))} | ${fmt(r.latency.percentile(99))} | ${fmt(r.latency.percentile(100))} | ${Math.round(r.delivered / window)} | ${ratio} | ${cpu} | ${fmt(r.generatorCpuSeconds, 2)} | ${fmt(r.machineBusy * 100, 0)} % |`,
     );
   }
   return lines.join("\n");

@@ -48,7 +48,9 @@ export function wireHistory(config: GatewayConfig, redis: RedisConnections, fano
   // Reads only (and an epoch for a channel that has none, idempotently): a read
   // issued while the connection is still coming up waits for it instead of
   // failing a subscribe, and a resend after a reconnect is harmless.
-  const connection = redis.open("history", { offlineQueue: true, maxRetriesPerRequest: 1 });
+  // A read per channel a node starts to receive (each new user's personal
+  // channel seeds its position): pipelined.
+  const connection = redis.open("history", { offlineQueue: true, maxRetriesPerRequest: 1, autoPipelining: true });
   const history = new RedisHistory(connection, { keyspace, channelStateTtlSeconds: config.channelStateTtlSeconds });
   const sequencer = new ChannelSequencer({
     history,
