@@ -161,7 +161,7 @@ export class RedisConnectionQuota implements ConnectionQuota {
           resolve(result === 1 ? "admitted" : "full");
         },
         (err: unknown) => {
-          if (settled()) reject(err);
+          if (settled()) reject(err instanceof Error ? err : new Error(String(err)));
         },
       );
     });
