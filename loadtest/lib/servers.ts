@@ -72,7 +72,7 @@ export interface Servers {
 export type Inspect = "none" | "first" | "all";
 
 /** A copy of nginx/nginx.conf for this box: see docs/performance.md on worker_connections. */
-async function benchNginxConf(dir: string): Promise<string> {
+export async function benchNginxConf(dir: string): Promise<string> {
   const original = await readFile(path.join(repoRoot(), "nginx", "nginx.conf"), "utf8");
   // The stock 9,500 connections × 2 workers hold 9,500 proxied sockets (two
   // connections each), short of the 10k row. 19,000 stays under the 20,000
