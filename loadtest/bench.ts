@@ -37,12 +37,15 @@ import { childPids, cpuSeconds, cpuSplit, machineJiffies, rssBytes } from "./lib
 import { forkWorker, liveWorkers, type WorkerHandle } from "./lib/generators.js";
 import { InspectorSession } from "./lib/inspector.js";
 import { BENCH_JWT_SECRET, BENCH_PUBLISH_KEY, startServers, type ServerKind, type Servers } from "./lib/servers.js";
+import { liveStormWorkers, renderStorm, runStorm, type StormResult } from "./lib/storm.js";
 import type { ClientProtocol, ConnectResult, WorkerConfig, WorkerStats } from "./lib/worker-protocol.js";
 
 // `race` is the round clock's own channel: the publish API refuses it.
 const CHANNEL = "forecasts";
 const FORECAST_CHANNEL = "forecasts:bench";
 const PUBLISH_INTERVAL_MS = 500;
+/** MEMORY_LIMIT_MB of the storm's nodes: a small pod's budget (npm run bench:storm -- --budget-mb to change). */
+const STORM_BUDGET_MB = 256;
 /** Sockets per generator process: the descriptor limit is 20,000 per process. */
 const SOCKETS_PER_WORKER = 17_000;
 /** Source addresses per worker; 127.0.<worker+1>.<1..N> */
@@ -158,10 +161,18 @@ function scenarios(): Scenario[] {
       }),
     ),
   ];
-  const only = values.only?.split(",").map((s) => s.trim());
+  const only = selected();
   // `compression` names the group of compression rows.
   return only ? all.filter((s) => only.includes(s.id) || (only.includes("compression") && s.compression !== null)) : all;
 }
+
+/** The ids --only names, or null for every row. */
+function selected(): string[] | null {
+  return values.only?.split(",").map((s) => s.trim()) ?? null;
+}
+
+/** The reconnect storm (loadtest/lib/storm.ts) runs after the broadcast rows, as `storm-10k`. */
+const STORM_ID = "storm-10k";
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -477,6 +488,7 @@ function renderTargets(rows: readonly Row[]): string {
     "| target | measured | verdict |",
     "|---|---|---|",
     `| 100k authenticated raw connections (6 nodes) | ${r100 ? `${r100.connect.established}` : "–"} | ${verdict(r100 ? r100.connect.established >= 100_000 : undefined)} |`,
+    `| ≤ 2 KB gateway RSS per connection (100k, six nodes; after GC) | ${r100 ? `${fmt(r100.rssPerConnKb, 2)} KB` : "–"} | ${verdict(r100 ? r100.rssPerConnKb <= 2 : undefined)} |`,
     `| p99 < 100 ms at 10k, one node | ${r10 ? `${fmt(r10.latency.percentile(99))} ms` : "–"} | ${verdict(r10 ? r10.latency.percentile(99) < 100 : undefined)} |`,
     `| p95 < 250 ms at 100k | ${r100 ? `${fmt(r100.latency.percentile(95))} ms` : "–"} | ${verdict(r100 ? r100.latency.percentile(95) < 250 : undefined)} |`,
     `| delivered/expected = 100 % (every gateway row) | ${rows.filter((r) => r.scenario.server === "gateway").map((r) => `${r.scenario.id} ${r.delivered}/${r.expected}`).join(", ")} | ${verdict(rows.some((r) => r.scenario.server === "gateway") ? allDelivered : undefined)} |`,
@@ -560,6 +572,7 @@ async function main(): Promise<void> {
   if (profileDir) await mkdir(profileDir, { recursive: true });
   const redis = await startRedis();
   const rows: Row[] = [];
+  let storm: StormResult | null = null;
   try {
     for (const scenario of scenarios()) {
       try {
@@ -570,6 +583,15 @@ async function main(): Promise<void> {
       }
       // Let TIME_WAIT sockets and the kernel settle between rows.
       await sleep(QUICK ? 500 : 2000);
+    }
+    if (selected()?.includes(STORM_ID) ?? true) {
+      log(`${STORM_ID}: starting`);
+      try {
+        storm = await runStorm(redis, { clients: QUICK ? 1000 : 10_000, observers: QUICK ? 100 : 500, workers: 2, budgetMb: STORM_BUDGET_MB, log });
+      } catch (err) {
+        log(`${STORM_ID} failed: ${err instanceof Error ? err.message : String(err)}`);
+        process.exitCode = 1;
+      }
     }
   } finally {
     await redis.stop();
@@ -587,6 +609,10 @@ async function main(): Promise<void> {
     "## Targets (issue 16): lean, fast connections",
     "",
     renderLeanTargets(rows),
+    "",
+    `## Reconnect storm (issue 16): \`${STORM_ID}\``,
+    "",
+    storm === null ? "(not run: `--only storm-10k`)" : renderStorm(storm),
     "",
     "## Targets (issue 7)",
     "",
@@ -612,14 +638,14 @@ async function main(): Promise<void> {
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   process.once(signal, () => {
     log(`${signal}: stopping generators and servers`);
-    for (const child of liveWorkers) child.kill("SIGKILL");
+    for (const child of [...liveWorkers, ...liveStormWorkers()]) child.kill("SIGKILL");
     void stopAll("SIGTERM", 3000).finally(() => process.exit(130));
   });
 }
 
 main().catch(async (err: unknown) => {
   process.stderr.write(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-  for (const child of liveWorkers) child.kill("SIGKILL");
+  for (const child of [...liveWorkers, ...liveStormWorkers()]) child.kill("SIGKILL");
   await stopAll("SIGTERM", 3000);
   process.exitCode = 1;
 });
