@@ -11,7 +11,7 @@
 
 import { connect, type GatewayClient } from "../shared/src/client/index.js";
 import type { BetSettled } from "../shared/src/commands.js";
-import { closeBets, mountBetSlip, openBets } from "./bet-slip.js";
+import { closeBets, connectBetSlip, mountBetSlip, openBets } from "./bet-slip.js";
 import { betSettled, onBetsChanged } from "./bets-view.js";
 import { showOffline, watchConnection } from "./connection-view.js";
 import { byId, h } from "./dom.js";
@@ -26,7 +26,7 @@ function frame(now: number): void {
 
 function wire(client: GatewayClient): void {
   watchConnection(client);
-  mountBetSlip((data) => client.command("place_bet", data));
+  connectBetSlip((data) => client.command("place_bet", data));
   onBetsChanged(() => showMyResult());
   client.subscribe("race", raceHandlers({ open: openBets, close: closeBets }));
   client.subscribe("forecasts", { forecast_update: onForecast });
@@ -63,6 +63,7 @@ async function fetchDevToken(sub: string): Promise<string> {
 }
 
 async function main(): Promise<void> {
+  mountBetSlip();
   requestAnimationFrame(frame);
   const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`;
   const hashToken = new URLSearchParams(location.hash.slice(1)).get("token");

@@ -121,8 +121,7 @@ export function closeBets(why: string): void {
 }
 
 async function submit(): Promise<void> {
-  if (placeBet === null) return;
-  if (open === null) {
+  if (open === null || placeBet === null) {
     say("refused", lastRound === null ? "Bets open when the next round starts." : `Bets on round ${lastRound} are closed: the race has started. Nothing was placed.`);
     return;
   }
@@ -171,8 +170,13 @@ async function submit(): Promise<void> {
   }
 }
 
-export function mountBetSlip(place: PlaceBet): void {
+/** Once a client exists: confirming sends the bet through it. */
+export function connectBetSlip(place: PlaceBet): void {
   placeBet = place;
+}
+
+/** Wires the form; bets stay closed until a round opens them, and unsent until connectBetSlip. */
+export function mountBetSlip(): void {
   ui.presets.replaceChildren(
     ...STAKE_PRESETS.map((amount) => {
       const button = h("button", { type: "button", "data-stake": String(amount), "aria-label": `Stake ${amount}` }, formatAmount(amount));

@@ -125,8 +125,11 @@ export function watchConnection(client: GatewayClient): void {
       const missedPart = current.replayed === 0 ? "nothing was missed" : `${plural(current.replayed, "missed message")} replayed, nothing lost`;
       banner("resumed", `${opening}: resumed ${current.resumed.join(", ")}; ${missedPart}.`);
     } else {
+      const redrawn = current.resynced.includes("race") ? " The race screen was redrawn from the server's snapshot." : "";
+      const lostFeeds = current.resynced.filter((channel) => channel !== "race");
+      const lostPart = lostFeeds.length > 0 ? ` Updates on ${lostFeeds.join(", ")} sent while away are lost; what shows there may be out of date until the next one.` : "";
       const resumedToo = current.resumed.length > 0 ? ` Resumed ${current.resumed.join(", ")} with nothing lost.` : "";
-      banner("resynced", `${opening}: resynced ${current.resynced.join(", ")}; some messages were no longer kept, so the race screen was redrawn from the server's snapshot.${resumedToo}`);
+      banner("resynced", `${opening}: resynced ${current.resynced.join(", ")}, as some messages were no longer kept.${redrawn}${lostPart}${resumedToo}`);
     }
   });
   client.on("refreshed", () => log("token refreshed"));

@@ -21,20 +21,16 @@ export function trimList(list: HTMLElement, max: number): void {
   while (list.children.length > max) list.lastElementChild?.remove();
 }
 
-const announcer = (): HTMLElement => byId("announcer");
-
 /**
  * Says `text` to screen readers through one polite live region: round
- * changes, the result, settled bets. Emptied first so the same sentence
- * twice is read twice.
+ * changes, the result, settled bets. Each sentence is a new node, so one
+ * said right after another is queued rather than replacing it; the region
+ * keeps the last few.
  */
 export function announce(text: string): void {
-  const region = announcer();
-  region.textContent = "";
-  // A new text node in the next task: screen readers notice a change, not a rewrite in place.
-  setTimeout(() => {
-    region.textContent = text;
-  }, 50);
+  const region = byId("announcer");
+  region.append(h("p", {}, text));
+  while (region.children.length > 3) region.firstElementChild?.remove();
 }
 
 const amountFormat = new Intl.NumberFormat("en");
@@ -48,6 +44,9 @@ export function formatOdds(odds: number): string {
   return odds.toFixed(2);
 }
 
+const reducedMotion = window.matchMedia("(prefers-reduced-motion: reduce)");
+
+/** Asked on every frame: the query object follows the setting as it changes. */
 export function prefersReducedMotion(): boolean {
-  return window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+  return reducedMotion.matches;
 }

@@ -64,7 +64,7 @@ const view = {
   commitments: new Map<number, string>(),
 };
 
-let window_: BetWindow = { open: () => undefined, close: () => undefined };
+let betWindow: BetWindow = { open: () => undefined, close: () => undefined };
 
 const ordinal = (n: number): string => `${n}${n % 10 === 1 && n % 100 !== 11 ? "st" : n % 10 === 2 && n % 100 !== 12 ? "nd" : n % 10 === 3 && n % 100 !== 13 ? "rd" : "th"}`;
 
@@ -119,15 +119,15 @@ function setScreen(screen: Screen, roundId: number): void {
   if (view.runners === 0) buildTrack(Math.max(view.odds.length, 8));
   switch (screen) {
     case "game_screen":
-      window_.open(roundId, view.odds);
+      betWindow.open(roundId, view.odds);
       announce(`Round ${roundId}: bets are open.`);
       break;
     case "movie_screen":
-      window_.close(`Round ${roundId}: bets are closed, the race is on.`);
+      betWindow.close(`Round ${roundId}: bets are closed, the race is on.`);
       announce(`Round ${roundId}: the race is on. Bets are closed.`);
       break;
     case "finish_screen":
-      window_.close(`Round ${roundId} is over. Bets open when round ${roundId + 1} starts.`);
+      betWindow.close(`Round ${roundId} is over. Bets open when round ${roundId + 1} starts.`);
       // A resync that lands here missed round_finished: no result will come for this round.
       if (view.ranking === null) ui.note.textContent = "The result of this round was announced while the page was away.";
       break;
@@ -162,7 +162,7 @@ function timerUpdate(data: TimerUpdate): void {
   view.odds = data.odds;
   if (view.runners !== data.odds.length) buildTrack(data.odds.length);
   setScreen("game_screen", data.roundId);
-  window_.open(data.roundId, data.odds);
+  betWindow.open(data.roundId, data.odds);
   view.countdown = { timeLeft: data.timer.timeLeft, total: data.timer.totalDuration, at: performance.now() };
 }
 
@@ -264,7 +264,7 @@ export function drawRace(now: number): void {
 
 /** The race channel's handlers, wired to the bet window (the slip). */
 export function raceHandlers(bets: BetWindow): ChannelHandlers {
-  window_ = bets;
+  betWindow = bets;
   return {
     round_started: roundStarted,
     timer_update: timerUpdate,

@@ -16,7 +16,8 @@
  *   SIGKILLed, it reconnects to the other one and says every channel was
  *   resumed.
  * - On a 360×740 phone with reduced motion nothing scrolls sideways on any
- *   screen, a bet goes in by tapping, and nothing animates.
+ *   screen, a bet goes in by tapping, and nothing animates. Forecasts of
+ *   npm start's demo feed are labelled as demo data.
  * - A production node hands out no token and the page says so.
  *
  * UPDATE_SCREENSHOT=1 (npm run screenshots) also writes the docs/screen-*.png
@@ -30,6 +31,7 @@ import os from "node:os";
 import path from "node:path";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DEMO_ASSETS, nextForecasts } from "../../scripts/lib/demo-forecasts.js";
 import { startNginx, type NginxHandle } from "../../scripts/lib/nginx.js";
 import { repoRoot } from "../../scripts/lib/paths.js";
 import { startPostgres, type PostgresHandle } from "../../scripts/lib/postgres.js";
@@ -281,7 +283,7 @@ describe("game screen in Chromium", () => {
     expect(settledRow).toEqual([`#${betRound}`, "2", "250", price.toFixed(2), winner === 2 ? "won" : "lost", winner === 2 ? payout.toLocaleString("en") : "0"]);
     expect(await page.textContent("#my-result")).toBe(winner === 2 ? `250 on runner 2: won ${payout.toLocaleString("en")}` : "250 on runner 2: lost");
     expect(await page.getAttribute('#ranking li[data-runner="2"]', "class")).toBe("mine");
-    await page.waitForFunction(() => (document.getElementById("announcer")?.textContent ?? "").startsWith("Your bet of 250 on runner 2"), undefined, { timeout: 5000 });
+    await page.waitForFunction(() => Array.from(document.querySelectorAll("#announcer p")).some((said) => (said.textContent ?? "").startsWith("Your bet of 250 on runner 2")), undefined, { timeout: 5000 });
     await waitForStillness(page);
     const finish = await runnerPositions(page);
     expect(finish[String(winner)]).toBe(1);
@@ -355,6 +357,12 @@ describe("game screen in Chromium", () => {
     // Reduced motion: the runners jump to their places, the ticker does not flash.
     expect(await page.$eval(".lane .runner", (runner) => getComputedStyle(runner).transitionDuration)).toBe("0s");
     expect(await page.evaluate(() => document.getAnimations().length)).toBe(0);
+
+    // Updates of npm start's demo feed are labelled as demo data.
+    expect(await page.isVisible("#ticker-demo")).toBe(false);
+    await publishOk({ channel: "forecasts", event: "forecast_update", data: { ...nextForecasts(new Map(), Date.now(), Math.random)[0]! } });
+    await page.waitForSelector("#ticker-demo:not([hidden])", { timeout: 5000 });
+    expect(await page.getAttribute(`#forecasts li[data-asset="${DEMO_ASSETS[0]}"]`, "title")).toMatch(/\(demo data\)$/);
     await page.close();
   }, 30_000);
 
