@@ -181,8 +181,9 @@ function raceSync(data: RaceSync): void {
 }
 
 function roundFinished(data: RoundFinished): void {
-  view.ranking = data.result.ranking;
   setScreen("finish_screen", data.roundId);
+  // After setScreen, which clears the ranking of any round it is not showing yet.
+  view.ranking = data.result.ranking;
   ui.note.textContent = "";
   ui.winner.textContent = String(data.result.winner);
   ui.ranking.replaceChildren(

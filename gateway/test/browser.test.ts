@@ -60,7 +60,7 @@ function clusterEnv(): Record<string, string> {
     CLOCK_ENABLED: "true",
     DATABASE_URL: postgres.url,
     PG_SCHEMA: `browser_${process.pid}`,
-    ROUND_WAIT_MS: "4000",
+    ROUND_WAIT_MS: "5000",
     ROUND_RACE_MS: "2500",
     ROUND_FINISH_MS: "1500",
     TIMER_UPDATE_INTERVAL_MS: "250",
@@ -84,10 +84,10 @@ function waitForScreen(page: Page, screen: string, timeout = 12_000): Promise<un
   return page.waitForFunction((name) => document.getElementById("race")?.dataset["screen"] === name, screen, { timeout });
 }
 
-/** Early in a countdown (more than half of it left), so a bet is in well before the race starts. */
+/** Early in a countdown (3 of its 5 s left, or more), so a few bets are in well before the race starts. */
 function waitForFreshCountdown(page: Page): Promise<unknown> {
   return page.waitForFunction(
-    () => document.getElementById("race")?.dataset["screen"] === "game_screen" && parseFloat(document.getElementById("countdown-bar")?.style.width ?? "0") > 50,
+    () => document.getElementById("race")?.dataset["screen"] === "game_screen" && parseFloat(document.getElementById("countdown-bar")?.style.width ?? "0") > 60,
     undefined,
     { timeout: 15_000 },
   );
@@ -251,7 +251,10 @@ describe("game screen in Chromium", () => {
     await waitForScreen(page, "movie_screen");
     expect(await page.getAttribute("#confirm", "aria-disabled")).toBe("true");
     const early = await runnerPositions(page);
-    await page.waitForFunction(() => parseFloat(document.getElementById("race-bar")?.style.width ?? "0") > 45, undefined, { timeout: 5000 });
+    const earlyShare = await page.evaluate(() => parseFloat(document.getElementById("race-bar")?.style.width ?? "0"));
+    expect(earlyShare).toBeLessThan(80);
+    // Mid-race for the picture, and well after the first look.
+    await page.waitForFunction((since) => parseFloat(document.getElementById("race-bar")?.style.width ?? "0") > Math.max(45, since + 10), earlyShare, { timeout: 5000 });
     const later = await runnerPositions(page);
     expect(Object.keys(later)).toHaveLength(8);
     for (const [runner, position] of Object.entries(later)) {
