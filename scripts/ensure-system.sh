@@ -7,15 +7,19 @@
 #   bash scripts/ensure-system.sh chromium     # ... and chromium, for the browser tests only
 #   bash scripts/ensure-system.sh compose      # ... and docker-compose (v1), which only checks
 #                                              # docker-compose.yml in the tests; no engine needed
+#   bash scripts/ensure-system.sh screenshots  # ... and pngquant, which squeezes the README's
+#                                              # screenshots (npm run screenshots) only
 set -euo pipefail
 
 want_prometheus=0
 want_chromium=0
 want_compose=0
+want_screenshots=0
 for arg in "$@"; do
   [[ "$arg" == "prometheus" ]] && want_prometheus=1
   [[ "$arg" == "chromium" ]] && want_chromium=1
   [[ "$arg" == "compose" ]] && want_compose=1
+  [[ "$arg" == "screenshots" ]] && want_screenshots=1
 done
 
 has() { command -v "$1" >/dev/null 2>&1; }
@@ -40,6 +44,11 @@ fi
 # deploy/test/docker-compose.test.ts resolves the compose file with it (`config`, no daemon).
 if (( want_compose )); then
   has docker-compose || missing+=(docker-compose)
+fi
+
+# gateway/test/browser.test.ts with UPDATE_SCREENSHOT=1 writes docs/screen-*.png through it.
+if (( want_screenshots )); then
+  has pngquant || missing+=(pngquant)
 fi
 
 if (( ${#missing[@]} == 0 )); then
