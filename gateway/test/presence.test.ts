@@ -6,6 +6,8 @@
  */
 
 import { io, type Socket } from "socket.io-client";
+import WebSocket from "ws";
+import { connect as sdkConnect, GatewayError } from "../../shared/src/client/index.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { PresenceResult } from "../../shared/src/protocol.js";
 import { startRedis, type RedisHandle } from "../../scripts/lib/redis.js";
@@ -162,6 +164,27 @@ describe("presence notices and limits", () => {
     expect(full).toMatchObject({ users: MAX_MEMBERS + 2, connections: MAX_MEMBERS + 2, truncated: true });
     expect(full.members).toHaveLength(MAX_MEMBERS);
     await Promise.all(held.map((h) => h.close()));
+  });
+
+  it("is one call in the SDK", async () => {
+    const client = sdkConnect(nodes[0]!.wsUrl, { token: token({ sub: "sdk-viewer" }) }, { WebSocket });
+    try {
+      await client.subscribe("race", {}).ready();
+      const everyone = await eventually(
+        () => client.presence("race"),
+        (got) => got.members?.some((member) => member.user === "sdk-viewer") === true,
+      );
+      expect(everyone.users).toBeGreaterThanOrEqual(1);
+      const stats = await client.presence("race", true);
+      expect(stats).toMatchObject({ channel: "race", users: everyone.users, connections: everyone.connections });
+      expect(stats.members).toBeUndefined();
+      await client.subscribe("forecasts", {}).ready();
+      const refused = await client.presence("forecasts").catch((err: unknown) => err);
+      expect(refused).toBeInstanceOf(GatewayError);
+      expect((refused as GatewayError).code).toBe("presence_disabled");
+    } finally {
+      await client.close();
+    }
   });
 
   it("refuses channels without presence, and clients not subscribed", async () => {
