@@ -32,16 +32,22 @@ const sockets: Socket[] = [];
 const wsUrl = (): string => `${nginx.url.replace("http", "ws")}/ws`;
 const nodeEnv = { PRESENCE_NAMESPACES: "lobby" };
 
-/** Raw sockets through NGINX until one is on every node; bounded. */
+/**
+ * Raw sockets through NGINX until one is on every node; bounded. Extra
+ * sockets stay open until then, so a balancer that favours the node with
+ * the fewest connections moves on to the others.
+ */
 async function onEveryNode(jwt: string): Promise<TestClient[]> {
   const byNode = new Map<string, TestClient>();
+  const extra: TestClient[] = [];
   for (let attempt = 0; attempt < 30 && byNode.size < nodes.length; attempt++) {
     const client = await connect(wsUrl(), { token: jwt });
     clients.push(client);
     const node = client.welcome!.node;
-    if (byNode.has(node)) await client.close();
+    if (byNode.has(node)) extra.push(client);
     else byNode.set(node, client);
   }
+  await Promise.all(extra.map((client) => client.close()));
   expect([...byNode.keys()].sort()).toEqual(nodes.map((node) => node.name).sort());
   return [...byNode.values()];
 }

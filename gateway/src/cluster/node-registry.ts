@@ -248,7 +248,8 @@ export class RedisNodeRegistry {
   }
 
   private async heartbeat(): Promise<void> {
-    if (this.beating !== null || this.closed) return;
+    // Not connected (yet): nothing to say, and the lease check counts the silence.
+    if (this.beating !== null || this.closed || this.redis.status !== "ready") return;
     this.beating = this.beat();
     try {
       await this.beating;

@@ -280,7 +280,8 @@ export class RedisPresence {
   /** Writes every pending change; one flush at a time, so writes of one user never overtake each other. */
   private async flush(): Promise<void> {
     while (this.flushing !== null) await this.flushing;
-    if (this.dirty.size === 0) return;
+    // Kept for the first refresh after Redis is back (which flushes), but written at once on close.
+    if (this.dirty.size === 0 || (this.redis.status !== "ready" && !this.closed)) return;
     const batch = [...this.dirty];
     this.dirty.clear();
     this.flushing = this.writeAll(batch);
@@ -333,6 +334,8 @@ export class RedisPresence {
       for (const [channel, users] of this.local) for (const user of users.keys()) this.markDirtyLater(channel, user);
     }
     const { keyspace } = this.options;
+    // Not connected: nothing renews, and the lease check above counts the silence.
+    if (this.redis.status !== "ready") return;
     let failed = false;
     await Promise.all(
       [...this.local].map(async ([channel, users]) => {
