@@ -16,8 +16,9 @@ export function gatewayVersion(): string {
   try {
     const parsed = JSON.parse(readFileSync(file, "utf8")) as { version?: unknown };
     cached = typeof parsed.version === "string" ? parsed.version : "unknown";
-  } catch (err) {
-    cached = `unknown (${err instanceof Error ? err.message : String(err)})`.slice(0, 64);
+  } catch {
+    // No package.json beside dist/ (a hand-made deployment): the version is not known.
+    cached = "unknown";
   }
   return cached;
 }

@@ -18,8 +18,10 @@ export class SessionIndex<Session extends IndexedSession = IndexedSession> {
     const user = session.principal.sub;
     const held = this.byUser.get(user);
     if (held === undefined) this.byUser.set(user, session);
-    else if (held instanceof Set) held.add(session);
-    else if (held !== session) this.byUser.set(user, new Set([held, session]));
+    else if (held instanceof Set) {
+      if (held.has(session)) return;
+      held.add(session);
+    } else if (held !== session) this.byUser.set(user, new Set([held, session]));
     else return;
     this.count++;
   }
