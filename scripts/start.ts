@@ -142,6 +142,8 @@ async function main(): Promise<void> {
     PUBLISH_KEY: options.publishKey,
     LOG_LEVEL: options.logLevel,
     GATEWAY_ENV: "development",
+    // Who watches the race: GET /v1/presence?channel=race and the `presence` request.
+    PRESENCE_NAMESPACES: "race",
   };
   supervised.stage("gateways");
   log(`gateways: starting ${nodes.map((n) => `${n.name}:${n.port}`).join(", ")} ...`);

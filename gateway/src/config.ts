@@ -100,6 +100,13 @@ export interface GatewayConfig {
   readonly limits: LimitsConfig;
   /** Channel namespaces metrics label by, besides the built-in ones and CHANNEL_HISTORY's; any other is `other`. */
   readonly metricNamespaces: readonly string[];
+  readonly presence: PresenceConfig;
+  /**
+   * How long a revocation holds after its `before`: the longest a token
+   * issued before it can be accepted (JWT_MAX_LIFETIME_S, enforced or not,
+   * plus the clock tolerance either side).
+   */
+  readonly revocationTtlSeconds: number;
   readonly idempotencyWindowMs: number;
   readonly unsubscribeDelayMs: number;
   readonly drainWindowMs: number;
@@ -114,6 +121,13 @@ export interface GatewayConfig {
   readonly writer: WriterConfig;
   /** Origins allowed to open Socket.IO sessions from other sites; empty = same origin only. */
   readonly socketIoCorsOrigins: readonly string[];
+}
+
+export interface PresenceConfig {
+  readonly namespaces: readonly string[];
+  /** A subset of `namespaces`. */
+  readonly joinLeaveNamespaces: readonly string[];
+  readonly maxMembers: number;
 }
 
 /** Rate limits (see docs/operations.md, "Rate limits"); 0 turns the per-user connection and per-address limits off. */
@@ -238,6 +252,17 @@ const VARIABLES = {
     "none",
     "Comma list of channel namespaces that metrics label by, besides `race`, `forecasts`, `user` and those `CHANNEL_HISTORY` names. Channels of any other namespace are counted as `other`, whatever publishers or grants invent.",
   ),
+  presenceNamespaces: new ListVariable(
+    "PRESENCE_NAMESPACES",
+    "none",
+    "Comma list of channel namespaces that keep presence (who is subscribed, across the cluster): `GET /v1/presence` and the `presence` request answer for their channels. `user` cannot be one.",
+  ),
+  presenceJoinLeave: new ListVariable(
+    "PRESENCE_JOIN_LEAVE",
+    "none",
+    "Comma list of namespaces, each also in `PRESENCE_NAMESPACES`, whose channels get a `presence_join` / `presence_leave` message when a user's first connection subscribes or their last one leaves. They are ordinary messages: they take offsets and history.",
+  ),
+  presenceMaxMembers: new IntegerVariable("PRESENCE_MAX_MEMBERS", 1000, { min: 1, max: 100_000 }, "Most users one presence answer lists (`truncated: true` past it); the counts always cover everyone."),
   idempotencyWindow: new IntegerVariable("IDEMPOTENCY_WINDOW_S", 300, { min: 1, max: 86_400 }, "How long a publish's `idempotencyKey` is remembered per channel; a repeat within it publishes nothing."),
   unsubscribeDelay: new IntegerVariable("UNSUBSCRIBE_DELAY_MS", 1000, { min: 0, max: 600_000 }, "Keep a Redis subscription this long after the last local subscriber leaves."),
   drainWindow: new IntegerVariable("DRAIN_WINDOW_MS", 10_000, { min: 0, max: 600_000 }, "On SIGTERM, close sockets with 1012 spread over this window."),
@@ -513,6 +538,25 @@ function metricNamespaces(env: Env): string[] {
   return namespaces;
 }
 
+function namespaceList(variable: ListVariable, env: Env): string[] {
+  const namespaces = variable.read(env) ?? [];
+  if (namespaces.length > MAX_METRIC_NAMESPACES) throw new ConfigError(variable.name, `at most ${MAX_METRIC_NAMESPACES} namespaces`);
+  for (const namespace of namespaces) {
+    if (!/^[A-Za-z0-9_\-.@|=+/]{1,64}$/.test(namespace)) throw new ConfigError(variable.name, `"${namespace}" is not a namespace (1-64 channel-name characters, no ":")`);
+  }
+  return namespaces;
+}
+
+function presenceConfig(env: Env): PresenceConfig {
+  const namespaces = namespaceList(VARIABLES.presenceNamespaces, env);
+  // One per connected user, and each user's own: nothing for anyone else to see there.
+  if (namespaces.includes("user")) throw new ConfigError("PRESENCE_NAMESPACES", "personal channels (user) keep no presence");
+  const joinLeaveNamespaces = namespaceList(VARIABLES.presenceJoinLeave, env);
+  const stray = joinLeaveNamespaces.find((namespace) => !namespaces.includes(namespace));
+  if (stray !== undefined) throw new ConfigError("PRESENCE_JOIN_LEAVE", `"${stray}" is not in PRESENCE_NAMESPACES`);
+  return { namespaces, joinLeaveNamespaces, maxMembers: VARIABLES.presenceMaxMembers.read(env) };
+}
+
 /** Parses and validates; throws ConfigError naming the first bad variable. */
 function historyPolicy(env: Env, channelStateTtlSeconds: number): HistoryPolicy {
   let policy: HistoryPolicy;
@@ -570,6 +614,8 @@ export function loadConfig(env: Env): GatewayConfig {
     personalChannelShards: VARIABLES.personalChannelShards.read(env),
     limits: limitsConfig(env),
     metricNamespaces: metricNamespaces(env),
+    presence: presenceConfig(env),
+    revocationTtlSeconds: VARIABLES.jwtMaxLifetime.read(env) + 2 * VARIABLES.jwtClockTolerance.read(env),
     idempotencyWindowMs: VARIABLES.idempotencyWindow.read(env) * 1000,
     unsubscribeDelayMs: VARIABLES.unsubscribeDelay.read(env),
     drainWindowMs: VARIABLES.drainWindow.read(env),

@@ -66,6 +66,19 @@ export class RedisKeyspace {
     return `${this.name("once", channel)}:${key}`;
   }
 
+  /**
+   * Who is on the channel (presence): a hash of user → `<incarnation>=<count>,…`,
+   * each node incarnation's share of the user's connections there.
+   */
+  presenceKey(channel: string): string {
+    return this.name("pres", channel);
+  }
+
+  /** The node incarnations holding presence on the channel, scored by when their lease ends (Redis time). */
+  presenceNodesKey(channel: string): string {
+    return `${this.name("pres", channel)}:nodes`;
+  }
+
   /** The pub/sub channel the channel's messages are published on (shared with other users for personal channels). */
   busChannel(channel: string): string {
     return `${this.busPrefix}{${this.tag(channel)}}`;
@@ -101,4 +114,33 @@ export function userConnectionsKey(prefix: string, user: string): string {
 /** Node incarnations holding user connections, scored by when their lease runs out. */
 export function connectionNodesKey(prefix: string): string {
   return `${prefix}:conns:nodes`;
+}
+
+/**
+ * The cluster's control channel: disconnect and revoke commands, published
+ * once and received by every node (plain PUBLISH, which Redis Cluster
+ * broadcasts to every shard).
+ */
+export function controlChannel(prefix: string): string {
+  return `${prefix}:control`;
+}
+
+/** Revocations: user → revoke-before (ms) and user → when the entry lapses (ms); one hash tag, so one script keeps both. */
+export function revocationKeys(prefix: string): { readonly before: string; readonly until: string } {
+  return { before: `${prefix}:{revoked}:before`, until: `${prefix}:{revoked}:until` };
+}
+
+/**
+ * The node registry behind GET /v1/info and /v1/channels, under one hash tag:
+ * node incarnations scored by when their lease ends, each one's status, and
+ * each one's channels (a sorted set for prefix ranges, a hash of counts).
+ */
+export function nodeRegistryKeys(prefix: string): { readonly leases: string; readonly status: string; channels(incarnation: string): string; counts(incarnation: string): string } {
+  const base = `${prefix}:{nodes}`;
+  return {
+    leases: `${base}:leases`,
+    status: `${base}:status`,
+    channels: (incarnation) => `${base}:channels:${incarnation}`,
+    counts: (incarnation) => `${base}:counts:${incarnation}`,
+  };
 }

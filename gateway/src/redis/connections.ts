@@ -10,7 +10,7 @@ import { Redis } from "ioredis";
 import type { Logger } from "pino";
 
 /** A log field and the reason for each connection. */
-export type RedisRole = "publisher" | "subscriber" | "clock" | "ingest" | "history" | "socketio-adapter" | "limits";
+export type RedisRole = "publisher" | "subscriber" | "clock" | "ingest" | "history" | "socketio-adapter" | "limits" | "control" | "cluster-state";
 
 export interface RedisRoleOptions {
   /** Queue commands while disconnected and send them on reconnect (true), or fail them at once (false). */

@@ -19,10 +19,10 @@
 import type { TemplatedApp } from "uWebSockets.js";
 import { Server, type Socket } from "socket.io";
 import type { Adapter } from "socket.io-adapter";
-import { CloseCodes, ErrorCodes, type CloseCodeSpec } from "../../../shared/src/codes.js";
+import { CloseCodes, ErrorCodes, type CloseCodeSpec, type ErrorCode } from "../../../shared/src/codes.js";
 import type { ChannelPosition, GapFrame, MessageFrame } from "../../../shared/src/protocol.js";
 import type { RequestFields, RequestType } from "../../../shared/src/requests.js";
-import { tokenFrom, type Principal } from "../auth/verifier.js";
+import { authErrorCode, tokenFrom, type Principal } from "../auth/verifier.js";
 import type { Delivery } from "../broker/broker.js";
 import type { FanoutSink } from "../fanout/local-fanout.js";
 import { afterSent, ClientSession, type Answer } from "./client-session.js";
@@ -170,7 +170,7 @@ export class SocketIoTransport {
       }
       const principal = this.connectPrincipal(socket);
       if (!principal.ok) {
-        next(connectError(ErrorCodes.invalidToken.code, principal.message));
+        next(connectError(principal.code, principal.message));
         return;
       }
       const resume = sinceFromObject((socket.handshake.auth as Record<string, unknown>)["since"]);
@@ -206,7 +206,7 @@ export class SocketIoTransport {
       this.deps.metrics.authFailed(verdict.reason);
       this.deps.log.debug({ reason: verdict.reason }, "socket.io handshake refused");
       res.writeHead(401, { "content-type": "application/json" });
-      res.end(JSON.stringify({ error: { code: ErrorCodes.invalidToken.code, message: verdict.message } }));
+      res.end(JSON.stringify({ error: { code: authErrorCode(verdict.reason), message: verdict.message } }));
       return;
     }
     this.handshakes.set(req, verdict.principal);
@@ -218,17 +218,17 @@ export class SocketIoTransport {
    * packet's `auth.token` when given (a fresher token), which must then be
    * valid and for the same user.
    */
-  private connectPrincipal(socket: GatewaySocket): { readonly ok: true; readonly principal: Principal } | { readonly ok: false; readonly message: string } {
+  private connectPrincipal(socket: GatewaySocket): { readonly ok: true; readonly principal: Principal } | { readonly ok: false; readonly code: ErrorCode; readonly message: string } {
     const handshake = this.handshakes.get(socket.request);
-    if (handshake === undefined) return { ok: false, message: "token required at the handshake" };
+    if (handshake === undefined) return { ok: false, code: ErrorCodes.invalidToken.code, message: "token required at the handshake" };
     const token = connectToken(socket);
     if (token === undefined) return { ok: true, principal: handshake };
     const verdict = this.deps.verifier.verify(token);
     if (!verdict.ok) {
       this.deps.metrics.authFailed(verdict.reason);
-      return { ok: false, message: verdict.message };
+      return { ok: false, code: authErrorCode(verdict.reason), message: verdict.message };
     }
-    if (verdict.principal.sub !== handshake.sub) return { ok: false, message: "auth.token is for another user than the handshake's token" };
+    if (verdict.principal.sub !== handshake.sub) return { ok: false, code: ErrorCodes.invalidToken.code, message: "auth.token is for another user than the handshake's token" };
     return { ok: true, principal: verdict.principal };
   }
 

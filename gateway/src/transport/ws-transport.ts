@@ -10,7 +10,7 @@
 import type { HttpRequest, HttpResponse, TemplatedApp, us_socket_context_t, WebSocket } from "uWebSockets.js";
 import { CloseCodes, ErrorCodes, ObservedCloseCodes, type CloseCodeSpec } from "../../../shared/src/codes.js";
 import type { ChannelPosition, ErrorBody, OkReplyFrame, ServerFrame } from "../../../shared/src/protocol.js";
-import { bearerToken, type Principal } from "../auth/verifier.js";
+import { authErrorCode, bearerToken, type Principal } from "../auth/verifier.js";
 import { afterSent, ClientSession, type Answer, type SessionConnection } from "./client-session.js";
 import { sinceFromQuery } from "./resume-position.js";
 import { RequestParser } from "./request-parser.js";
@@ -177,7 +177,7 @@ export class WsTransport {
     if (!verdict.ok) {
       this.deps.metrics.authFailed(verdict.reason);
       this.deps.log.debug({ reason: verdict.reason }, "upgrade refused");
-      writeError(res, "401 Unauthorized", { code: ErrorCodes.invalidToken.code, message: verdict.message });
+      writeError(res, "401 Unauthorized", { code: authErrorCode(verdict.reason), message: verdict.message });
       return;
     }
     const resume = sinceFromQuery(since);

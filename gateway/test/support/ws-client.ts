@@ -6,6 +6,7 @@
 import type { Socket } from "node:net";
 import WebSocket, { type PerMessageDeflateOptions } from "ws";
 import type { ClientFrame, MessageFrame, ReplyFrame, ServerFrame, WelcomeFrame } from "../../../shared/src/protocol.js";
+import { flatHeaders, recordResponse } from "./openapi-recorder.js";
 
 export interface Closed {
   readonly code: number;
@@ -146,6 +147,7 @@ export function tryConnect(wsUrl: string, options: ConnectOptions = {}): Promise
       res.on("data", (chunk: Buffer) => (body += chunk.toString()));
       res.on("end", () => {
         clearTimeout(timer);
+        recordResponse({ method: "GET", url: url.replace(/^ws/, "http"), status: res.statusCode ?? 0, headers: flatHeaders(res.headers), body });
         resolve({ kind: "refused", status: res.statusCode ?? 0, body });
       });
     });
