@@ -130,7 +130,9 @@ export function tryConnect(wsUrl: string, options: ConnectOptions = {}): Promise
     if (options.tokenInQuery === true) url += `${url.includes("?") ? "&" : "?"}token=${encodeURIComponent(options.token)}`;
     else headers["authorization"] = `Bearer ${options.token}`;
   }
-  const timeoutMs = options.timeoutMs ?? 5000;
+  // A welcome normally takes a few ms (p99 14 ms with the machine loaded); 10 s only
+  // bounds a hung connect on a 2-core box running two test files and their services.
+  const timeoutMs = options.timeoutMs ?? 10_000;
   return new Promise((resolve, reject) => {
     const socket = new WebSocket(url, [...(options.protocols ?? [])], {
       headers,
