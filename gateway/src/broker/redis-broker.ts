@@ -1,16 +1,19 @@
 /**
- * Broker over one Redis: a command connection for publishing and a dedicated
- * subscriber connection. One Redis PUBLISH per publication, whatever the number
- * of sockets; offsets come from the same Lua script, so numbering and delivery
- * order cannot disagree.
+ * Broker over Redis: a command connection for publishing and a subscriber.
+ * One Redis PUBLISH per publication, whatever the number of sockets; offsets
+ * come from the same Lua script, so numbering and delivery order cannot
+ * disagree. On a Redis Cluster the script runs once per slot of a batch and
+ * publishes with SPUBLISH, and the subscriber SSUBSCRIBEs on each shard
+ * (redis/connections.ts decides which).
  */
 
-import type { Redis } from "ioredis";
+import type { ChainableCommander } from "ioredis";
 import type { Logger } from "pino";
 import { readFrameChannel, readFrameEnvelope } from "../fanout/message-frame.js";
-import type { RedisConnections } from "../redis/connections.js";
-import type { Broker, BrokerHandler, Publication, PublishOutcome } from "./broker.js";
-import { parsePublishReply, PUBLISH_ALL_LUA, publishScriptArgs, type PublishPolicy } from "./publish-script.js";
+import type { BusSubscriber } from "../redis/bus-subscriber.js";
+import type { RedisClient, RedisConnections } from "../redis/connections.js";
+import { PublishUncertainError, type Broker, type BrokerHandler, type Publication, type PublishOutcome } from "./broker.js";
+import { parsePublishReply, publicationsBySlot, publishAllLua, publishScriptArgs, type PublishPolicy } from "./publish-script.js";
 import type { RedisKeyspace } from "./redis-keys.js";
 
 /** Why a pub/sub message was not delivered; a metric label, so a closed set. */
@@ -28,22 +31,30 @@ export interface RedisBrokerOptions {
   readonly redis: RedisConnections;
   /** Key prefix, state TTL, history bounds and idempotency window of every publish. */
   readonly policy: PublishPolicy;
+  /** Replicas that must hold a publish (Redis WAIT) before it resolves; 0: once the master ran it. */
+  readonly waitReplicas: number;
   readonly handler: BrokerHandler;
   readonly metrics: BrokerMetrics;
   readonly log: Logger;
 }
 
-const PUBLISH_SCRIPT = `${PUBLISH_ALL_LUA}\nreturn publish_all(1, 1)`;
-
 const RESUBSCRIBE_CHUNK = 1000;
+/** How long a publish waits for REDIS_WAIT_REPLICAS replicas before it is refused. */
+export const REPLICA_WAIT_MS = 1000;
 
-type ScriptedRedis = Redis & {
-  gatewayPublish(numKeys: number, ...args: Array<string | number>): Promise<Array<string | number>>;
+type PublishReply = Array<string | number>;
+
+type ScriptedRedis = RedisClient & {
+  gatewayPublish(numKeys: number, ...args: Array<string | number>): Promise<PublishReply>;
+};
+
+type ScriptedPipeline = ChainableCommander & {
+  gatewayPublish(numKeys: number, ...args: Array<string | number>): ChainableCommander;
 };
 
 export class RedisBroker implements Broker {
   private readonly publisher: ScriptedRedis;
-  private readonly subscriber: Redis;
+  private readonly subscriber: BusSubscriber;
   /** Channels this node receives. */
   private readonly channels = new Set<string>();
   /** Bus channels subscribed in Redis, each with the channels it carries here (many for a personal shard). */
@@ -63,26 +74,26 @@ export class RedisBroker implements Broker {
     // publish it twice. It fails; the caller retries, with an idempotency key
     // if it must not double.
     this.publisher = options.redis.open("publisher", { offlineQueue: false, maxRetriesPerRequest: 1, resendUnanswered: false }) as ScriptedRedis;
-    this.publisher.defineCommand("gatewayPublish", { lua: PUBLISH_SCRIPT });
-    // Resubscribing is ours, not ioredis's: we re-issue SUBSCRIBE for every
-    // channel on each 'ready', and only then call the node ready again.
-    this.subscriber = options.redis.open("subscriber", { offlineQueue: false, maxRetriesPerRequest: 1, autoResubscribe: false });
-
-    for (const [role, connection] of [["publisher", this.publisher], ["subscriber", this.subscriber]] as const) {
-      connection.on("close", () => {
-        if (role === "subscriber") this.subscriberReady = false;
-        options.metrics.redisConnectionChanged(role, false);
+    this.publisher.defineCommand("gatewayPublish", { lua: `${publishAllLua(this.keyspace)}\nreturn publish_all(1, 1)` });
+    // Resubscribing is ours, not ioredis's: we re-issue every subscription on
+    // each `up`, and only then call the node ready again.
+    this.subscriber = options.redis.openSubscriber("subscriber", {
+      message: (channel, message) => this.onMessage(channel, message),
+      up: () => void this.resubscribeAll(),
+      down: () => {
+        this.subscriberReady = false;
+        options.metrics.redisConnectionChanged("subscriber", false);
         this.emitReadiness();
-      });
-    }
+      },
+    });
+    this.publisher.on("close", () => {
+      options.metrics.redisConnectionChanged("publisher", false);
+      this.emitReadiness();
+    });
     this.publisher.on("ready", () => {
       options.metrics.redisConnectionChanged("publisher", true);
       this.emitReadiness();
     });
-    this.subscriber.on("ready", () => {
-      void this.resubscribeAll();
-    });
-    this.subscriber.on("messageBuffer", (channel: Buffer, message: Buffer) => this.onMessage(channel, message));
   }
 
   /**
@@ -94,20 +105,61 @@ export class RedisBroker implements Broker {
   }
 
   isReady(): boolean {
-    return !this.closed && this.publisher.status === "ready" && this.subscriberReady;
+    return !this.closed && this.publisher.status === "ready" && this.subscriberReady && this.subscriber.isConnected();
   }
 
   async publish(publications: readonly Publication[]): Promise<PublishOutcome[]> {
     if (publications.length === 0) return [];
+    const groups = publicationsBySlot(this.keyspace, publications);
+    if (groups.length === 1) return this.publishGroup(publications);
+    // One script per slot, all sent at once: each is atomic, the batch is not.
+    const outcomes: PublishOutcome[] = new Array<PublishOutcome>(publications.length);
+    const settled = await Promise.allSettled(
+      groups.map(async (group) => {
+        const results = await this.publishGroup(group.map((i) => publications[i] as Publication));
+        group.forEach((position, j) => (outcomes[position] = results[j] as PublishOutcome));
+      }),
+    );
+    const failed = settled.filter((result): result is PromiseRejectedResult => result.status === "rejected");
+    if (failed.length === 0) return outcomes;
+    throw new PublishUncertainError(`${failed.length} of the batch's ${groups.length} Redis Cluster slots failed: ${String((failed[0]?.reason as Error).message)}`, {
+      cause: failed[0]?.reason,
+    });
+  }
+
+  /** One script call: publications whose keys share a slot (or any, on one server). */
+  private async publishGroup(publications: readonly Publication[]): Promise<PublishOutcome[]> {
     const { keys, args } = publishScriptArgs(this.options.policy, publications);
-    let reply: Array<string | number>;
+    let reply: PublishReply;
     try {
-      reply = await this.publisher.gatewayPublish(keys.length, ...keys, ...args);
+      reply = this.options.waitReplicas === 0 ? await this.publisher.gatewayPublish(keys.length, ...keys, ...args) : await this.publishReplicated(keys, args);
     } catch (err) {
       this.options.metrics.redisCommandFailed("publish");
       throw err;
     }
     return parsePublishReply(reply, publications.length);
+  }
+
+  /**
+   * The script and WAIT in one round trip to the same master (a Cluster
+   * routes the pipeline by the script's slot). Resolves only once enough
+   * replicas hold the publish, so a failover cannot lose it; otherwise
+   * rejects, though subscribers may already have it: the caller retries with
+   * the same idempotency keys, which publishes nothing twice.
+   */
+  private async publishReplicated(keys: readonly string[], args: ReadonlyArray<string | number>): Promise<PublishReply> {
+    const { waitReplicas } = this.options;
+    const pipeline = this.publisher.pipeline() as ScriptedPipeline;
+    pipeline.gatewayPublish(keys.length, ...keys, ...args);
+    pipeline.wait(waitReplicas, REPLICA_WAIT_MS);
+    const results = await pipeline.exec();
+    const [published, waited] = results ?? [];
+    if (published === undefined || waited === undefined) throw new Error("redis pipeline aborted");
+    if (published[0] !== null) throw published[0];
+    if (waited[0] !== null) throw new PublishUncertainError(`published, but WAIT failed: ${waited[0].message}`, { cause: waited[0] });
+    const replicas = Number(waited[1]);
+    if (replicas < waitReplicas) throw new PublishUncertainError(`published, but only ${replicas} of ${waitReplicas} replicas confirmed it within ${REPLICA_WAIT_MS} ms`);
+    return published[1] as PublishReply;
   }
 
   async subscribe(channel: string): Promise<void> {
@@ -123,7 +175,7 @@ export class RedisBroker implements Broker {
     this.channels.add(channel);
     let pending = this.subscribing.get(bus);
     if (first) {
-      pending = this.subscriber.subscribe(bus);
+      pending = this.subscriber.subscribe([bus]);
       this.subscribing.set(bus, pending);
     }
     try {
@@ -142,7 +194,7 @@ export class RedisBroker implements Broker {
     // Other channels of a personal shard keep the bus.
     if (!this.forget(channel, bus) || !this.subscriberReady) return;
     try {
-      await this.subscriber.unsubscribe(bus);
+      await this.subscriber.unsubscribe([bus]);
     } catch (err) {
       // The connection is going away; a new one starts with no subscriptions.
       this.options.metrics.redisCommandFailed("unsubscribe");
@@ -168,19 +220,18 @@ export class RedisBroker implements Broker {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await Promise.allSettled([this.publisher.quit(), this.subscriber.quit()]);
+    await Promise.allSettled([this.publisher.quit(), this.subscriber.close()]);
     this.publisher.disconnect();
-    this.subscriber.disconnect();
   }
 
   private async resubscribeAll(): Promise<void> {
     const channels = [...this.buses.keys()];
     try {
       for (let i = 0; i < channels.length; i += RESUBSCRIBE_CHUNK) {
-        await this.subscriber.subscribe(...channels.slice(i, i + RESUBSCRIBE_CHUNK));
+        await this.subscriber.subscribe(channels.slice(i, i + RESUBSCRIBE_CHUNK));
       }
     } catch (err) {
-      // The connection dropped mid-way; the next 'ready' starts over.
+      // A connection dropped mid-way; the next `up` starts over.
       this.options.metrics.redisCommandFailed("resubscribe");
       this.options.log.error({ err, channels: channels.length }, "redis resubscribe failed");
       return;
