@@ -71,6 +71,8 @@ export interface RedisConnections {
 const SUBSCRIBER_OPTIONS: RedisRoleOptions = { offlineQueue: false, maxRetriesPerRequest: 1, autoResubscribe: false, resendUnanswered: false };
 /** SSUBSCRIBE answered MOVED is never settled by ioredis: this bounds it. */
 const SHARD_COMMAND_TIMEOUT_MS = 5000;
+/** One connection's errors are logged at most this often (with a count of the ones left out). */
+const ERROR_LOG_INTERVAL_MS = 5000;
 /** How often a Cluster client re-reads the slot map besides on MOVED and lost nodes. */
 const SLOTS_REFRESH_MS = 2000;
 
@@ -91,7 +93,20 @@ export function redisConnections(topology: RedisTopology, log: Logger, clientNam
   });
 
   const watch = <T extends RedisClient>(connection: T, role: RedisRole): T => {
-    connection.on("error", (err: Error) => log.warn({ err, role }, "redis connection error"));
+    // A Redis that is down fails every reconnect attempt of every connection (on
+    // a Cluster, of every node): one line per connection per interval says as much.
+    let lastLoggedAt = Number.NEGATIVE_INFINITY;
+    let suppressed = 0;
+    connection.on("error", (err: Error) => {
+      const now = Date.now();
+      if (now - lastLoggedAt < ERROR_LOG_INTERVAL_MS) {
+        suppressed++;
+        return;
+      }
+      log.warn({ err, role, suppressed }, "redis connection error");
+      lastLoggedAt = now;
+      suppressed = 0;
+    });
     connection.connect().catch((err: Error) => log.warn({ err, role }, "redis not reachable yet, retrying"));
     return connection;
   };
