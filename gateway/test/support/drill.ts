@@ -46,6 +46,8 @@ export class DrillClient {
   constructor(
     readonly sub: string,
     readonly client: GatewayClient,
+    /** Channels besides the drill's public one and the personal one. */
+    private readonly extraChannels: readonly string[] = [],
   ) {
     client.on("resumed", (info) => this.resumed.push(info));
     const at = (): string => new Date().toISOString().slice(17, 23);
@@ -66,7 +68,7 @@ export class DrillClient {
   }
 
   channels(): string[] {
-    return [PUBLIC_CHANNEL, `user:${this.sub}`];
+    return [PUBLIC_CHANNEL, `user:${this.sub}`, ...this.extraChannels];
   }
 
   offsets(channel: string, epoch?: string): number[] {
