@@ -8,7 +8,7 @@
  *
  * - Standalone: one connection per role to REDIS_URL.
  * - Sentinel: the same, but ioredis asks the Sentinels for the master at
- *   every (re)connect and drops the connection when they announce a new one,
+ *   every (re)connect, and reconnects when the server it holds was demoted,
  *   so every role follows failovers by itself.
  * - Cluster: each role gets an ioredis Cluster (commands routed by slot), and
  *   the broker's subscriber is a ShardedBusSubscriber (SSUBSCRIBE per master).
@@ -120,9 +120,13 @@ export function redisConnections(topology: RedisTopology, log: Logger, clientNam
         sentinels: topology.sentinels.map(({ host, port }) => ({ host, port })),
         name: topology.masterName,
         ...(topology.sentinelPassword === undefined ? {} : { sentinelPassword: topology.sentinelPassword }),
-        // Drop the connection as soon as the Sentinels announce another master,
-        // even while the old one still answers (a manual failover, a partition).
-        failoverDetector: true,
+        // A master that was demoted while this connection stayed up (a manual
+        // failover, a healed partition) refuses writes with READONLY: reconnect,
+        // which asks the Sentinels again. The refused command was not run; it
+        // fails, and its caller retries. (ioredis' failoverDetector would also
+        // drop connections already on the new master, when the other Sentinels
+        // announce the switch a second later.)
+        reconnectOnError: (err) => (err.message.startsWith("READONLY") ? 1 : false),
       });
     }
     if (topology.kind === "standalone") return new Redis(topology.url, common);

@@ -10,7 +10,7 @@
 
 import WebSocket from "ws";
 import { connect } from "../../../shared/src/client/index.js";
-import { ackedOffsets, IdempotentPublisher } from "../../../loadtest/lib/idempotent-publisher.js";
+import { IdempotentPublisher } from "../../../loadtest/lib/idempotent-publisher.js";
 import { DrillClient } from "./drill.js";
 import type { GatewayNode } from "./gateway-node.js";
 import { TEST_PUBLISH_KEY } from "./gateway-node.js";
@@ -30,54 +30,67 @@ export async function failoverClients(nodes: readonly GatewayNode[], label: stri
   return clients;
 }
 
+/** A backend publishing through every node, and which message each acknowledged position holds. */
+export interface FailoverPublisher {
+  readonly publisher: IdempotentPublisher;
+  /** Per channel, the acknowledged messages in publish order, as `offset:seq` in the channel's last epoch. */
+  acknowledged(channel: string): { readonly epoch: string; readonly messages: string[] } | null;
+}
+
 /** Publishes to `channelOf(seq)` through every node, each message retried with its key until acknowledged. */
-export function failoverPublisher(nodes: readonly GatewayNode[], channelOf: (seq: number) => string): IdempotentPublisher {
-  return new IdempotentPublisher({
+export function failoverPublisher(nodes: readonly GatewayNode[], channelOf: (seq: number) => string): FailoverPublisher {
+  const bySeq = new Map<string, Array<{ readonly seq: number; readonly offset: number; readonly epoch: string }>>();
+  const publisher = new IdempotentPublisher({
     nodes: () => nodes.map((node) => node.httpUrl),
     publishKey: TEST_PUBLISH_KEY,
     channelOf,
     intervalMs: 5,
     maxMessages: 5000,
     maxDurationMs: 60_000,
+    onAck: (seq, channel, acked) => bySeq.set(channel, [...(bySeq.get(channel) ?? []), { seq, offset: acked.offset, epoch: acked.epoch }]),
   });
+  return {
+    publisher,
+    acknowledged: (channel) => {
+      const list = bySeq.get(channel) ?? [];
+      const epoch = list.at(-1)?.epoch;
+      if (epoch === undefined) return null;
+      return { epoch, messages: list.filter((a) => a.epoch === epoch).map((a) => `${a.offset}:${a.seq}`) };
+    },
+  };
 }
 
 /**
- * Per client and channel, what is wrong: an acknowledged offset missing or
- * received twice, unless the client was told `recovered: false` for that
- * channel (then losing what it missed is what it was told).
+ * Per client and channel, what is wrong: an acknowledged message missing,
+ * received twice, or another message under its offset — unless the client
+ * was told `recovered: false` for that channel (then it knows it lost some,
+ * and offsets that Redis lost in a failover may name other messages now).
  */
-export function deliveryProblems(clients: readonly DrillClient[], publisher: IdempotentPublisher): string[] {
+export function deliveryProblems(clients: readonly DrillClient[], backend: FailoverPublisher): string[] {
   const problems: string[] = [];
   for (const client of clients) {
     for (const channel of client.channels()) {
-      const acked = publisher.acked.get(channel) ?? [];
-      const epoch = acked.at(-1)?.epoch;
-      if (epoch === undefined) continue;
-      const told = client.resumed.some((r) => r.channel === channel && !r.recovered);
-      const expected = ackedOffsets(acked, epoch);
-      const got = client.offsets(channel, epoch);
-      if (told) {
-        // Told it lost something: what it holds is still each offset once.
-        if (new Set(got).size !== got.length) problems.push(`${client.sub} ${channel}: duplicates after recovered:false`);
-        continue;
-      }
-      if (JSON.stringify(got) !== JSON.stringify(expected)) {
-        const missing = expected.filter((offset) => !got.includes(offset));
-        problems.push(`${client.sub} ${channel}: ${got.length} received for ${expected.length} acknowledged; missing ${missing.slice(0, 5).join(",")}; trail ${client.trail.slice(-4).join(" | ")}`);
+      const acked = backend.acknowledged(channel);
+      if (acked === null) continue;
+      if (client.resumed.some((r) => r.channel === channel && !r.recovered)) continue;
+      const got = client.messages(channel, acked.epoch);
+      if (JSON.stringify(got) !== JSON.stringify(acked.messages)) {
+        const missing = acked.messages.filter((m) => !got.includes(m));
+        const unexpected = got.filter((m) => !acked.messages.includes(m));
+        problems.push(`${client.sub} ${channel}: ${got.length} received for ${acked.messages.length} acknowledged; missing ${missing.slice(0, 5).join(",")}; unexpected ${unexpected.slice(0, 5).join(",")}; trail ${client.trail.slice(-4).join(" | ")}`);
       }
     }
   }
   return problems;
 }
 
-/** Every acknowledged message of the publisher held by every client (or the client told otherwise), within `timeoutMs`. */
-export async function settled(clients: readonly DrillClient[], publisher: IdempotentPublisher, timeoutMs: number): Promise<string[]> {
+/** Every acknowledged message held by every client (or the client told otherwise), within `timeoutMs`; else what is still wrong. */
+export async function settled(clients: readonly DrillClient[], backend: FailoverPublisher, timeoutMs: number): Promise<string[]> {
   const deadline = Date.now() + timeoutMs;
-  let problems = deliveryProblems(clients, publisher);
+  let problems = deliveryProblems(clients, backend);
   while (problems.length > 0 && Date.now() < deadline) {
     await new Promise((resolve) => setTimeout(resolve, 100));
-    problems = deliveryProblems(clients, publisher);
+    problems = deliveryProblems(clients, backend);
   }
   return problems;
 }
@@ -117,6 +130,18 @@ export class ReadinessWatch {
   async stop(): Promise<void> {
     if (this.timer !== null) clearInterval(this.timer);
     await this.polling;
+  }
+
+  /** `node`'s readiness changes, as "+ms ready|not ready" from `since`: for failure messages. */
+  transitions(node: string, since: number): string[] {
+    const changes: string[] = [];
+    let last: boolean | null = null;
+    for (const sample of this.samples.get(node) ?? []) {
+      if (sample.ready === last) continue;
+      last = sample.ready;
+      changes.push(`${sample.at - since} ${sample.ready ? "ready" : "not ready"}`);
+    }
+    return changes;
   }
 
   /** Whether `node` answered not-ready at some point after `since`. */
