@@ -143,19 +143,25 @@ export function parsePublishReply(reply: ReadonlyArray<string | number>, count: 
   return outcomes;
 }
 
+/** Publications whose keys share a Cluster slot, by their positions in the batch. */
+export interface SlotGroup {
+  readonly slot: number;
+  readonly positions: number[];
+}
+
 /**
  * The positions of `publications` grouped by the Cluster slot of their
  * channel's keys, in order of first appearance; one group on one server,
  * where a script may touch any key.
  */
-export function publicationsBySlot(keyspace: RedisKeyspace, publications: readonly Publication[]): number[][] {
-  if (!keyspace.shardedPubSub) return [publications.map((_, i) => i)];
-  const groups = new Map<number, number[]>();
+export function publicationsBySlot(keyspace: RedisKeyspace, publications: readonly Publication[]): SlotGroup[] {
+  if (!keyspace.shardedPubSub) return [{ slot: 0, positions: publications.map((_, i) => i) }];
+  const groups = new Map<number, SlotGroup>();
   publications.forEach((publication, i) => {
     const slot = keySlot(keyspace.tag(publication.channel));
     const group = groups.get(slot);
-    if (group === undefined) groups.set(slot, [i]);
-    else group.push(i);
+    if (group === undefined) groups.set(slot, { slot, positions: [i] });
+    else group.positions.push(i);
   });
   return [...groups.values()];
 }

@@ -11,9 +11,9 @@ import type { ChainableCommander } from "ioredis";
 import type { Logger } from "pino";
 import { readFrameChannel, readFrameEnvelope } from "../fanout/message-frame.js";
 import type { BusSubscriber } from "../redis/bus-subscriber.js";
-import type { RedisClient, RedisConnections } from "../redis/connections.js";
+import { serverOfSlot, type RedisClient, type RedisConnections } from "../redis/connections.js";
 import { PublishUncertainError, type Broker, type BrokerHandler, type Publication, type PublishOutcome } from "./broker.js";
-import { parsePublishReply, publicationsBySlot, publishAllLua, publishScriptArgs, type PublishPolicy } from "./publish-script.js";
+import { parsePublishReply, publicationsBySlot, publishAllLua, publishScriptArgs, type PublishPolicy, type SlotGroup } from "./publish-script.js";
 import type { RedisKeyspace } from "./redis-keys.js";
 
 /** Why a pub/sub message was not delivered; a metric label, so a closed set. */
@@ -111,55 +111,81 @@ export class RedisBroker implements Broker {
   async publish(publications: readonly Publication[]): Promise<PublishOutcome[]> {
     if (publications.length === 0) return [];
     const groups = publicationsBySlot(this.keyspace, publications);
-    if (groups.length === 1) return this.publishGroup(publications);
-    // One script per slot, all sent at once: each is atomic, the batch is not.
-    const outcomes: PublishOutcome[] = new Array<PublishOutcome>(publications.length);
-    const settled = await Promise.allSettled(
-      groups.map(async (group) => {
-        const results = await this.publishGroup(group.map((i) => publications[i] as Publication));
-        group.forEach((position, j) => (outcomes[position] = results[j] as PublishOutcome));
-      }),
-    );
-    const failed = settled.filter((result): result is PromiseRejectedResult => result.status === "rejected");
-    if (failed.length === 0) return outcomes;
-    throw new PublishUncertainError(`${failed.length} of the batch's ${groups.length} Redis Cluster slots failed: ${String((failed[0]?.reason as Error).message)}`, {
-      cause: failed[0]?.reason,
-    });
-  }
-
-  /** One script call: publications whose keys share a slot (or any, on one server). */
-  private async publishGroup(publications: readonly Publication[]): Promise<PublishOutcome[]> {
-    const { keys, args } = publishScriptArgs(this.options.policy, publications);
-    let reply: PublishReply;
     try {
-      reply = this.options.waitReplicas === 0 ? await this.publisher.gatewayPublish(keys.length, ...keys, ...args) : await this.publishReplicated(keys, args);
+      if (groups.length === 1 && this.options.waitReplicas === 0) {
+        const { keys, args } = publishScriptArgs(this.options.policy, publications);
+        return parsePublishReply(await this.publisher.gatewayPublish(keys.length, ...keys, ...args), publications.length);
+      }
+      return await this.publishPipelined(publications, groups);
     } catch (err) {
       this.options.metrics.redisCommandFailed("publish");
       throw err;
     }
-    return parsePublishReply(reply, publications.length);
   }
 
   /**
-   * The script and WAIT in one round trip to the same master (a Cluster
-   * routes the pipeline by the script's slot). Resolves only once enough
-   * replicas hold the publish, so a failover cannot lose it; otherwise
-   * rejects, though subscribers may already have it: the caller retries with
-   * the same idempotency keys, which publishes nothing twice.
+   * One script per slot, sent in one pipeline per server (each Cluster master
+   * gets the scripts of its slots in one write), each pipeline ending with
+   * WAIT when replicas must confirm. Each script is atomic; a batch over
+   * several slots is not: when part of it fails, PublishUncertainError.
    */
-  private async publishReplicated(keys: readonly string[], args: ReadonlyArray<string | number>): Promise<PublishReply> {
+  private async publishPipelined(publications: readonly Publication[], groups: readonly SlotGroup[]): Promise<PublishOutcome[]> {
+    const byServer = new Map<string, SlotGroup[]>();
+    for (const group of groups) {
+      const server = serverOfSlot(this.publisher, group.slot);
+      byServer.set(server, [...(byServer.get(server) ?? []), group]);
+    }
+    const outcomes = new Array<PublishOutcome>(publications.length);
+    const failures: Error[] = [];
+    await Promise.all(
+      [...byServer.values()].map(async (serverGroups) => {
+        try {
+          const results = await this.runOnServer(serverGroups.map((group) => group.positions.map((i) => publications[i] as Publication)));
+          serverGroups.forEach((group, g) => {
+            const result = results[g] as PublishOutcome[] | Error;
+            if (result instanceof Error) failures.push(result);
+            else group.positions.forEach((position, j) => (outcomes[position] = result[j] as PublishOutcome));
+          });
+        } catch (err) {
+          failures.push(err instanceof Error ? err : new Error(String(err)));
+        }
+      }),
+    );
+    const [first] = failures;
+    if (first === undefined) return outcomes;
+    // One slot that failed as a whole published nothing: that is a plain failure.
+    if (groups.length === 1 && !(first instanceof PublishUncertainError)) throw first;
+    throw new PublishUncertainError(`${failures.length} of the batch's ${groups.length} Redis Cluster slots failed: ${first.message}`, { cause: first });
+  }
+
+  /**
+   * The scripts of `batches` (each one slot's publications) in one pipeline to
+   * their server, then WAIT when REDIS_WAIT_REPLICAS asks for it: resolves
+   * only once enough replicas hold them, so a failover cannot lose them.
+   * Per batch its outcomes or its error; rejects with PublishUncertainError
+   * when replicas did not confirm (subscribers may have the messages: the
+   * caller retries with the same idempotency keys, which publishes nothing
+   * twice), or with the pipeline's error when nothing was sent.
+   */
+  private async runOnServer(batches: ReadonlyArray<readonly Publication[]>): Promise<Array<PublishOutcome[] | Error>> {
     const { waitReplicas } = this.options;
     const pipeline = this.publisher.pipeline() as ScriptedPipeline;
-    pipeline.gatewayPublish(keys.length, ...keys, ...args);
-    pipeline.wait(waitReplicas, REPLICA_WAIT_MS);
+    for (const batch of batches) {
+      const { keys, args } = publishScriptArgs(this.options.policy, batch);
+      pipeline.gatewayPublish(keys.length, ...keys, ...args);
+    }
+    if (waitReplicas > 0) pipeline.wait(waitReplicas, REPLICA_WAIT_MS);
     const results = await pipeline.exec();
-    const [published, waited] = results ?? [];
-    if (published === undefined || waited === undefined) throw new Error("redis pipeline aborted");
-    if (published[0] !== null) throw published[0];
-    if (waited[0] !== null) throw new PublishUncertainError(`published, but WAIT failed: ${waited[0].message}`, { cause: waited[0] });
-    const replicas = Number(waited[1]);
-    if (replicas < waitReplicas) throw new PublishUncertainError(`published, but only ${replicas} of ${waitReplicas} replicas confirmed it within ${REPLICA_WAIT_MS} ms`);
-    return published[1] as PublishReply;
+    if (results === null || results.length < batches.length) throw new Error("redis pipeline aborted");
+    if (waitReplicas > 0) {
+      const [err, replicas] = results[batches.length] ?? [new Error("no WAIT reply"), 0];
+      if (err !== null) throw new PublishUncertainError(`published, but WAIT failed: ${err.message}`, { cause: err });
+      if (Number(replicas) < waitReplicas) throw new PublishUncertainError(`published, but only ${Number(replicas)} of ${waitReplicas} replicas confirmed it within ${REPLICA_WAIT_MS} ms`);
+    }
+    return batches.map((batch, i) => {
+      const [err, reply] = results[i] as [Error | null, unknown];
+      return err !== null ? err : parsePublishReply(reply as PublishReply, batch.length);
+    });
   }
 
   async subscribe(channel: string): Promise<void> {

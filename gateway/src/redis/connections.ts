@@ -67,6 +67,15 @@ export interface RedisConnections {
   openSubscriber(role: RedisRole, events: BusSubscriberEvents): BusSubscriber;
 }
 
+/**
+ * Which server `slot` is on, as `client` knows now: one name for a single
+ * server; on a Cluster its master's `host:port`, or "unknown" before the
+ * slot map is read. Commands for one server can share a pipeline.
+ */
+export function serverOfSlot(client: RedisClient, slot: number): string {
+  return client instanceof Cluster ? (client.slots[slot]?.[0] ?? "unknown") : "single";
+}
+
 /** Subscriber connections: no queue, no resend, no auto-resubscribe (the broker re-subscribes). */
 const SUBSCRIBER_OPTIONS: RedisRoleOptions = { offlineQueue: false, maxRetriesPerRequest: 1, autoResubscribe: false, resendUnanswered: false };
 /** SSUBSCRIBE answered MOVED is never settled by ioredis: this bounds it. */
