@@ -133,7 +133,9 @@ export class RedisBroker implements Broker {
     const byServer = new Map<string, SlotGroup[]>();
     for (const group of groups) {
       const server = serverOfSlot(this.publisher, group.slot);
-      byServer.set(server, [...(byServer.get(server) ?? []), group]);
+      const onServer = byServer.get(server);
+      if (onServer === undefined) byServer.set(server, [group]);
+      else onServer.push(group);
     }
     const outcomes = new Array<PublishOutcome>(publications.length);
     const failures: Error[] = [];
