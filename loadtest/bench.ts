@@ -18,12 +18,15 @@
  * WS_COMPRESSION off/shared/dedicated and clients that offer permessage-deflate,
  * for both payloads, so wire bytes and server CPU per delivery compare in one run.
  *
+ * The Redis rows (`--only shards`, loadtest/bench-shards.ts) run three nodes
+ * under a many-channel publishing load on one Redis and then on a three-master
+ * Redis Cluster, and compare the messages delivered per second.
+ *
  * The generator shares the machine's two cores with the servers; its CPU and
  * the machine's total are reported next to each row so a saturated row can
  * be read as such (see docs/performance.md).
  */
 
-import { fork, type ChildProcess } from "node:child_process";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -36,10 +39,12 @@ import { freePort } from "../scripts/lib/ports.js";
 import { startProcess, stopAll, type ManagedProcess } from "../scripts/lib/process.js";
 import { startRedis, type RedisHandle } from "../scripts/lib/redis.js";
 import type { WsCompression } from "../gateway/src/transport/ws-compression.js";
+import { renderShardRows, runShardRows, type ShardRow } from "./bench-shards.js";
 import { renderSelfTimes, type CpuProfile } from "./lib/cpuprofile.js";
 import { LatencyHistogram } from "./lib/histogram.js";
 import { childPids, cpuSeconds, cpuSplit, machineJiffies, rssBytes } from "./lib/proc-stats.js";
-import type { ClientProtocol, ConnectResult, ControllerMessage, WorkerConfig, WorkerMessage, WorkerStats } from "./lib/worker-protocol.js";
+import type { ClientProtocol, ConnectResult, WorkerConfig, WorkerStats } from "./lib/worker-protocol.js";
+import { forkWorker, liveWorkers, type WorkerHandle } from "./lib/workers.js";
 
 const JWT_SECRET = "bench-secret-0123456789abcdef";
 const PUBLISH_KEY = "bench-publish-key-0123456789";
@@ -278,60 +283,6 @@ async function startServers(scenario: Scenario, redis: RedisHandle, profile: boo
     await stopProcs();
     throw err;
   }
-}
-
-// ---------------------------------------------------------------- workers
-
-class WorkerHandle {
-  private readonly waiters = new Map<WorkerMessage["type"], Array<(message: WorkerMessage) => void>>();
-  progress = 0;
-
-  constructor(readonly child: ChildProcess) {
-    child.on("message", (message: WorkerMessage) => {
-      if (message.type === "progress") this.progress = message.established;
-      const queue = this.waiters.get(message.type);
-      const next = queue?.shift();
-      next?.(message);
-    });
-  }
-
-  /** Sends `request` and resolves with the first `reply` message, or rejects after `timeoutMs` or on exit. */
-  ask<T extends WorkerMessage["type"]>(request: ControllerMessage, reply: T, timeoutMs: number): Promise<Extract<WorkerMessage, { type: T }>> {
-    return new Promise((resolve, reject) => {
-      const onExit = (code: number | null): void => {
-        clearTimeout(timer);
-        reject(new Error(`generator worker exited (${String(code)}) while waiting for ${reply}`));
-      };
-      const timer = setTimeout(() => {
-        this.child.off("exit", onExit);
-        reject(new Error(`generator worker: no ${reply} within ${timeoutMs} ms`));
-      }, timeoutMs);
-      const queue = this.waiters.get(reply) ?? [];
-      queue.push((message) => {
-        clearTimeout(timer);
-        this.child.off("exit", onExit);
-        resolve(message as Extract<WorkerMessage, { type: T }>);
-      });
-      this.waiters.set(reply, queue);
-      this.child.once("exit", onExit);
-      this.child.send(request);
-    });
-  }
-
-  async close(): Promise<void> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
-    await this.ask({ type: "close" }, "closed", 10_000).catch(() => this.child.kill("SIGKILL"));
-    if (this.child.exitCode === null) await new Promise((resolve) => this.child.once("exit", resolve));
-  }
-}
-
-const liveWorkers = new Set<ChildProcess>();
-
-function forkWorker(): WorkerHandle {
-  const child = fork(path.join(repoRoot(), "dist/loadtest/worker.js"), [], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
-  liveWorkers.add(child);
-  child.once("exit", () => liveWorkers.delete(child));
-  return new WorkerHandle(child);
 }
 
 // ---------------------------------------------------------------- the run
@@ -673,22 +624,27 @@ async function main(): Promise<void> {
 
   const profileDir = values.profile ? path.join(repoRoot(), "loadtest", "results") : null;
   if (profileDir) await mkdir(profileDir, { recursive: true });
-  const redis = await startRedis();
+  const only = values.only?.split(",").map((s) => s.trim());
+  const selected = scenarios();
   const rows: Row[] = [];
-  try {
-    for (const scenario of scenarios()) {
-      try {
-        rows.push(await runScenario(scenario, redis, profileDir));
-      } catch (err) {
-        log(`${scenario.id} failed: ${err instanceof Error ? err.message : String(err)}`);
-        process.exitCode = 1;
+  if (selected.length > 0) {
+    const redis = await startRedis();
+    try {
+      for (const scenario of selected) {
+        try {
+          rows.push(await runScenario(scenario, redis, profileDir));
+        } catch (err) {
+          log(`${scenario.id} failed: ${err instanceof Error ? err.message : String(err)}`);
+          process.exitCode = 1;
+        }
+        // Let TIME_WAIT sockets and the kernel settle between rows.
+        await sleep(QUICK ? 500 : 2000);
       }
-      // Let TIME_WAIT sockets and the kernel settle between rows.
-      await sleep(QUICK ? 500 : 2000);
+    } finally {
+      await redis.stop();
     }
-  } finally {
-    await redis.stop();
   }
+  const shardRows: ShardRow[] = only === undefined || only.includes("shards") ? await runShardRows({ quick: QUICK, seconds: SECONDS, jwtSecret: JWT_SECRET, publishKey: PUBLISH_KEY, log }) : [];
 
   const report = [
     header,
@@ -706,6 +662,10 @@ async function main(): Promise<void> {
     "## Compression (issue 19): per delivery, with and without permessage-deflate",
     "",
     renderCompression(rows),
+    "",
+    "## Redis (issue 18): one Redis vs a three-shard Redis Cluster, many channels",
+    "",
+    renderShardRows(shardRows),
     "",
     "## Notes",
     "",

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs, from Debian's archive, the system services the local cluster runs without Docker,
 # but only those that are missing, so repeated runs cost nothing and need no network.
-#   bash scripts/ensure-system.sh              # redis-server, nginx, postgresql
+#   bash scripts/ensure-system.sh              # redis-server, redis-cli, redis-sentinel, nginx, postgresql
 #   bash scripts/ensure-system.sh prometheus   # ... and prometheus (with promtool) and the
 #                                              # Redis and Postgres exporters
 #   bash scripts/ensure-system.sh chromium     # ... and chromium, for the browser tests only
@@ -26,6 +26,9 @@ has() { command -v "$1" >/dev/null 2>&1; }
 
 missing=()
 has redis-server || missing+=(redis-server)
+# The Sentinel and Cluster tests: redis-cli creates the cluster, redis-sentinel watches the master.
+has redis-cli || missing+=(redis-tools)
+has redis-sentinel || missing+=(redis-sentinel)
 # nginx lives in /usr/sbin, which a non-root PATH may lack.
 has nginx || [[ -x /usr/sbin/nginx ]] || missing+=(nginx)
 # The server binaries are not on PATH on Debian; any major version will do.

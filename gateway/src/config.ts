@@ -13,6 +13,7 @@ import type { Algorithm } from "jsonwebtoken";
 import { DEFAULT_MAX_JSON_DEPTH } from "../../shared/src/json-limits.js";
 import { DEFAULT_PERSONAL_CHANNEL_SHARDS } from "./broker/redis-keys.js";
 import { DEV_JWT_SECRET, DEV_PUBLISH_KEY } from "./dev-credentials.js";
+import type { RedisAddress, RedisTopology } from "./redis/topology.js";
 import { DEFAULT_CHANNEL_HISTORY, HistoryPolicy, HistoryPolicyError } from "./history/history-policy.js";
 import { WS_COMPRESSION_MODES, type WsCompression, type WsCompressionConfig } from "./transport/ws-compression.js";
 import { CidrError, DEFAULT_TRUSTED_PROXIES, TrustedProxies } from "./limits/client-address.js";
@@ -80,7 +81,10 @@ export interface GatewayConfig {
   readonly host: string;
   readonly port: number;
   readonly logLevel: LogLevel;
-  readonly redisUrl: string;
+  /** Where Redis is: one server, a Sentinel-watched master, or a Cluster. */
+  readonly redis: RedisTopology;
+  /** Replicas that must hold a publish (Redis WAIT) before it is acknowledged; 0: once the master ran it. */
+  readonly redisWaitReplicas: number;
   readonly redisPrefix: string;
   readonly jwt: JwtConfig;
   readonly publishKey: string;
@@ -159,6 +163,7 @@ export interface IngestConfig {
 }
 
 const MAX = Number.MAX_SAFE_INTEGER;
+const DEFAULT_REDIS_URL = "redis://127.0.0.1:6379";
 const LOG_LEVELS: readonly LogLevel[] = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
 
 /** The node's environment variables, each with its default, meaning and parser, in the README's order. */
@@ -168,7 +173,24 @@ const VARIABLES = {
   host: new TextVariable("HOST", "0.0.0.0", "Address to listen on."),
   port: new IntegerVariable("PORT", 9001, { min: 0, max: 65535 }, "Port for WebSocket, publish API, health and metrics."),
   logLevel: new ChoiceVariable<LogLevel>("LOG_LEVEL", LOG_LEVELS, "info", "pino level: fatal, error, warn, info, debug, trace, silent."),
-  redisUrl: new TextVariable("REDIS_URL", "redis://127.0.0.1:6379", "Redis for pub/sub fan-out and channel offsets."),
+  redisUrl: new TextVariable("REDIS_URL", DEFAULT_REDIS_URL, "Redis for pub/sub fan-out and channel offsets, when neither `REDIS_SENTINELS` nor `REDIS_CLUSTER_NODES` is set."),
+  redisSentinels: optionalList(
+    "REDIS_SENTINELS",
+    "Comma list of Sentinel `host:port`s. When set, every Redis connection of the node asks them for the current master of `REDIS_SENTINEL_MASTER` and follows it through failovers. Not with a custom `REDIS_URL` or with `REDIS_CLUSTER_NODES`.",
+  ),
+  redisSentinelMaster: new OptionalTextVariable("REDIS_SENTINEL_MASTER", "The master name the Sentinels monitor. Required with `REDIS_SENTINELS`."),
+  redisSentinelPassword: new OptionalTextVariable("REDIS_SENTINEL_PASSWORD", "Password of the Sentinels themselves (`requirepass` in sentinel.conf), when they have one."),
+  redisClusterNodes: optionalList(
+    "REDIS_CLUSTER_NODES",
+    "Comma list of `host:port`s of some Redis Cluster nodes. When set, the node runs on the Cluster: each channel's keys and pub/sub channel share a hash slot, broadcasts use sharded pub/sub (`SPUBLISH`/`SSUBSCRIBE`, Redis 7), and a batch publish is atomic per slot only (docs/protocol.md). Not with a custom `REDIS_URL` or with `REDIS_SENTINELS`.",
+  ),
+  redisPassword: new OptionalTextVariable("REDIS_PASSWORD", "Password of the Redis servers under `REDIS_SENTINELS` or `REDIS_CLUSTER_NODES` (with a single Redis, put it in `REDIS_URL`)."),
+  redisWaitReplicas: new IntegerVariable(
+    "REDIS_WAIT_REPLICAS",
+    0,
+    { min: 0, max: 16 },
+    "Replicas that must hold a publish (Redis `WAIT`) before it is acknowledged, so a failover cannot lose an acknowledged publish; one that is not replicated within a second is answered 503. With 1, keep two replicas per master, or publishes stop when one replica is left.",
+  ),
   redisPrefix: new TextVariable("REDIS_PREFIX", "gw", "Prefix of every Redis key and pub/sub channel, so separate clusters or tests can share one Redis."),
   jwtSecret: new OptionalTextVariable("JWT_SECRET", "HS256 secret of at least 16 characters. Exactly one of `JWT_SECRET` and `JWT_PUBLIC_KEY_FILE` is required."),
   jwtPublicKeyFile: new OptionalTextVariable("JWT_PUBLIC_KEY_FILE", "PEM public key: RSA gives RS256, EC P-256 gives ES256 (P-384 gives ES384)."),
@@ -401,6 +423,55 @@ function redisUrl(env: Env): string {
   return raw;
 }
 
+/** `host:port` or `[v6]:port`. */
+function redisAddress(variable: string, text: string): RedisAddress {
+  const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9_.-]+)):(\d{1,5})$/.exec(text);
+  const port = Number(match?.[3]);
+  const host = match?.[1] ?? match?.[2];
+  if (host === undefined || !(port >= 1 && port <= 65535)) throw new ConfigError(variable, `"${text}" is not host:port`);
+  return { host, port };
+}
+
+function redisAddresses(variable: string, items: readonly string[]): RedisAddress[] {
+  const addresses = items.map((item) => redisAddress(variable, item));
+  if (new Set(items).size !== items.length) throw new ConfigError(variable, "lists an address twice");
+  return addresses;
+}
+
+/**
+ * One of three ways to reach Redis. The variables of the other two must stay
+ * unset, so a node never runs half on one and half on another.
+ */
+function redisTopology(env: Env): RedisTopology {
+  const url = redisUrl(env);
+  const sentinels = VARIABLES.redisSentinels.read(env);
+  const clusterNodes = VARIABLES.redisClusterNodes.read(env);
+  const password = VARIABLES.redisPassword.read(env);
+  const sentinelMaster = VARIABLES.redisSentinelMaster.read(env);
+  const sentinelPassword = VARIABLES.redisSentinelPassword.read(env);
+  const customUrl = url !== DEFAULT_REDIS_URL;
+  if (sentinels !== undefined && clusterNodes !== undefined) throw new ConfigError("REDIS_SENTINELS", "set REDIS_SENTINELS or REDIS_CLUSTER_NODES, not both");
+  if (sentinels === undefined && sentinelMaster !== undefined) throw new ConfigError("REDIS_SENTINEL_MASTER", "only with REDIS_SENTINELS");
+  if (sentinels === undefined && sentinelPassword !== undefined) throw new ConfigError("REDIS_SENTINEL_PASSWORD", "only with REDIS_SENTINELS");
+  if (sentinels !== undefined) {
+    if (customUrl) throw new ConfigError("REDIS_SENTINELS", "set REDIS_URL or REDIS_SENTINELS, not both (the Sentinels say where the master is)");
+    if (sentinelMaster === undefined) throw new ConfigError("REDIS_SENTINEL_MASTER", "required with REDIS_SENTINELS: the name the Sentinels monitor the master under");
+    return {
+      kind: "sentinel",
+      sentinels: redisAddresses("REDIS_SENTINELS", sentinels),
+      masterName: sentinelMaster,
+      ...(sentinelPassword === undefined ? {} : { sentinelPassword }),
+      ...(password === undefined ? {} : { password }),
+    };
+  }
+  if (clusterNodes !== undefined) {
+    if (customUrl) throw new ConfigError("REDIS_CLUSTER_NODES", "set REDIS_URL or REDIS_CLUSTER_NODES, not both");
+    return { kind: "cluster", nodes: redisAddresses("REDIS_CLUSTER_NODES", clusterNodes), ...(password === undefined ? {} : { password }) };
+  }
+  if (password !== undefined) throw new ConfigError("REDIS_PASSWORD", "only with REDIS_SENTINELS or REDIS_CLUSTER_NODES; a single Redis takes its password in REDIS_URL (redis://:password@host:port)");
+  return { kind: "standalone", url };
+}
+
 function idleTimeout(env: Env): number {
   const value = VARIABLES.idleTimeout.read(env);
   // uWebSockets.js rejects 1..7: its timer granularity is 4 s.
@@ -597,7 +668,8 @@ export function loadConfig(env: Env): GatewayConfig {
     host: VARIABLES.host.read(env),
     port: VARIABLES.port.read(env),
     logLevel: VARIABLES.logLevel.read(env),
-    redisUrl: redisUrl(env),
+    redis: redisTopology(env),
+    redisWaitReplicas: VARIABLES.redisWaitReplicas.read(env),
     redisPrefix,
     jwt: jwtConfig(env, gatewayEnv),
     publishKey,

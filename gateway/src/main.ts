@@ -42,7 +42,7 @@ async function main(): Promise<void> {
   const stopping = new AbortController();
   const metrics = new GatewayMetrics(config.nodeId, memoryLimitBytes(config.memoryLimitMb), new MetricNamespaces([...config.history.namespaces(), ...config.metricNamespaces]));
   metrics.clockEnabled(config.clock !== null);
-  const redis = redisConnections(config.redisUrl, log, config.nodeId);
+  const redis = redisConnections(config.redis, log, config.nodeId);
 
   const { app, routes } = createApp();
   const fanout = new LocalFanout(metrics, log);
@@ -164,6 +164,7 @@ function startBroker(config: GatewayConfig, redis: RedisConnections, continuity:
   return RedisBroker.start({
     redis,
     policy: continuity.policy,
+    waitReplicas: config.redisWaitReplicas,
     metrics,
     log,
     handler: {

@@ -4,10 +4,10 @@
  */
 
 import { randomBytes } from "node:crypto";
-import type { Redis } from "ioredis";
 import type { RedisKeyspace } from "../broker/redis-keys.js";
 import { readFrameEnvelope } from "../fanout/message-frame.js";
 import type { Delivery } from "../broker/broker.js";
+import type { RedisClient } from "../redis/connections.js";
 import type { ChannelPosition, History, HistorySlice } from "./history.js";
 
 /*
@@ -43,7 +43,7 @@ end
 return out
 `;
 
-type HistoryRedis = Redis & {
+type HistoryRedis = RedisClient & {
   historySinceBuffer(stateKey: string, historyKey: string, since: number, limit: number, epoch: string, ttl: number): Promise<unknown[]>;
 };
 
@@ -61,7 +61,7 @@ export class RedisHistory implements History {
 
   /** `redis` is a command connection; this defines one script on it. */
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     private readonly options: RedisHistoryOptions,
   ) {
     this.redis = redis as HistoryRedis;

@@ -8,6 +8,7 @@ import type { HttpResponse, TemplatedApp } from "uWebSockets.js";
 import type { Logger } from "pino";
 import { ErrorCodes } from "../../../shared/src/codes.js";
 import type { PublishRequest, PublishResult } from "../../../shared/src/protocol.js";
+import { PublishUncertainError } from "../broker/broker.js";
 import { PublishEncodeError, validatePublishBody, type PublishLimits } from "../fanout/publisher.js";
 import { apiKeyCheck } from "./api-key.js";
 import { readBody } from "./body.js";
@@ -99,7 +100,11 @@ export function attachPublishApi(app: TemplatedApp, options: PublishApiOptions, 
             return;
           }
           deps.log.error({ err, messages: validated.requests.length }, "publish failed");
-          refuse(res, state, "503 Service Unavailable", "broker", ErrorCodes.unavailable.code, "message bus unavailable, nothing was published; retry");
+          const message =
+            err instanceof PublishUncertainError
+              ? `message bus unavailable; some of it may have been published (${err.message}): retry with the same idempotency keys`
+              : "message bus unavailable, nothing was published; retry";
+          refuse(res, state, "503 Service Unavailable", "broker", ErrorCodes.unavailable.code, message);
         },
       );
     });

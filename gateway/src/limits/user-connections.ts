@@ -27,10 +27,9 @@
 
 import { randomBytes } from "node:crypto";
 import { performance } from "node:perf_hooks";
-import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { connectionNodesKey, userConnectionsKey } from "../broker/redis-keys.js";
-import type { RedisConnections } from "../redis/connections.js";
+import type { RedisClient, RedisConnections } from "../redis/connections.js";
 
 /** A node whose lease ran out this long ago counts as dead. */
 export const LEASE_MS = 5000;
@@ -85,7 +84,7 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[3]))
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]) * 2)
 return redis.call('ZREVRANGEBYSCORE', KEYS[1], now - 1, '-inf', 'LIMIT', 0, tonumber(ARGV[4]))`;
 
-type QuotaRedis = Redis & {
+type QuotaRedis = RedisClient & {
   connsAdmit(key: string, ...args: Array<string | number>): Promise<number>;
   connsRelease(key: string, ...args: Array<string | number>): Promise<number>;
   connsHeartbeat(key: string, incarnation: string, leaseMs: number, retentionMs: number, maxDead: number): Promise<string[]>;
