@@ -62,7 +62,7 @@ async function main(): Promise<void> {
     return null;
   };
   const notReadyReason = (): NotReadyReason | null => refusal() ?? database?.notReadyReason() ?? null;
-  const cluster = wireCluster(config, redis, publisher, metrics, log, { ready: () => notReadyReason() === null, version: gatewayVersion() });
+  const cluster = wireCluster(config, redis, continuity.policy.keyspace, publisher, metrics, log, { ready: () => notReadyReason() === null, version: gatewayVersion() });
 
   const limits = wireLimits(config, redis, wireCommands(config, database, rounds.view), metrics, log);
   const transports = wireTransports({

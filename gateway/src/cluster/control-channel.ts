@@ -10,7 +10,7 @@
  * were then refused new work anyway.
  */
 
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../redis/connections.js";
 import type { Logger } from "pino";
 import { isValidSub } from "../../../shared/src/channels.js";
 import { isPlainObject } from "../../../shared/src/json.js";
@@ -68,8 +68,8 @@ export class ControlChannel {
   private closed = false;
 
   constructor(
-    private readonly subscriber: Redis,
-    private readonly commands: Redis,
+    private readonly subscriber: RedisClient,
+    private readonly commands: RedisClient,
     private readonly channel: string,
     private readonly handler: ControlHandler,
     private readonly metrics: ControlMetrics,

@@ -19,7 +19,7 @@
  */
 
 import { performance } from "node:perf_hooks";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../redis/connections.js";
 import type { Logger } from "pino";
 import { isPersonalChannel } from "../../../shared/src/channels.js";
 import { nodeRegistryKeys } from "../broker/redis-keys.js";
@@ -146,13 +146,13 @@ for _, inc in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf')) do
 end
 return out`;
 
-type RegistryRedis = Redis & {
+type RegistryRedis = RedisClient & {
   registryHeartbeat(leases: string, status: string, channels: string, counts: string, incarnation: string, leaseMs: number, statusJson: string, ttlMs: number): Promise<number>;
   registryLive(leases: string, status: string): Promise<string[]>;
 };
 
 export interface NodeRegistryOptions {
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   readonly prefix: string;
   readonly nodeId: string;
   readonly version: string;

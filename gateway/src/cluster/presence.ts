@@ -27,7 +27,7 @@
  */
 
 import { performance } from "node:perf_hooks";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../redis/connections.js";
 import type { Logger } from "pino";
 import { channelNamespace } from "../../../shared/src/channels.js";
 import type { PresenceMember, PresenceResult } from "../../../shared/src/protocol.js";
@@ -163,7 +163,7 @@ for i = 1, #fields, 2 do
 end
 return 1`;
 
-type PresenceRedis = Redis & {
+type PresenceRedis = RedisClient & {
   presenceWrite(hash: string, nodes: string, ...args: Array<string | number>): Promise<[string[], string[]]>;
   presenceRefresh(hash: string, nodes: string, incarnation: string, leaseMs: number, ttlMs: number): Promise<number>;
   presenceRead(hash: string, nodes: string, maxMembers: number): Promise<Array<string | number>>;
@@ -182,7 +182,7 @@ export interface PresenceMetrics {
 }
 
 export interface RedisPresenceOptions {
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   readonly keyspace: RedisKeyspace;
   readonly nodeId: string;
   /** Channel namespaces that keep presence. */

@@ -13,7 +13,7 @@
  * issued, so it is refused while its user has a revocation in force.
  */
 
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../redis/connections.js";
 import { revocationKeys } from "../broker/redis-keys.js";
 import type { Clock } from "../time/clock.js";
 import type { ControlMessage } from "./control-channel.js";
@@ -123,7 +123,7 @@ return out`;
 /** Lapsed entries removed per revoke, so one call stays short whatever piled up. */
 const MAX_PRUNED = 1000;
 
-type RevocationRedis = Redis & {
+type RevocationRedis = RedisClient & {
   gatewayRevoke(before: string, until: string, user: string, beforeMs: number, ttlMs: number, channel: string, maxPruned: number): Promise<[number, number]>;
   gatewayRevocations(before: string, until: string): Promise<string[]>;
 };
@@ -141,7 +141,7 @@ export class RedisRevocationStore implements RevocationStore {
   private readonly redis: RevocationRedis;
 
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     prefix: string,
     private readonly channel: string,
     /** How long an entry stays after its `before` (or now, if later): the longest a covered token can live. */

@@ -9,7 +9,7 @@
 import type { Logger } from "pino";
 import { CloseCodes } from "../../../shared/src/codes.js";
 import type { PresenceResult, PublishRequest } from "../../../shared/src/protocol.js";
-import { RedisKeyspace, controlChannel } from "../broker/redis-keys.js";
+import { controlChannel, type RedisKeyspace } from "../broker/redis-keys.js";
 import { ControlChannel, type ControlMessage } from "../cluster/control-channel.js";
 import { LocalChannels, RedisNodeRegistry } from "../cluster/node-registry.js";
 import { RedisPresence } from "../cluster/presence.js";
@@ -61,6 +61,8 @@ const NO_PRESENCE: PresenceReader & { joined(): void; left(): void; close(): Pro
 export function wireCluster(
   config: GatewayConfig,
   redis: RedisConnections,
+  /** The node's one keyspace (single server or Cluster layout), from wireHistory. */
+  keyspace: RedisKeyspace,
   publisher: NoticePublisher,
   metrics: GatewayMetrics,
   log: Logger,
@@ -114,7 +116,7 @@ export function wireCluster(
       ? NO_PRESENCE
       : new RedisPresence({
           redis: state,
-          keyspace: new RedisKeyspace(config.redisPrefix, config.personalChannelShards),
+          keyspace,
           nodeId: config.nodeId,
           namespaces,
           joinLeaveNamespaces: new Set(config.presence.joinLeaveNamespaces),
