@@ -29,6 +29,7 @@ import { afterSent, ClientSession, type Answer } from "./client-session.js";
 import { RequestParser } from "./request-parser.js";
 import { sinceFromObject } from "./resume-position.js";
 import { sessionIdFor } from "./session-id.js";
+import { cutSession, HARD_CAP_FACTOR, isSlowConsumer, PollingBacklog, withSocketIoBackpressure, type EngineConnection } from "./socketio-backpressure.js";
 import { spreadOver } from "./spread-over.js";
 import type { TransportDeps } from "./transport-deps.js";
 import { startAndWelcome, type Welcome } from "./welcome.js";
@@ -68,6 +69,8 @@ interface SocketData {
   closeReason: string | null;
   /** Gives back the user's connection slot, once; absent while none is held. */
   releaseSlot?: () => void;
+  /** What a long-polling session has queued for its client; absent for a session that started on WebSocket. */
+  backlog?: PollingBacklog;
 }
 
 type GatewaySocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
@@ -80,11 +83,18 @@ export interface SocketIoOptions {
   readonly maxJsonDepth: number;
   /** Origins allowed to connect from other sites; empty = same origin only. */
   readonly corsOrigins: readonly string[];
+  /** A session holding more than this for its client is cut as a slow consumer (MAX_BACKPRESSURE_BYTES). */
+  readonly maxBackpressureBytes: number;
 }
 
 export interface SocketIoDeps extends TransportDeps {
   /** The Redis adapter (or any adapter constructor) for Socket.IO's own cluster operations. */
   readonly adapter: (nsp: unknown) => Adapter;
+}
+
+/** The engine.io connection under a socket, as slow-consumer control reads it (see socketio-backpressure.ts). */
+function engineConnection(socket: GatewaySocket): EngineConnection {
+  return socket.conn as unknown as EngineConnection;
 }
 
 /** A refusal for the middleware's next(): socket.io-client's `connect_error` has the code as message and in `data`. */
@@ -143,7 +153,7 @@ export class SocketIoTransport {
       adapter: this.deps.adapter as never,
       ...(this.options.corsOrigins.length > 0 ? { cors: { origin: [...this.options.corsOrigins], credentials: true } } : {}),
     });
-    io.attachApp(app);
+    io.attachApp(withSocketIoBackpressure(app, this.options.maxBackpressureBytes));
     io.engine.use((req: EngineRequest, res: EngineResponse, next: () => void) => this.checkHandshake(req, res, next));
     // Session ids name this node, so NGINX keeps every request of a
     // long-polling session and its upgrade on it by the `sid` alone; clients
@@ -253,6 +263,33 @@ export class SocketIoTransport {
   }
 
   /**
+   * Cuts sessions holding more than MAX_BACKPRESSURE_BYTES for their client,
+   * like the `/ws` sweep: the same bound, the same abrupt cut, the same
+   * counters. socket.io-client reconnects by itself after a transport close,
+   * and `since` recovers what the session missed.
+   */
+  sweepSlowConsumers(): number {
+    const io = this.io;
+    if (io === null) return 0;
+    let cut = 0;
+    // Deleting from a Map while iterating it is well defined: a cut socket leaves `sockets` at once.
+    for (const socket of io.of("/").sockets.values()) {
+      if (!isSlowConsumer(engineConnection(socket), socket.data.backlog, this.options.maxBackpressureBytes)) continue;
+      if (this.cutSlowConsumer(socket)) cut++;
+    }
+    return cut;
+  }
+
+  private cutSlowConsumer(socket: GatewaySocket): boolean {
+    // A socket the server is closing already is counted under that reason.
+    if (!socket.connected || socket.data.closeReason !== null) return false;
+    socket.data.closeReason = "slow_consumer";
+    this.deps.metrics.sendDropped("slow_consumer_close");
+    cutSession(engineConnection(socket));
+    return true;
+  }
+
+  /**
    * Tells every socket to reconnect elsewhere, spread over `windowMs`. The
    * engine connection is closed rather than the socket disconnected, because
    * socket.io-client reconnects by itself only after a transport close.
@@ -333,6 +370,10 @@ export class SocketIoTransport {
       },
     });
     socket.data.session = session;
+    const conn = engineConnection(socket);
+    if (conn.transport.name === "polling") {
+      socket.data.backlog = new PollingBacklog(conn, this.options.maxBackpressureBytes * HARD_CAP_FACTOR, () => this.cutSlowConsumer(socket));
+    }
 
     socket.on("disconnect", (reason) => {
       session.closed();
