@@ -9,6 +9,7 @@
 
 import { Redis } from "ioredis";
 import { io, type Socket } from "socket.io-client";
+import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { MessageFrame } from "../../shared/src/protocol.js";
 import { startRedis, type RedisHandle } from "../../scripts/lib/redis.js";
@@ -167,5 +168,23 @@ describe("containment of hostile payloads", () => {
     const answer = (await socket.emitWithAck("command", { name: "place_bet", data: JSON.parse(nested(40)) as unknown })) as { ok: boolean; error?: { code: string; message: string } };
     expect(answer).toMatchObject({ ok: false, error: { code: "bad_request", message: expect.stringMatching(/nests deeper/) } });
     await everyNodeIsUp();
+  });
+
+  it("answers a Socket.IO event named by a number with unknown_type instead of crashing the node", async () => {
+    // socket.io-parser accepts `42[7,{}]` (event 7, ack id 2); socket.io-client never sends it, a hostile client can.
+    const engine = new WebSocket(`ws://127.0.0.1:${nodes[2]!.port}/socket.io/?EIO=4&transport=websocket`, { headers: { authorization: `Bearer ${token({ sub: "numeric-event" })}` } });
+    const packets: string[] = [];
+    const arrived = (prefix: string): Promise<string> =>
+      eventually(async () => packets.find((packet) => packet.startsWith(prefix)), (packet) => packet !== undefined, 5000) as Promise<string>;
+    engine.on("message", (data: Buffer) => packets.push(data.toString("utf8")));
+    await arrived("0{");
+    engine.send("40");
+    await arrived('42["welcome"');
+    engine.send("422[7,{}]");
+    const ack = JSON.parse((await arrived("432")).slice(3)) as [{ ok: boolean; error: { code: string } }];
+    expect(ack[0]).toMatchObject({ ok: false, error: { code: "unknown_type" } });
+    engine.close();
+    await everyNodeIsUp();
+    await everyoneReceivesTheNextMessage();
   });
 });

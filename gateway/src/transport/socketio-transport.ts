@@ -380,7 +380,8 @@ export class SocketIoTransport {
       socket.data.releaseSlot?.();
       this.deps.metrics.connectionClosed("socketio", socket.data.closeReason ?? reason.replace(/ /g, "_"));
     });
-    socket.onAny((event: string, ...args: unknown[]) => this.request(socket, session, event, args));
+    // socket.io-parser lets an event be named by a number (`42[7,{}]`), whatever the typings say.
+    socket.onAny((event: unknown, ...args: unknown[]) => this.request(socket, session, event, args));
 
     void startAndWelcome(session, this.options.nodeId, socket.data.since).then((welcome) => {
       if (welcome === null || !socket.connected) return;
@@ -394,7 +395,7 @@ export class SocketIoTransport {
    * fields (none at all reads as `{}`), and a trailing function the
    * acknowledgement. An event sent without one is still acted on.
    */
-  private request(socket: GatewaySocket, session: ClientSession, event: string, args: readonly unknown[]): void {
+  private request(socket: GatewaySocket, session: ClientSession, event: unknown, args: readonly unknown[]): void {
     // The server is closing this socket: what it still sends is not acted on.
     if (socket.data.closeReason !== null) return;
     const admitted = session.admitFrame();
@@ -407,7 +408,7 @@ export class SocketIoTransport {
       return;
     }
     const fields = args.length > (ack === undefined ? 0 : 1) ? args[0] : {};
-    const parsed = this.parser.parse(event, fields);
+    const parsed = this.parser.parse(String(event), fields);
     this.deps.metrics.frameReceived("socketio", parsed.ok ? parsed.request.type : "invalid");
     if (!parsed.ok) {
       this.deps.log.debug({ code: parsed.error.code }, "client event refused");
