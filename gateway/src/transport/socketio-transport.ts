@@ -119,6 +119,15 @@ interface EngineResponse {
   end(body: string): void;
 }
 
+/** engine.io's own answer to a request it cannot take, so engine.io clients read it as usual. */
+const ENGINE_BAD_REQUEST = JSON.stringify({ code: 3, message: "Bad request" });
+
+/** uWS hands a GET to the WebSocket behaviour, and so to engine.io's upgrade path, when it has a 24-character Sec-WebSocket-Key. */
+function isWebSocketUpgrade(req: EngineRequest): boolean {
+  const key = req.headers["sec-websocket-key"];
+  return req.method === "GET" && typeof key === "string" && key.length === 24;
+}
+
 /** The engine.io handshake's token: `Authorization: Bearer …`, else `?token=` (browsers on the WebSocket transport). */
 function handshakeToken(req: EngineRequest): string | undefined {
   const header = req.headers["authorization"];
@@ -207,6 +216,14 @@ export class SocketIoTransport {
    * refuses non-GET handshakes itself.
    */
   private checkHandshake(req: EngineRequest, res: EngineResponse, next: () => void): void {
+    if (isWebSocketUpgrade(req) && req._query["transport"] !== "websocket") {
+      // engine.io's uWS server upgrades whatever `transport` names, and an
+      // upgraded polling transport later crashes the process (engine.io 6.6).
+      this.deps.metrics.clientError(ErrorCodes.badRequest.code);
+      res.writeHead(400, { "content-type": "application/json" });
+      res.end(ENGINE_BAD_REQUEST);
+      return;
+    }
     if (req._query["sid"] !== undefined || req.method !== "GET") {
       next();
       return;
