@@ -203,6 +203,14 @@ describe("containment of hostile payloads", () => {
     await everyNodeIsUp();
     await everyoneReceivesTheNextMessage();
   });
+  it("asks for the token when a Socket.IO handshake carries an empty sid, which engine.io takes for a new session", async () => {
+    const node = nodes[0]!;
+    const polling = await fetch(`${node.httpUrl}/socket.io/?EIO=4&transport=polling&sid=`);
+    expect(polling.status).toBe(401);
+    expect(((await polling.json()) as { error: { code: string } }).error.code).toBe("invalid_token");
+    const head = "GET /socket.io/?EIO=4&transport=websocket&sid= HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    expect(await firstResponse(node.port, head)).toMatch(/^HTTP\/1\.1 401 Unauthorized\r\n[\s\S]*"invalid_token"/);
+  });
 });
 
 /** Writes a raw request head and resolves with the first complete response (by its Content-Length). */

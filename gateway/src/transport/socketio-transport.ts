@@ -224,7 +224,8 @@ export class SocketIoTransport {
       res.end(ENGINE_BAD_REQUEST);
       return;
     }
-    if (req._query["sid"] !== undefined || req.method !== "GET") {
+    // engine.io takes an empty `sid` for none, and so starts a session: so must this check.
+    if ((req._query["sid"] ?? "") !== "" || req.method !== "GET") {
       next();
       return;
     }
