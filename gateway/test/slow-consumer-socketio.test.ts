@@ -8,7 +8,9 @@
  * Two phases with the same traffic: a baseline where everyone reads, then
  * one where a WebSocket and a long-polling Socket.IO client stop. The
  * healthy clients' delivery latencies are compared between the two phases
- * (same box, same run), never against absolute thresholds.
+ * (same box, same run), never against absolute thresholds. Publishes go
+ * through a second node on a timer of their own, so a node slowed by its
+ * stalled clients shows in the latencies instead of pacing the publishes.
  */
 
 import { io, type Socket } from "socket.io-client";
@@ -64,7 +66,14 @@ interface SocketIoClient extends Receiver {
 }
 
 let redis: RedisHandle;
+/** Holds every client. */
 let node: GatewayNode;
+/**
+ * Takes the publishes: a message's `ts` is stamped where it is accepted, so
+ * a node slowed by its stalled clients shows in the latency only when
+ * another node accepts the publish.
+ */
+let publisher: GatewayNode;
 const raws: Array<{ client: TestClient; receiver: Receiver }> = [];
 const healthyIo: SocketIoClient[] = [];
 let stalledWs: SocketIoClient;
@@ -126,8 +135,8 @@ async function publishTick(): Promise<number> {
   tick++;
   const bulk = Array.from({ length: BULK_PER_TICK }, () => ({ channel: BULK, event: "bulk", data: BULK_PAYLOAD }));
   const [ticked, bulked] = await Promise.all([
-    publish(node.httpUrl, TEST_PUBLISH_KEY, { channel: TICKS, event: "tick", data: { n: tick } }),
-    publish(node.httpUrl, TEST_PUBLISH_KEY, { messages: bulk }),
+    publish(publisher.httpUrl, TEST_PUBLISH_KEY, { channel: TICKS, event: "tick", data: { n: tick } }),
+    publish(publisher.httpUrl, TEST_PUBLISH_KEY, { messages: bulk }),
   ]);
   expect(ticked.status).toBe(200);
   expect(bulked.status).toBe(200);
@@ -136,6 +145,25 @@ async function publishTick(): Promise<number> {
 
 async function pause(ms: number): Promise<void> {
   await new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Publishes a tick every TICK_MS on its own, whatever the test waits for meanwhile; bounded to 400 ticks. */
+function startTicker(): { until(n: number): Promise<void>; stop(): Promise<number> } {
+  let stopped = false;
+  const running = (async (): Promise<void> => {
+    while (!stopped && tick < 400) {
+      await publishTick();
+      await pause(TICK_MS);
+    }
+  })();
+  return {
+    until: (n) => eventually(async () => tick, (now) => now >= n, 60_000).then(() => undefined),
+    stop: async () => {
+      stopped = true;
+      await running;
+      return tick;
+    },
+  };
 }
 
 /** Latencies of ticks `from`..`to` over every healthy client, sorted. */
@@ -162,13 +190,18 @@ async function everyoneHas(n: number): Promise<void> {
 
 beforeAll(async () => {
   redis = await startRedis();
-  node = await startGatewayNode({
-    name: "slow-sio",
-    redisUrl: redis.url,
-    redisPrefix: uniquePrefix("slow-sio"),
-    // A thousand connections from one test address.
-    env: { MAX_BACKPRESSURE_BYTES: String(MAX_BACKPRESSURE_BYTES), CONNECTS_PER_ADDRESS_PER_S: "0" },
-  });
+  const prefix = uniquePrefix("slow-sio");
+  [node, publisher] = await Promise.all(
+    ["slow-sio", "slow-sio-publisher"].map((name) =>
+      startGatewayNode({
+        name,
+        redisUrl: redis.url,
+        redisPrefix: prefix,
+        // A thousand connections from one test address.
+        env: { MAX_BACKPRESSURE_BYTES: String(MAX_BACKPRESSURE_BYTES), CONNECTS_PER_ADDRESS_PER_S: "0" },
+      }),
+    ),
+  ) as [GatewayNode, GatewayNode];
   raws.push(...(await inWaves(RAW_CLIENTS, 50, (i) => rawClient(`raw-${i}`))));
   healthyIo.push(...(await inWaves(SOCKETIO_WS_CLIENTS, 50, (i) => socketIoClient(`sio-ws-${i}`, "websocket", [TICKS]))));
   healthyIo.push(...(await inWaves(SOCKETIO_POLLING_CLIENTS, 10, (i) => socketIoClient(`sio-poll-${i}`, "polling", [TICKS]))));
@@ -179,7 +212,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const client of [...healthyIo, stalledWs, stalledPolling]) client?.socket.close();
   await Promise.all(raws.map(({ client }) => client.close()));
-  await node?.stop();
+  await Promise.all([node?.stop(), publisher?.stop()]);
   await redis?.stop();
 });
 
@@ -200,33 +233,27 @@ describe("slow consumers on Socket.IO", () => {
     expect(connected).toBe(RAW_CLIENTS + SOCKETIO_WS_CLIENTS + SOCKETIO_POLLING_CLIENTS + 2);
 
     // Baseline: everyone reads, the stalled-to-be clients included.
+    const ticker = startTicker();
     const baselineFrom = tick + 1;
-    for (let i = 0; i < BASELINE_TICKS; i++) {
-      await publishTick();
-      await pause(TICK_MS);
-    }
+    await ticker.until(baselineFrom + BASELINE_TICKS - 1);
     const baselineTo = tick;
-    await everyoneHas(baselineTo);
-    await eventually(async () => stalledWs.ticks.length + stalledPolling.ticks.length, (n) => n === 2 * BASELINE_TICKS, 15_000);
+    await eventually(async () => stalledWs.ticks.length + stalledPolling.ticks.length, (n) => n >= 2 * (baselineTo - baselineFrom + 1), 15_000);
 
-    // Stall: the same traffic, until both are cut (at most 15 s), then as long again as the baseline.
+    // Stall: the same traffic, until both are cut (at most 15 s), then as long again as the baseline to see delivery go on.
+    // The ticker runs on its own: waiting on the node here must not pace the publishes (a slow node would hide its own delays).
     const stallFrom = tick + 1;
     const polled = stall(stalledPolling);
     await stall(stalledWs);
-    const cutBy = Date.now() + 15_000;
     let cut = 0;
-    while (cut < 2 && Date.now() < cutBy) {
-      await publishTick();
-      await pause(TICK_MS);
+    for (const cutBy = Date.now() + 15_000; cut < 2 && Date.now() < cutBy; await pause(100)) {
       cut = await metricValue(node.httpUrl, "gateway_disconnects_total", { transport: "socketio", reason: "slow_consumer" });
     }
     await polled;
-    console.log(`slow-consumer-socketio: both cut ${cut === 2 ? `after ${tick - stallFrom + 1} ticks` : "never"}`);
-    for (let i = 0; i < BASELINE_TICKS; i++) {
-      await publishTick();
-      await pause(TICK_MS);
-    }
-    const stallTo = tick;
+    // Latencies are compared over the stall itself, while the node still held the stalled clients.
+    const cutAt = tick;
+    console.log(`slow-consumer-socketio: both cut ${cut === 2 ? `after ${cutAt - stallFrom + 1} ticks` : "never"}`);
+    await ticker.until(cutAt + BASELINE_TICKS);
+    const stallTo = await ticker.stop();
     await everyoneHas(stallTo);
 
     // Both cut as slow consumers, and counted as such; nobody else.
@@ -241,7 +268,7 @@ describe("slow consumers on Socket.IO", () => {
     for (const receiver of healthyReceivers()) expect(receiver.ticks.map((t) => t.n), receiver.name).toEqual(expected);
 
     const baseline = latencies(baselineFrom, baselineTo);
-    const stalled = latencies(stallFrom, stallTo);
+    const stalled = latencies(stallFrom, cutAt);
     const figures = {
       baseline: { samples: baseline.length, p50: percentile(baseline, 50), p95: percentile(baseline, 95), p99: percentile(baseline, 99) },
       stalled: { samples: stalled.length, p50: percentile(stalled, 50), p95: percentile(stalled, 95), p99: percentile(stalled, 99) },
