@@ -4,6 +4,7 @@
  * `{results: […]}`. Checks run cheapest first: key, declared length, body.
  */
 
+import { isUtf8 } from "node:buffer";
 import type { HttpResponse, TemplatedApp } from "uWebSockets.js";
 import type { Logger } from "pino";
 import { ErrorCodes } from "../../../shared/src/codes.js";
@@ -72,6 +73,11 @@ export function attachPublishApi(app: TemplatedApp, options: PublishApiOptions, 
     readBody(res, options.maxBodyBytes, (result) => {
       if (!result.ok) {
         refuse(res, state, "413 Payload Too Large", "too_large", ErrorCodes.payloadTooLarge.code, `body larger than ${options.maxBodyBytes} bytes`, true);
+        return;
+      }
+      // Decoding would turn stray bytes into U+FFFD and publish that: refuse instead.
+      if (!isUtf8(result.body)) {
+        refuse(res, state, "400 Bad Request", "bad_request", ErrorCodes.badRequest.code, "body is not valid UTF-8");
         return;
       }
       let body: unknown;

@@ -213,12 +213,13 @@ export class RedisStreamIngest {
     const { consumer, maxBatch, blockMs } = this.options;
     if (this.readPending) {
       this.stage = "read pending";
-      return parseReadReply(await this.redis.call("XREADGROUP", "GROUP", INGEST_GROUP, consumer, "COUNT", maxBatch, "STREAMS", this.key, "0"));
+      return parseReadReply(await this.redis.callBuffer("XREADGROUP", "GROUP", INGEST_GROUP, consumer, "COUNT", maxBatch, "STREAMS", this.key, "0"));
     }
     this.stage = "read";
     this.blocked = true;
     try {
-      return parseReadReply(await this.redis.call("XREADGROUP", "GROUP", INGEST_GROUP, consumer, "COUNT", maxBatch, "BLOCK", blockMs, "STREAMS", this.key, ">"));
+      // As bytes, so a value that is not UTF-8 is seen as such (stream-replies.ts).
+      return parseReadReply(await this.redis.callBuffer("XREADGROUP", "GROUP", INGEST_GROUP, consumer, "COUNT", maxBatch, "BLOCK", blockMs, "STREAMS", this.key, ">"));
     } finally {
       this.blocked = false;
     }

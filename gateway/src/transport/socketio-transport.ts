@@ -29,6 +29,7 @@ import { afterSent, ClientSession, type Answer } from "./client-session.js";
 import { RequestParser } from "./request-parser.js";
 import { sinceFromObject } from "./resume-position.js";
 import { sessionIdFor } from "./session-id.js";
+import { cutSession, HARD_CAP_FACTOR, isSlowConsumer, PollingBacklog, withSocketIoBackpressure, type EngineConnection } from "./socketio-backpressure.js";
 import { spreadOver } from "./spread-over.js";
 import type { TransportDeps } from "./transport-deps.js";
 import { startAndWelcome, type Welcome } from "./welcome.js";
@@ -68,6 +69,8 @@ interface SocketData {
   closeReason: string | null;
   /** Gives back the user's connection slot, once; absent while none is held. */
   releaseSlot?: () => void;
+  /** What a long-polling session has queued for its client; absent for a session that started on WebSocket. */
+  backlog?: PollingBacklog;
 }
 
 type GatewaySocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
@@ -80,11 +83,18 @@ export interface SocketIoOptions {
   readonly maxJsonDepth: number;
   /** Origins allowed to connect from other sites; empty = same origin only. */
   readonly corsOrigins: readonly string[];
+  /** A session holding more than this for its client is cut as a slow consumer (MAX_BACKPRESSURE_BYTES). */
+  readonly maxBackpressureBytes: number;
 }
 
 export interface SocketIoDeps extends TransportDeps {
   /** The Redis adapter (or any adapter constructor) for Socket.IO's own cluster operations. */
   readonly adapter: (nsp: unknown) => Adapter;
+}
+
+/** The engine.io connection under a socket, as slow-consumer control reads it (see socketio-backpressure.ts). */
+function engineConnection(socket: GatewaySocket): EngineConnection {
+  return socket.conn as unknown as EngineConnection;
 }
 
 /** A refusal for the middleware's next(): socket.io-client's `connect_error` has the code as message and in `data`. */
@@ -107,6 +117,15 @@ interface EngineRequest {
 interface EngineResponse {
   writeHead(status: number, headers: Readonly<Record<string, string>>): void;
   end(body: string): void;
+}
+
+/** engine.io's own answer to a request it cannot take, so engine.io clients read it as usual. */
+const ENGINE_BAD_REQUEST = JSON.stringify({ code: 3, message: "Bad request" });
+
+/** uWS hands a GET to the WebSocket behaviour, and so to engine.io's upgrade path, when it has a 24-character Sec-WebSocket-Key. */
+function isWebSocketUpgrade(req: EngineRequest): boolean {
+  const key = req.headers["sec-websocket-key"];
+  return req.method === "GET" && typeof key === "string" && key.length === 24;
 }
 
 /** The engine.io handshake's token: `Authorization: Bearer …`, else `?token=` (browsers on the WebSocket transport). */
@@ -143,7 +162,7 @@ export class SocketIoTransport {
       adapter: this.deps.adapter as never,
       ...(this.options.corsOrigins.length > 0 ? { cors: { origin: [...this.options.corsOrigins], credentials: true } } : {}),
     });
-    io.attachApp(app);
+    io.attachApp(withSocketIoBackpressure(app, this.options.maxBackpressureBytes));
     io.engine.use((req: EngineRequest, res: EngineResponse, next: () => void) => this.checkHandshake(req, res, next));
     // Session ids name this node, so NGINX keeps every request of a
     // long-polling session and its upgrade on it by the `sid` alone; clients
@@ -197,7 +216,16 @@ export class SocketIoTransport {
    * refuses non-GET handshakes itself.
    */
   private checkHandshake(req: EngineRequest, res: EngineResponse, next: () => void): void {
-    if (req._query["sid"] !== undefined || req.method !== "GET") {
+    if (isWebSocketUpgrade(req) && req._query["transport"] !== "websocket") {
+      // engine.io's uWS server upgrades whatever `transport` names, and an
+      // upgraded polling transport later crashes the process (engine.io 6.6).
+      this.deps.metrics.clientError(ErrorCodes.badRequest.code);
+      res.writeHead(400, { "content-type": "application/json" });
+      res.end(ENGINE_BAD_REQUEST);
+      return;
+    }
+    // engine.io takes an empty `sid` for none, and so starts a session: so must this check.
+    if ((req._query["sid"] ?? "") !== "" || req.method !== "GET") {
       next();
       return;
     }
@@ -250,6 +278,33 @@ export class SocketIoTransport {
         this.io?.local.to(gap.channel).emit("gap", gap);
       },
     };
+  }
+
+  /**
+   * Cuts sessions holding more than MAX_BACKPRESSURE_BYTES for their client,
+   * like the `/ws` sweep: the same bound, the same abrupt cut, the same
+   * counters. socket.io-client reconnects by itself after a transport close,
+   * and `since` recovers what the session missed.
+   */
+  sweepSlowConsumers(): number {
+    const io = this.io;
+    if (io === null) return 0;
+    let cut = 0;
+    // Deleting from a Map while iterating it is well defined: a cut socket leaves `sockets` at once.
+    for (const socket of io.of("/").sockets.values()) {
+      if (!isSlowConsumer(engineConnection(socket), socket.data.backlog, this.options.maxBackpressureBytes)) continue;
+      if (this.cutSlowConsumer(socket)) cut++;
+    }
+    return cut;
+  }
+
+  private cutSlowConsumer(socket: GatewaySocket): boolean {
+    // A socket the server is closing already is counted under that reason.
+    if (!socket.connected || socket.data.closeReason !== null) return false;
+    socket.data.closeReason = "slow_consumer";
+    this.deps.metrics.sendDropped("slow_consumer_close");
+    cutSession(engineConnection(socket));
+    return true;
   }
 
   /**
@@ -333,13 +388,18 @@ export class SocketIoTransport {
       },
     });
     socket.data.session = session;
+    const conn = engineConnection(socket);
+    if (conn.transport.name === "polling") {
+      socket.data.backlog = new PollingBacklog(conn, this.options.maxBackpressureBytes * HARD_CAP_FACTOR, () => this.cutSlowConsumer(socket));
+    }
 
     socket.on("disconnect", (reason) => {
       session.closed();
       socket.data.releaseSlot?.();
       this.deps.metrics.connectionClosed("socketio", socket.data.closeReason ?? reason.replace(/ /g, "_"));
     });
-    socket.onAny((event: string, ...args: unknown[]) => this.request(socket, session, event, args));
+    // socket.io-parser lets an event be named by a number (`42[7,{}]`), whatever the typings say.
+    socket.onAny((event: unknown, ...args: unknown[]) => this.request(socket, session, event, args));
 
     void startAndWelcome(session, this.options.nodeId, socket.data.since).then((welcome) => {
       if (welcome === null || !socket.connected) return;
@@ -353,7 +413,7 @@ export class SocketIoTransport {
    * fields (none at all reads as `{}`), and a trailing function the
    * acknowledgement. An event sent without one is still acted on.
    */
-  private request(socket: GatewaySocket, session: ClientSession, event: string, args: readonly unknown[]): void {
+  private request(socket: GatewaySocket, session: ClientSession, event: unknown, args: readonly unknown[]): void {
     // The server is closing this socket: what it still sends is not acted on.
     if (socket.data.closeReason !== null) return;
     const admitted = session.admitFrame();
@@ -366,7 +426,7 @@ export class SocketIoTransport {
       return;
     }
     const fields = args.length > (ack === undefined ? 0 : 1) ? args[0] : {};
-    const parsed = this.parser.parse(event, fields);
+    const parsed = this.parser.parse(String(event), fields);
     this.deps.metrics.frameReceived("socketio", parsed.ok ? parsed.request.type : "invalid");
     if (!parsed.ok) {
       this.deps.log.debug({ code: parsed.error.code }, "client event refused");

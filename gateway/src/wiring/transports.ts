@@ -93,11 +93,14 @@ export function wireTransports(deps: TransportsDeps): TransportsWiring {
   );
   const adapter = socketIoAdapter(deps.redis, config.redisPrefix);
   const socketIo = new SocketIoTransport(
-    { nodeId: config.nodeId, maxFrameBytes: config.maxFrameBytes, maxJsonDepth: config.maxJsonDepth, corsOrigins: config.socketIoCorsOrigins },
+    { nodeId: config.nodeId, maxFrameBytes: config.maxFrameBytes, maxJsonDepth: config.maxJsonDepth, corsOrigins: config.socketIoCorsOrigins, maxBackpressureBytes: config.maxBackpressureBytes },
     { verifier, metrics, log, refusal, session, limits: deps.limits.connections, adapter: adapter.adapter },
   );
   deps.fanout.addSink(socketIo.sink());
-  const slowConsumerSweep = setInterval(() => ws.sweepSlowConsumers(), SLOW_CONSUMER_SWEEP_MS);
+  const slowConsumerSweep = setInterval(() => {
+    ws.sweepSlowConsumers();
+    socketIo.sweepSlowConsumers();
+  }, SLOW_CONSUMER_SWEEP_MS);
 
   return {
     ws,
