@@ -70,6 +70,8 @@ COPY --from=build /app/dist/shared ./dist/shared
 # The live page and browser SDK served at / and /sdk.js.
 COPY --from=build /app/dist/web ./dist/web
 COPY package.json ./
+# The HTTP contract, served at GET /v1/openapi.yaml.
+COPY docs/openapi.yaml ./docs/openapi.yaml
 
 USER node
 EXPOSE 9001

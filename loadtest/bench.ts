@@ -18,6 +18,10 @@
  * WS_COMPRESSION off/shared/dedicated and clients that offer permessage-deflate,
  * for both payloads, so wire bytes and server CPU per delivery compare in one run.
  *
+ * The Redis rows (`--only shards`, loadtest/bench-shards.ts) run three nodes
+ * under a many-channel publishing load on one Redis and then on a three-master
+ * Redis Cluster, and compare the messages delivered per second.
+ *
  * The generator shares the machine's two cores with the servers; its CPU and
  * the machine's total are reported next to each row so a saturated row can
  * be read as such (see docs/performance.md).
@@ -31,10 +35,11 @@ import { repoRoot } from "../scripts/lib/paths.js";
 import { stopAll } from "../scripts/lib/process.js";
 import { startRedis, type RedisHandle } from "../scripts/lib/redis.js";
 import type { WsCompression } from "../gateway/src/transport/ws-compression.js";
+import { renderShardRows, runShardRows, type ShardRow } from "./bench-shards.js";
 import { renderSelfTimes, type CpuProfile } from "./lib/cpuprofile.js";
 import { LatencyHistogram } from "./lib/histogram.js";
 import { childPids, cpuSeconds, cpuSplit, machineJiffies, rssBytes } from "./lib/proc-stats.js";
-import { forkWorker, liveWorkers, type WorkerHandle } from "./lib/generators.js";
+import { forkWorker, liveWorkers, type WorkerHandle } from "./lib/workers.js";
 import { InspectorSession } from "./lib/inspector.js";
 import { BENCH_JWT_SECRET, BENCH_PUBLISH_KEY, startServers, type ServerKind, type Servers } from "./lib/servers.js";
 import { liveStormWorkers, renderStorm, runStorm, type StormResult } from "./lib/storm.js";
@@ -570,32 +575,38 @@ async function main(): Promise<void> {
 
   const profileDir = values.profile || values["profile-connect"] ? path.join(repoRoot(), "loadtest", "results") : null;
   if (profileDir) await mkdir(profileDir, { recursive: true });
-  const redis = await startRedis();
+  const only = selected();
+  const chosen = scenarios();
+  const stormChosen = only === null || only.includes(STORM_ID);
   const rows: Row[] = [];
   let storm: StormResult | null = null;
-  try {
-    for (const scenario of scenarios()) {
-      try {
-        rows.push(await runScenario(scenario, redis, profileDir));
-      } catch (err) {
-        log(`${scenario.id} failed: ${err instanceof Error ? err.message : String(err)}`);
-        process.exitCode = 1;
+  if (chosen.length > 0 || stormChosen) {
+    const redis = await startRedis();
+    try {
+      for (const scenario of chosen) {
+        try {
+          rows.push(await runScenario(scenario, redis, profileDir));
+        } catch (err) {
+          log(`${scenario.id} failed: ${err instanceof Error ? err.message : String(err)}`);
+          process.exitCode = 1;
+        }
+        // Let TIME_WAIT sockets and the kernel settle between rows.
+        await sleep(QUICK ? 500 : 2000);
       }
-      // Let TIME_WAIT sockets and the kernel settle between rows.
-      await sleep(QUICK ? 500 : 2000);
-    }
-    if (selected()?.includes(STORM_ID) ?? true) {
-      log(`${STORM_ID}: starting`);
-      try {
-        storm = await runStorm(redis, { clients: QUICK ? 1000 : 10_000, observers: QUICK ? 100 : 500, workers: 2, budgetMb: STORM_BUDGET_MB, log });
-      } catch (err) {
-        log(`${STORM_ID} failed: ${err instanceof Error ? err.message : String(err)}`);
-        process.exitCode = 1;
+      if (stormChosen) {
+        log(`${STORM_ID}: starting`);
+        try {
+          storm = await runStorm(redis, { clients: QUICK ? 1000 : 10_000, observers: QUICK ? 100 : 500, workers: 2, budgetMb: STORM_BUDGET_MB, log });
+        } catch (err) {
+          log(`${STORM_ID} failed: ${err instanceof Error ? err.message : String(err)}`);
+          process.exitCode = 1;
+        }
       }
+    } finally {
+      await redis.stop();
     }
-  } finally {
-    await redis.stop();
   }
+  const shardRows: ShardRow[] = only === null || only.includes("shards") ? await runShardRows({ quick: QUICK, seconds: SECONDS, jwtSecret: BENCH_JWT_SECRET, publishKey: BENCH_PUBLISH_KEY, log }) : [];
 
   const report = [
     header,
@@ -621,6 +632,10 @@ async function main(): Promise<void> {
     "## Compression (issue 19): per delivery, with and without permessage-deflate",
     "",
     renderCompression(rows),
+    "",
+    "## Redis (issue 18): one Redis vs a three-shard Redis Cluster, many channels",
+    "",
+    renderShardRows(shardRows),
     "",
     "## Notes",
     "",

@@ -23,7 +23,7 @@ import { parseArgs } from "node:util";
 import { repoRoot } from "../scripts/lib/paths.js";
 import { stopAll } from "../scripts/lib/process.js";
 import { startRedis } from "../scripts/lib/redis.js";
-import { forkWorker, liveWorkers, type WorkerHandle } from "./lib/generators.js";
+import { forkWorker, liveWorkers, type WorkerHandle } from "./lib/workers.js";
 import { heapDelta, renderHeapDelta, summariseHeap, type StringPattern } from "./lib/heap-snapshot.js";
 import { InspectorSession } from "./lib/inspector.js";
 import { rssBytes } from "./lib/proc-stats.js";

@@ -64,7 +64,8 @@ async function startPod(url: string): Promise<Pod> {
   const ready = new Promise<void>((resolve) => (markReady = resolve));
   const pod: { broker: RedisBroker | null; delivered: number } = { broker: null, delivered: 0 };
   pod.broker = RedisBroker.start({
-    redis: redisConnections(url, log),
+    redis: redisConnections({ kind: "standalone", url }, log),
+    waitReplicas: 0,
     // The gateway's defaults: every publish also appends to its channel's history.
     policy: { keyspace: new RedisKeyspace(PREFIX), channelStateTtlSeconds: 86_400, history: HistoryPolicy.parse(DEFAULT_CHANNEL_HISTORY), idempotencyWindowMs: 300_000 },
     metrics: noMetrics,

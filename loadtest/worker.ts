@@ -2,7 +2,7 @@
  * One load generator process (forked by loadtest/bench.ts). Holds up to
  * ~19k client sockets (the per-process descriptor limit on our machines is
  * 20,000), each authenticated with its own token and bound to one of many
- * 127.0.0.x source addresses, subscribed to one channel. Records per-message
+ * 127.0.0.x source addresses, subscribed to one channel (or one of a list). Records per-message
  * latency (receive time − the frame's publish `ts`) into a fixed-bucket
  * histogram, deliveries, drops, reconnects and errors.
  *
@@ -234,7 +234,7 @@ class Generator {
         const text = data.toString("utf8");
         if (text.startsWith('{"type":"welcome"')) {
           client.phase = "subscribing";
-          ws.send(JSON.stringify({ type: "subscribe", id: 1, channel: this.config.channel }));
+          ws.send(JSON.stringify({ type: "subscribe", id: 1, channel: this.channelOf(client) }));
         } else if (text.startsWith('{"type":"reply"')) {
           const reply = JSON.parse(text) as { ok?: boolean; error?: { code?: string } };
           if (reply.ok === true) subscribed();
@@ -255,7 +255,7 @@ class Generator {
         else if (text.startsWith("0")) ws.send(`40${JSON.stringify({ token })}`);
         else if (text.startsWith('42["welcome"')) {
           client.phase = "subscribing";
-          ws.send(`421${JSON.stringify(["subscribe", { channel: this.config.channel }])}`);
+          ws.send(`421${JSON.stringify(["subscribe", { channel: this.channelOf(client) }])}`);
         } else if (text.startsWith("431")) {
           const [answer] = JSON.parse(text.slice(3)) as [{ ok?: boolean; error?: { code?: string } }];
           if (answer.ok === true) subscribed();
@@ -269,6 +269,11 @@ class Generator {
         }
       });
     }
+  }
+
+  private channelOf(client: Client): string {
+    const { channels, channel } = this.config;
+    return channels === undefined || channels.length === 0 ? channel : (channels[client.index % channels.length] as string);
   }
 
   private delivery(frame: Buffer): void {

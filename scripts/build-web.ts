@@ -14,8 +14,10 @@ import { repoRoot } from "./lib/paths.js";
  * The SDK must stay small enough to load on every screen; raise this only deliberately.
  * 10 → 11 KB for resume (since on connect, dedup, held frames, gap resync, `resumed`):
  * the bundle went from 10,200 to 11,132 bytes (gzip 3,745 to 4,075).
+ * 11 → 11.5 KB for the server API: the close codes 4000 and 4003 in the reconnect table and
+ * `presence()` took it to 11,271 bytes (gzip 4.0 KB); without `presence()` it was 11,197.
  */
-const SDK_BUDGET_BYTES = 11 * 1024;
+const SDK_BUDGET_BYTES = 11.5 * 1024;
 const VERIFY_BUDGET_BYTES = 2 * 1024;
 
 const root = repoRoot();

@@ -6,6 +6,7 @@
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { tolerateClosedOutput } from "./lib/closed-output.js";
+import { startDemoForecasts, type DemoFeed } from "./lib/demo-forecasts.js";
 import { clearDeadRun } from "./lib/leftovers.js";
 import { startGatewayProcess } from "./lib/gateway.js";
 import { startNginx, type NginxHandle } from "./lib/nginx.js";
@@ -39,6 +40,7 @@ interface Cluster {
   nginx?: NginxHandle;
   exporters: ExporterHandle[];
   prometheus?: PrometheusHandle;
+  demoFeed?: DemoFeed;
 }
 
 const cluster: Cluster = { gateways: [], exporters: [] };
@@ -48,7 +50,9 @@ let shuttingDown = false;
 async function shutdown(exitCode: number): Promise<never> {
   if (shuttingDown) return process.exit(exitCode);
   shuttingDown = true;
-  log("stopping: prometheus, exporters, gateways (draining), nginx, redis, postgres ...");
+  log("stopping: demo feed, prometheus, exporters, gateways (draining), nginx, redis, postgres ...");
+  // The demo feed publishes through the cluster: it goes before anything it needs.
+  await cluster.demoFeed?.stop();
   // Monitoring first: it only watches, and would otherwise record the drain as an outage.
   await cluster.prometheus?.stop();
   await Promise.all(cluster.exporters.map((e) => e.stop()));
@@ -138,6 +142,8 @@ async function main(): Promise<void> {
     PUBLISH_KEY: options.publishKey,
     LOG_LEVEL: options.logLevel,
     GATEWAY_ENV: "development",
+    // Who watches the race: GET /v1/presence?channel=race and the `presence` request.
+    PRESENCE_NAMESPACES: "race",
   };
   supervised.stage("gateways");
   log(`gateways: starting ${nodes.map((n) => `${n.name}:${n.port}`).join(", ")} ...`);
@@ -184,16 +190,24 @@ async function main(): Promise<void> {
   watch(cluster.prometheus.proc, false);
 
   const base = `127.0.0.1:${options.nginxPort}`;
+  // Made-up forecasts for the live page's ticker, published like any backend would (and
+  // labelled demo data); it lives in this process, so it ends with it whatever ends it.
+  if (options.demoFeed) {
+    cluster.demoFeed = startDemoForecasts({ baseUrl: `http://${base}`, publishKey: options.publishKey, intervalMs: 2000, say: log });
+  }
   const lines = [
     "",
     "Realtime gateway cluster is up (Ctrl-C to stop).",
     "",
-    `  Live page:        http://${base}/      (race screen; fetches a development token itself)`,
+    `  Live page:        http://${base}/      (game screen: bet slip, race, results, forecasts, portfolio; fetches a development token itself)`,
     `  Mint a token:     TOKEN=$(npm run -s token -- --sub alice)      # --channels 'race,forecasts:*' --ttl 3600`,
     `  WebSocket:        ws://${base}/ws?token=$TOKEN`,
     `  Publish:          curl -sS -X POST http://${base}/v1/publish \\`,
     `                      -H 'Authorization: Bearer ${options.publishKey}' -H 'Content-Type: application/json' \\`,
     `                      -d '{"channel":"user:alice","event":"portfolio_update","data":{"cash":100}}'`,
+    options.demoFeed
+      ? "  Demo feed:        made-up forecast_update on forecasts every 2 s, marked as demo data (START_DEMO_FEED=false turns it off)"
+      : "  Demo feed:        off (START_DEMO_FEED=false)",
     `  NGINX health:     http://${base}/healthz`,
     ...nodes.map((n) => `  ${n.name}:           http://127.0.0.1:${n.port}  (readyz: /readyz, metrics: http://127.0.0.1:${n.port}/metrics, via nginx: http://${base}/node/${n.name}/readyz)`),
     `  Redis:            ${cluster.redis.url}`,

@@ -375,7 +375,7 @@ describe("gateway pods", () => {
 
     // The node's own uWS app and probe routes on a free port; a node that is ready.
     beforeAll(async () => {
-      const app = createApp();
+      const { app } = createApp();
       attachProbes(app, { nodeId: "probe-test", notReadyReason: () => null, registry: metrics.registry, metrics, log: pino({ level: "silent" }) });
       token = await listen(app, "127.0.0.1", 0);
       port = listeningPort(token);

@@ -13,6 +13,7 @@ import { DEFAULT_MAX_JSON_DEPTH } from "../../shared/src/json-limits.js";
 import type { JwsAlgorithm } from "./auth/jws.js";
 import { DEFAULT_PERSONAL_CHANNEL_SHARDS } from "./broker/redis-keys.js";
 import { DEV_JWT_SECRET, DEV_PUBLISH_KEY } from "./dev-credentials.js";
+import type { RedisAddress, RedisTopology } from "./redis/topology.js";
 import { DEFAULT_CHANNEL_HISTORY, HistoryPolicy, HistoryPolicyError } from "./history/history-policy.js";
 import { WS_COMPRESSION_MODES, type WsCompression, type WsCompressionConfig } from "./transport/ws-compression.js";
 import { CidrError, DEFAULT_TRUSTED_PROXIES, TrustedProxies } from "./limits/client-address.js";
@@ -80,7 +81,10 @@ export interface GatewayConfig {
   readonly host: string;
   readonly port: number;
   readonly logLevel: LogLevel;
-  readonly redisUrl: string;
+  /** Where Redis is: one server, a Sentinel-watched master, or a Cluster. */
+  readonly redis: RedisTopology;
+  /** Replicas that must hold a publish (Redis WAIT) before it is acknowledged; 0: once the master ran it. */
+  readonly redisWaitReplicas: number;
   readonly redisPrefix: string;
   readonly jwt: JwtConfig;
   readonly publishKey: string;
@@ -100,6 +104,13 @@ export interface GatewayConfig {
   readonly limits: LimitsConfig;
   /** Channel namespaces metrics label by, besides the built-in ones and CHANNEL_HISTORY's; any other is `other`. */
   readonly metricNamespaces: readonly string[];
+  readonly presence: PresenceConfig;
+  /**
+   * How long a revocation holds after its `before`: the longest a token
+   * issued before it can be accepted (JWT_MAX_LIFETIME_S, enforced or not,
+   * plus the clock tolerance either side).
+   */
+  readonly revocationTtlSeconds: number;
   readonly idempotencyWindowMs: number;
   readonly unsubscribeDelayMs: number;
   readonly drainWindowMs: number;
@@ -114,6 +125,13 @@ export interface GatewayConfig {
   readonly writer: WriterConfig;
   /** Origins allowed to open Socket.IO sessions from other sites; empty = same origin only. */
   readonly socketIoCorsOrigins: readonly string[];
+}
+
+export interface PresenceConfig {
+  readonly namespaces: readonly string[];
+  /** A subset of `namespaces`. */
+  readonly joinLeaveNamespaces: readonly string[];
+  readonly maxMembers: number;
 }
 
 /** Rate limits (see docs/operations.md, "Rate limits"); 0 turns the per-user connection and per-address limits off. */
@@ -145,6 +163,7 @@ export interface IngestConfig {
 }
 
 const MAX = Number.MAX_SAFE_INTEGER;
+const DEFAULT_REDIS_URL = "redis://127.0.0.1:6379";
 const LOG_LEVELS: readonly LogLevel[] = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
 
 /** The node's environment variables, each with its default, meaning and parser, in the README's order. */
@@ -154,7 +173,24 @@ const VARIABLES = {
   host: new TextVariable("HOST", "0.0.0.0", "Address to listen on."),
   port: new IntegerVariable("PORT", 9001, { min: 0, max: 65535 }, "Port for WebSocket, publish API, health and metrics."),
   logLevel: new ChoiceVariable<LogLevel>("LOG_LEVEL", LOG_LEVELS, "info", "pino level: fatal, error, warn, info, debug, trace, silent."),
-  redisUrl: new TextVariable("REDIS_URL", "redis://127.0.0.1:6379", "Redis for pub/sub fan-out and channel offsets."),
+  redisUrl: new TextVariable("REDIS_URL", DEFAULT_REDIS_URL, "Redis for pub/sub fan-out and channel offsets, when neither `REDIS_SENTINELS` nor `REDIS_CLUSTER_NODES` is set."),
+  redisSentinels: optionalList(
+    "REDIS_SENTINELS",
+    "Comma list of Sentinel `host:port`s. When set, every Redis connection of the node asks them for the current master of `REDIS_SENTINEL_MASTER` and follows it through failovers. Not with a custom `REDIS_URL` or with `REDIS_CLUSTER_NODES`.",
+  ),
+  redisSentinelMaster: new OptionalTextVariable("REDIS_SENTINEL_MASTER", "The master name the Sentinels monitor. Required with `REDIS_SENTINELS`."),
+  redisSentinelPassword: new OptionalTextVariable("REDIS_SENTINEL_PASSWORD", "Password of the Sentinels themselves (`requirepass` in sentinel.conf), when they have one."),
+  redisClusterNodes: optionalList(
+    "REDIS_CLUSTER_NODES",
+    "Comma list of `host:port`s of some Redis Cluster nodes. When set, the node runs on the Cluster: each channel's keys and pub/sub channel share a hash slot, broadcasts use sharded pub/sub (`SPUBLISH`/`SSUBSCRIBE`, Redis 7), and a batch publish is atomic per slot only (docs/protocol.md). Not with a custom `REDIS_URL` or with `REDIS_SENTINELS`.",
+  ),
+  redisPassword: new OptionalTextVariable("REDIS_PASSWORD", "Password of the Redis servers under `REDIS_SENTINELS` or `REDIS_CLUSTER_NODES` (with a single Redis, put it in `REDIS_URL`)."),
+  redisWaitReplicas: new IntegerVariable(
+    "REDIS_WAIT_REPLICAS",
+    0,
+    { min: 0, max: 16 },
+    "Replicas that must hold a publish (Redis `WAIT`) before it is acknowledged, so a failover cannot lose an acknowledged publish; one that is not replicated within a second is answered 503. With 1, keep two replicas per master, or publishes stop when one replica is left.",
+  ),
   redisPrefix: new TextVariable("REDIS_PREFIX", "gw", "Prefix of every Redis key and pub/sub channel, so separate clusters or tests can share one Redis."),
   jwtSecret: new OptionalTextVariable("JWT_SECRET", "HS256 secret of at least 16 characters. Exactly one of `JWT_SECRET` and `JWT_PUBLIC_KEY_FILE` is required."),
   jwtPublicKeyFile: new OptionalTextVariable("JWT_PUBLIC_KEY_FILE", "PEM public key: RSA gives RS256, EC P-256 gives ES256 (P-384 gives ES384)."),
@@ -238,6 +274,17 @@ const VARIABLES = {
     "none",
     "Comma list of channel namespaces that metrics label by, besides `race`, `forecasts`, `user` and those `CHANNEL_HISTORY` names. Channels of any other namespace are counted as `other`, whatever publishers or grants invent.",
   ),
+  presenceNamespaces: new ListVariable(
+    "PRESENCE_NAMESPACES",
+    "none",
+    "Comma list of channel namespaces that keep presence (who is subscribed, across the cluster): `GET /v1/presence` and the `presence` request answer for their channels. `user` cannot be one.",
+  ),
+  presenceJoinLeave: new ListVariable(
+    "PRESENCE_JOIN_LEAVE",
+    "none",
+    "Comma list of namespaces, each also in `PRESENCE_NAMESPACES`, whose channels get a `presence_join` / `presence_leave` message when a user's first connection subscribes or their last one leaves. They are ordinary messages: they take offsets and history.",
+  ),
+  presenceMaxMembers: new IntegerVariable("PRESENCE_MAX_MEMBERS", 1000, { min: 1, max: 100_000 }, "Most users one presence answer lists (`truncated: true` past it); the counts always cover everyone."),
   idempotencyWindow: new IntegerVariable("IDEMPOTENCY_WINDOW_S", 300, { min: 1, max: 86_400 }, "How long a publish's `idempotencyKey` is remembered per channel; a repeat within it publishes nothing."),
   unsubscribeDelay: new IntegerVariable("UNSUBSCRIBE_DELAY_MS", 1000, { min: 0, max: 600_000 }, "Keep a Redis subscription this long after the last local subscriber leaves."),
   drainWindow: new IntegerVariable("DRAIN_WINDOW_MS", 10_000, { min: 0, max: 600_000 }, "On SIGTERM, close sockets with 1012 spread over this window."),
@@ -374,6 +421,55 @@ function redisUrl(env: Env): string {
     throw new ConfigError("REDIS_URL", `expected redis:// or rediss://, got "${url.protocol}"`);
   }
   return raw;
+}
+
+/** `host:port` or `[v6]:port`. */
+function redisAddress(variable: string, text: string): RedisAddress {
+  const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9_.-]+)):(\d{1,5})$/.exec(text);
+  const port = Number(match?.[3]);
+  const host = match?.[1] ?? match?.[2];
+  if (host === undefined || !(port >= 1 && port <= 65535)) throw new ConfigError(variable, `"${text}" is not host:port`);
+  return { host, port };
+}
+
+function redisAddresses(variable: string, items: readonly string[]): RedisAddress[] {
+  const addresses = items.map((item) => redisAddress(variable, item));
+  if (new Set(items).size !== items.length) throw new ConfigError(variable, "lists an address twice");
+  return addresses;
+}
+
+/**
+ * One of three ways to reach Redis. The variables of the other two must stay
+ * unset, so a node never runs half on one and half on another.
+ */
+function redisTopology(env: Env): RedisTopology {
+  const url = redisUrl(env);
+  const sentinels = VARIABLES.redisSentinels.read(env);
+  const clusterNodes = VARIABLES.redisClusterNodes.read(env);
+  const password = VARIABLES.redisPassword.read(env);
+  const sentinelMaster = VARIABLES.redisSentinelMaster.read(env);
+  const sentinelPassword = VARIABLES.redisSentinelPassword.read(env);
+  const customUrl = url !== DEFAULT_REDIS_URL;
+  if (sentinels !== undefined && clusterNodes !== undefined) throw new ConfigError("REDIS_SENTINELS", "set REDIS_SENTINELS or REDIS_CLUSTER_NODES, not both");
+  if (sentinels === undefined && sentinelMaster !== undefined) throw new ConfigError("REDIS_SENTINEL_MASTER", "only with REDIS_SENTINELS");
+  if (sentinels === undefined && sentinelPassword !== undefined) throw new ConfigError("REDIS_SENTINEL_PASSWORD", "only with REDIS_SENTINELS");
+  if (sentinels !== undefined) {
+    if (customUrl) throw new ConfigError("REDIS_SENTINELS", "set REDIS_URL or REDIS_SENTINELS, not both (the Sentinels say where the master is)");
+    if (sentinelMaster === undefined) throw new ConfigError("REDIS_SENTINEL_MASTER", "required with REDIS_SENTINELS: the name the Sentinels monitor the master under");
+    return {
+      kind: "sentinel",
+      sentinels: redisAddresses("REDIS_SENTINELS", sentinels),
+      masterName: sentinelMaster,
+      ...(sentinelPassword === undefined ? {} : { sentinelPassword }),
+      ...(password === undefined ? {} : { password }),
+    };
+  }
+  if (clusterNodes !== undefined) {
+    if (customUrl) throw new ConfigError("REDIS_CLUSTER_NODES", "set REDIS_URL or REDIS_CLUSTER_NODES, not both");
+    return { kind: "cluster", nodes: redisAddresses("REDIS_CLUSTER_NODES", clusterNodes), ...(password === undefined ? {} : { password }) };
+  }
+  if (password !== undefined) throw new ConfigError("REDIS_PASSWORD", "only with REDIS_SENTINELS or REDIS_CLUSTER_NODES; a single Redis takes its password in REDIS_URL (redis://:password@host:port)");
+  return { kind: "standalone", url };
 }
 
 function idleTimeout(env: Env): number {
@@ -513,6 +609,25 @@ function metricNamespaces(env: Env): string[] {
   return namespaces;
 }
 
+function namespaceList(variable: ListVariable, env: Env): string[] {
+  const namespaces = variable.read(env) ?? [];
+  if (namespaces.length > MAX_METRIC_NAMESPACES) throw new ConfigError(variable.name, `at most ${MAX_METRIC_NAMESPACES} namespaces`);
+  for (const namespace of namespaces) {
+    if (!/^[A-Za-z0-9_\-.@|=+/]{1,64}$/.test(namespace)) throw new ConfigError(variable.name, `"${namespace}" is not a namespace (1-64 channel-name characters, no ":")`);
+  }
+  return namespaces;
+}
+
+function presenceConfig(env: Env): PresenceConfig {
+  const namespaces = namespaceList(VARIABLES.presenceNamespaces, env);
+  // One per connected user, and each user's own: nothing for anyone else to see there.
+  if (namespaces.includes("user")) throw new ConfigError("PRESENCE_NAMESPACES", "personal channels (user) keep no presence");
+  const joinLeaveNamespaces = namespaceList(VARIABLES.presenceJoinLeave, env);
+  const stray = joinLeaveNamespaces.find((namespace) => !namespaces.includes(namespace));
+  if (stray !== undefined) throw new ConfigError("PRESENCE_JOIN_LEAVE", `"${stray}" is not in PRESENCE_NAMESPACES`);
+  return { namespaces, joinLeaveNamespaces, maxMembers: VARIABLES.presenceMaxMembers.read(env) };
+}
+
 /** Parses and validates; throws ConfigError naming the first bad variable. */
 function historyPolicy(env: Env, channelStateTtlSeconds: number): HistoryPolicy {
   let policy: HistoryPolicy;
@@ -553,7 +668,8 @@ export function loadConfig(env: Env): GatewayConfig {
     host: VARIABLES.host.read(env),
     port: VARIABLES.port.read(env),
     logLevel: VARIABLES.logLevel.read(env),
-    redisUrl: redisUrl(env),
+    redis: redisTopology(env),
+    redisWaitReplicas: VARIABLES.redisWaitReplicas.read(env),
     redisPrefix,
     jwt: jwtConfig(env, gatewayEnv),
     publishKey,
@@ -570,6 +686,8 @@ export function loadConfig(env: Env): GatewayConfig {
     personalChannelShards: VARIABLES.personalChannelShards.read(env),
     limits: limitsConfig(env),
     metricNamespaces: metricNamespaces(env),
+    presence: presenceConfig(env),
+    revocationTtlSeconds: VARIABLES.jwtMaxLifetime.read(env) + 2 * VARIABLES.jwtClockTolerance.read(env),
     idempotencyWindowMs: VARIABLES.idempotencyWindow.read(env) * 1000,
     unsubscribeDelayMs: VARIABLES.unsubscribeDelay.read(env),
     drainWindowMs: VARIABLES.drainWindow.read(env),

@@ -7,10 +7,10 @@
  */
 
 import { pino, type Logger } from "pino";
+import type { TemplatedApp } from "uWebSockets.js";
 import { RedisBroker } from "./broker/redis-broker.js";
 import { ConfigError, loadConfig, type GatewayConfig } from "./config.js";
 import { LocalFanout } from "./fanout/local-fanout.js";
-import { attachHistoryApi } from "./http/history-api.js";
 import type { NotReadyReason } from "./http/probes.js";
 import { Publisher } from "./fanout/publisher.js";
 import { RedisStreamIngest, type IngestPublisher } from "./ingest/redis-stream-ingest.js";
@@ -20,6 +20,8 @@ import { memoryLimitBytes } from "./metrics/memory-limit.js";
 import { MetricNamespaces } from "./metrics/metric-namespaces.js";
 import { redisConnections, type RedisConnections } from "./redis/connections.js";
 import { assertNativeUws, attachRoutes, closeListenSocket, createApp, listen, listeningPort } from "./server.js";
+import { gatewayVersion } from "./version.js";
+import { wireCluster } from "./wiring/cluster.js";
 import { wireCommands } from "./wiring/commands.js";
 import { wireDatabase } from "./wiring/database.js";
 import { wireHistory, type HistoryWiring } from "./wiring/history.js";
@@ -39,9 +41,9 @@ async function main(): Promise<void> {
   const stopping = new AbortController();
   const metrics = new GatewayMetrics(config.nodeId, memoryLimitBytes(config.memoryLimitMb), new MetricNamespaces([...config.history.namespaces(), ...config.metricNamespaces]));
   metrics.clockEnabled(config.clock !== null);
-  const redis = redisConnections(config.redisUrl, log, config.nodeId);
+  const redis = redisConnections(config.redis, log, config.nodeId);
 
-  const app = createApp();
+  const { app, routes } = createApp();
   const fanout = new LocalFanout(metrics, log);
   const continuity = wireHistory(config, redis, fanout, metrics, log);
   const broker = startBroker(config, redis, continuity, metrics, log, stopping.signal);
@@ -50,13 +52,15 @@ async function main(): Promise<void> {
   const rounds = wireRoundClock(config, redis, continuity.policy, database, publisher, metrics, log, stopping.signal);
 
   // New sockets and publishes need Redis only; readiness also reports a
-  // database outage, so operators see that bets cannot be written.
+  // database outage, so operators see that bets cannot be written. A node
+  // takes sockets only once it knows the revocations in force.
   const refusal = (): Extract<NotReadyReason, "draining" | "redis unavailable"> | null => {
     if (stopping.signal.aborted) return "draining";
-    if (!broker.isReady() || !continuity.isReady()) return "redis unavailable";
+    if (!broker.isReady() || !continuity.isReady() || !cluster.isReady()) return "redis unavailable";
     return null;
   };
   const notReadyReason = (): NotReadyReason | null => refusal() ?? database?.notReadyReason() ?? null;
+  const cluster = wireCluster(config, redis, continuity.policy.keyspace, publisher, metrics, log, { ready: () => notReadyReason() === null, version: gatewayVersion() });
 
   const limits = wireLimits(config, redis, wireCommands(config, database, rounds.view), metrics, log);
   const transports = wireTransports({
@@ -72,6 +76,7 @@ async function main(): Promise<void> {
     limits,
     snapshotFor: rounds.snapshotFor,
     continuity: continuity.resume,
+    cluster,
   });
   attachRoutes(app, {
     ws: transports.ws,
@@ -87,8 +92,12 @@ async function main(): Promise<void> {
       audience: config.jwt.audience,
       log,
     },
+    historyOptions: { publishKey: config.publishKey },
+    history: { history: continuity.history, metrics, log },
+    serverApiOptions: { publishKey: config.publishKey, revocationTtlMs: config.revocationTtlSeconds * 1000 },
+    serverApi: { users: cluster.users, presence: cluster.presence, cluster: cluster.registry, metrics, log },
   });
-  attachHistoryApi(app, { publishKey: config.publishKey }, { history: continuity.history, metrics, log });
+  log.info({ routes }, "routes");
   const stopIngest = startIngest(config, redis, { publish: (requests) => publisher.publish(requests), isReady: () => broker.isReady() }, metrics, log);
   const stopListening = await listenOn(app, config, log);
 
@@ -111,6 +120,9 @@ async function main(): Promise<void> {
       databaseSteps.flushWriter,
       transports.steps.drainSockets,
       transports.steps.closeSocketIo,
+      // After the sockets: their departures are written (and announced) first.
+      cluster.steps.retirePresence,
+      cluster.steps.retireNode,
       // After the sockets: their slots are given back one by one first.
       limits.steps.retireConnections,
       rounds.steps.recordPendingRounds,
@@ -118,6 +130,7 @@ async function main(): Promise<void> {
       databaseSteps.stopProbe,
       rounds.steps.closeLedger,
       { name: "close broker", run: () => broker.close() },
+      cluster.steps.closeConnections,
       continuity.steps.closeHistory,
       transports.steps.closeSocketIoAdapter,
       databaseSteps.closePool,
@@ -149,6 +162,7 @@ function startBroker(config: GatewayConfig, redis: RedisConnections, continuity:
   return RedisBroker.start({
     redis,
     policy: continuity.policy,
+    waitReplicas: config.redisWaitReplicas,
     metrics,
     log,
     handler: {
@@ -186,7 +200,7 @@ function startIngest(config: GatewayConfig, redis: RedisConnections, publisher: 
 }
 
 /** Opens the port; returns the step that closes it again. */
-async function listenOn(app: ReturnType<typeof createApp>, config: GatewayConfig, log: Logger): Promise<ShutdownStep> {
+async function listenOn(app: TemplatedApp, config: GatewayConfig, log: Logger): Promise<ShutdownStep> {
   const listenSocket = await listen(app, config.host, config.port);
   log.info({ host: config.host, port: listeningPort(listenSocket), env: config.env }, "listening");
   return { name: "stop listening", run: () => closeListenSocket(listenSocket) };

@@ -8,6 +8,9 @@ import { ErrorCodes } from "../../shared/src/codes.js";
 import type { PublishApiDeps, PublishApiOptions } from "./http/publish-api.js";
 import { attachPublishApi } from "./http/publish-api.js";
 import { attachDevTokenRoute, type DevTokenOptions } from "./http/dev-token.js";
+import { attachHistoryApi, type HistoryApiDeps, type HistoryApiOptions } from "./http/history-api.js";
+import { attachOpenApiDocument } from "./http/openapi-document.js";
+import { attachServerApi, type ServerApiDeps, type ServerApiOptions } from "./http/server-api.js";
 import { attachProbes, type ProbeDeps } from "./http/probes.js";
 import { guard, sendError } from "./http/responses.js";
 import { attachStaticSite, type StaticSiteOptions } from "./http/static-site.js";
@@ -34,10 +37,51 @@ export interface ServerParts {
   readonly site: StaticSiteOptions;
   /** GET /v1/dev/token for the live page; answers only in development. */
   readonly devToken: DevTokenOptions;
+  readonly historyOptions: HistoryApiOptions;
+  readonly history: HistoryApiDeps;
+  /** Disconnect, revoke, presence, channels, info. */
+  readonly serverApiOptions: ServerApiOptions;
+  readonly serverApi: ServerApiDeps;
 }
 
-export function createApp(): TemplatedApp {
-  return uWS.App();
+/** One route as registered on the App: its method (`get`, `post`, `any`, `ws`…) and pattern. */
+export interface Route {
+  readonly method: string;
+  readonly pattern: string;
+}
+
+const ROUTE_METHODS: ReadonlySet<string> = new Set(["get", "post", "put", "del", "patch", "options", "head", "connect", "trace", "any", "ws"]);
+
+/**
+ * A new App that remembers every route registered on it, by us or by a
+ * library (Socket.IO's attachApp): the node logs the table at start-up, and
+ * a test holds it against docs/openapi.yaml.
+ */
+export function createApp(): { readonly app: TemplatedApp; readonly routes: readonly Route[] } {
+  const target = uWS.App();
+  const routes: Route[] = [];
+  // Made once per method: app.publish runs on every delivery.
+  const methods = new Map<PropertyKey, unknown>();
+  const app: TemplatedApp = new Proxy(target, {
+    get(object, property) {
+      const value: unknown = Reflect.get(object, property, object);
+      if (typeof value !== "function") return value;
+      const made = methods.get(property);
+      if (made !== undefined) return made;
+      const method = value as (...args: unknown[]) => unknown;
+      const wrapped =
+        typeof property === "string" && ROUTE_METHODS.has(property)
+          ? (pattern: string, ...rest: unknown[]): TemplatedApp => {
+              routes.push({ method: property, pattern });
+              method.call(object, pattern, ...rest);
+              return app;
+            }
+          : method.bind(object);
+      methods.set(property, wrapped);
+      return wrapped;
+    },
+  });
+  return { app, routes };
 }
 
 export function attachRoutes(app: TemplatedApp, parts: ServerParts): void {
@@ -45,6 +89,9 @@ export function attachRoutes(app: TemplatedApp, parts: ServerParts): void {
   parts.socketIo.attach(app);
   attachProbes(app, parts.probes);
   attachPublishApi(app, parts.publishOptions, parts.publish);
+  attachHistoryApi(app, parts.historyOptions, parts.history);
+  attachServerApi(app, parts.serverApiOptions, parts.serverApi);
+  attachOpenApiDocument(app, { log: parts.site.log });
   attachStaticSite(app, parts.site);
   attachDevTokenRoute(app, parts.devToken);
   app.any("/*", (res) => {

@@ -8,7 +8,9 @@
  */
 
 import { Redis } from "ioredis";
+import net from "node:net";
 import { io, type Socket } from "socket.io-client";
+import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { MessageFrame } from "../../shared/src/protocol.js";
 import { startRedis, type RedisHandle } from "../../scripts/lib/redis.js";
@@ -168,4 +170,67 @@ describe("containment of hostile payloads", () => {
     expect(answer).toMatchObject({ ok: false, error: { code: "bad_request", message: expect.stringMatching(/nests deeper/) } });
     await everyNodeIsUp();
   });
+
+  it("answers a Socket.IO event named by a number with unknown_type instead of crashing the node", async () => {
+    // socket.io-parser accepts `42[7,{}]` (event 7, ack id 2); socket.io-client never sends it, a hostile client can.
+    const engine = new WebSocket(`ws://127.0.0.1:${nodes[2]!.port}/socket.io/?EIO=4&transport=websocket`, { headers: { authorization: `Bearer ${token({ sub: "numeric-event" })}` } });
+    const packets: string[] = [];
+    const arrived = (prefix: string): Promise<string> =>
+      eventually(async () => packets.find((packet) => packet.startsWith(prefix)), (packet) => packet !== undefined, 5000) as Promise<string>;
+    engine.on("message", (data: Buffer) => packets.push(data.toString("utf8")));
+    await arrived("0{");
+    engine.send("40");
+    await arrived('42["welcome"');
+    engine.send("422[7,{}]");
+    const ack = JSON.parse((await arrived("432")).slice(3)) as [{ ok: boolean; error: { code: string } }];
+    expect(ack[0]).toMatchObject({ ok: false, error: { code: "unknown_type" } });
+    engine.close();
+    await everyNodeIsUp();
+    await everyoneReceivesTheNextMessage();
+  });
+
+  it("refuses a WebSocket upgrade to Socket.IO that names another transport, which engine.io would upgrade and later crash on", async () => {
+    const node = nodes[1]!;
+    const auth = `Bearer ${token({ sub: "polling-upgrade" })}`;
+    const handshake = await fetch(`${node.httpUrl}/socket.io/?EIO=4&transport=polling`, { headers: { authorization: auth } });
+    const sid = (JSON.parse((await handshake.text()).slice(1)) as { sid: string }).sid;
+    for (const query of ["EIO=4&transport=polling", `EIO=4&transport=polling&sid=${sid}`, "EIO=4&transport=x"]) {
+      const head = `GET /socket.io/?${query} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nAuthorization: ${auth}\r\n\r\n`;
+      expect(await firstResponse(node.port, head), query).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n[\s\S]*\r\n\r\n\{"code":3,"message":"Bad request"\}$/);
+    }
+    // The polling session the refused upgrade named keeps working, and the node keeps serving.
+    expect((await fetch(`${node.httpUrl}/socket.io/?EIO=4&transport=polling&sid=${sid}`, { method: "POST", body: "40" })).status).toBe(200);
+    await everyNodeIsUp();
+    await everyoneReceivesTheNextMessage();
+  });
+  it("asks for the token when a Socket.IO handshake carries an empty sid, which engine.io takes for a new session", async () => {
+    const node = nodes[0]!;
+    const polling = await fetch(`${node.httpUrl}/socket.io/?EIO=4&transport=polling&sid=`);
+    expect(polling.status).toBe(401);
+    expect(((await polling.json()) as { error: { code: string } }).error.code).toBe("invalid_token");
+    const head = "GET /socket.io/?EIO=4&transport=websocket&sid= HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    expect(await firstResponse(node.port, head)).toMatch(/^HTTP\/1\.1 401 Unauthorized\r\n[\s\S]*"invalid_token"/);
+  });
 });
+
+/** Writes a raw request head and resolves with the first complete response (by its Content-Length). */
+async function firstResponse(port: number, head: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, "127.0.0.1", () => socket.write(head));
+    let text = "";
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`no complete response within 5 s; got ${JSON.stringify(text)}`));
+    }, 5000);
+    socket.on("data", (chunk: Buffer) => {
+      text += chunk.toString("latin1");
+      const end = text.indexOf("\r\n\r\n");
+      const length = /content-length: (\d+)/i.exec(text.slice(0, end));
+      if (end === -1 || length === null || text.length < end + 4 + Number(length[1])) return;
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(text.replace(/\r\nDate: [^\r]*/i, ""));
+    });
+    socket.on("error", reject);
+  });
+}

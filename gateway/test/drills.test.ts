@@ -35,6 +35,19 @@ function expectClientExactlyOnce(drill: DrillCluster, client: DrillClient): void
   }
 }
 
+/** Publishing throughout, Redis stopped and started on the same port and directory, then everything delivered. */
+async function redisRestartDrill(persistence: "aof" | "none"): Promise<DrillCluster> {
+  cluster = await DrillCluster.start({ label: persistence === "aof" ? "aof" : "empty", clients: 15, persistence });
+  const drill = cluster;
+  drill.publisher.start();
+  await drill.publisher.waitFor(100);
+  await drill.restartRedis();
+  await drill.publisher.waitFor(100);
+  await drill.publisher.stop();
+  await drill.settle();
+  return drill;
+}
+
 describe("fault drills", { timeout: 120_000 }, () => {
   it("SIGKILL of the node holding a third of the clients: every client ends with every offset exactly once, in order", async () => {
     cluster = await DrillCluster.start({ label: "kill", clients: 30 });
@@ -101,14 +114,7 @@ describe("fault drills", { timeout: 120_000 }, () => {
   });
 
   it("Redis restarted with persistence: history survives, clients recover, every offset exactly once", async () => {
-    cluster = await DrillCluster.start({ label: "aof", clients: 15, persistence: "aof" });
-    const drill = cluster;
-    drill.publisher.start();
-    await drill.publisher.waitFor(100);
-    await drill.restartRedis();
-    await drill.publisher.waitFor(100);
-    await drill.publisher.stop();
-    await drill.settle();
+    const drill = await redisRestartDrill("aof");
     // One epoch throughout: nothing was reset.
     for (const channel of [PUBLIC_CHANNEL]) expect(new Set((drill.publisher.acked.get(channel) ?? []).map((a) => a.epoch)).size).toBe(1);
     expectExactlyOnce(drill);
@@ -116,14 +122,7 @@ describe("fault drills", { timeout: 120_000 }, () => {
   });
 
   it("Redis restarted without persistence: the epoch changes and every client is told it cannot recover", async () => {
-    cluster = await DrillCluster.start({ label: "empty", clients: 15, persistence: "none" });
-    const drill = cluster;
-    drill.publisher.start();
-    await drill.publisher.waitFor(100);
-    await drill.restartRedis();
-    await drill.publisher.waitFor(100);
-    await drill.publisher.stop();
-    await drill.settle();
+    const drill = await redisRestartDrill("none");
     const epochs = new Set((drill.publisher.acked.get(PUBLIC_CHANNEL) ?? []).map((a) => a.epoch));
     expect(epochs.size).toBe(2);
     // Every client was told, for each of its channels, that it could not recover…

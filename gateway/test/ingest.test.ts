@@ -37,7 +37,7 @@ function startConsumer(name: string): Promise<GatewayNode> {
   return startGatewayNode({ name, redisUrl: redis.url, redisPrefix: prefix, env: { INGEST_CLAIM_IDLE_MS: "1000" } });
 }
 
-type Fields = Readonly<Record<string, string>>;
+type Fields = Readonly<Record<string, string | Buffer>>;
 
 function entry(channel: string, event: string, data: unknown): Fields {
   return { channel, event, data: JSON.stringify(data) };
@@ -168,6 +168,9 @@ describe("Redis stream ingest", () => {
       { channel, event: "forecast_update", data: '{"a":'.repeat(5000) + "1" + "}".repeat(5000) },
       // Only the round clock speaks on `race`: a forged result is set aside.
       entry("race", "round_finished", { roundId: 1, result: [1, 2, 3] }),
+      // Bytes that are not UTF-8, and a number no double holds: published, they would arrive altered.
+      { channel, event: "forecast_update", data: Buffer.concat([Buffer.from('{"seq":"'), Buffer.from([0xff, 0xfe]), Buffer.from('"}')]) },
+      { channel, event: "forecast_update", data: '{"seq":1e400}' },
       entry(channel, "forecast_update", { seq: 2 }),
     ]);
 
@@ -178,7 +181,7 @@ describe("Redis stream ingest", () => {
     expect(watcher.messages("race")).toEqual([]);
 
     const rejectedKey = `${prefix}:ingest:rejected`;
-    await eventually(async () => (await backend.xlen(rejectedKey)) === 5);
+    await eventually(async () => (await backend.xlen(rejectedKey)) === 7);
     const rejected = (await backend.xrange(rejectedKey, "-", "+")).map(([, fields]) => {
       const record: Record<string, string> = {};
       for (let i = 0; i + 1 < fields.length; i += 2) record[fields[i] as string] = fields[i + 1] as string;
@@ -190,10 +193,12 @@ describe("Redis stream ingest", () => {
       expect.objectContaining({ data: JSON.stringify({ seq: 98 }), reason: expect.stringMatching(/event/) }),
       expect.objectContaining({ code: "invalid", reason: "data nests deeper than 32 levels" }),
       expect.objectContaining({ channel: "race", code: "forbidden", reason: "channel race is published only by the round clock" }),
+      expect.objectContaining({ code: "bad_json", reason: "data is not valid UTF-8" }),
+      expect.objectContaining({ code: "invalid", reason: expect.stringMatching(/^data holds a number outside the range of a double/) }),
     ]);
     await eventually(async () => (await pendingCount()) === 0);
     const rejectedAfter = await Promise.all(consumers.map((node) => metricValue(node.httpUrl, "gateway_ingest_rejected_total")));
-    expect(rejectedAfter.reduce((sum, value, i) => sum + value - (rejectedBefore[i] ?? 0), 0)).toBe(5);
+    expect(rejectedAfter.reduce((sum, value, i) => sum + value - (rejectedBefore[i] ?? 0), 0)).toBe(7);
   });
 
   it("takes over entries a dead consumer left pending, and publishes them before the entries after them", async () => {

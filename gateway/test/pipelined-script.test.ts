@@ -2,12 +2,15 @@
  * Scripts on the pipelining connections (the connection quota, history
  * reads) go out as EVALSHA in batches, and are loaded again when Redis has
  * forgotten them: after SCRIPT FLUSH (as after a restart without
- * persistence) the next calls still answer, concurrent ones included.
+ * persistence) the next calls still answer, concurrent ones included. On a
+ * Redis Cluster, each call's slot decides the master, and the script ends up
+ * cached on every master that ran it.
  */
 
-import { Redis } from "ioredis";
+import { Cluster, Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startRedis, type RedisHandle } from "../../scripts/lib/redis.js";
+import { startRedisCluster } from "../../scripts/lib/redis-cluster.js";
 import { PipelinedScript } from "../src/redis/pipelined-script.js";
 
 let redis: RedisHandle;
@@ -59,4 +62,29 @@ describe("PipelinedScript", () => {
     await client.set("text", "not a number");
     await expect(failing.run(client, "text")).rejects.toThrow(/not an integer/);
   });
+
+  it("runs on a Redis Cluster: every call on its slot's master, the script loaded where it ran", async () => {
+    const cluster = await startRedisCluster({ masters: 3 });
+    const seeds = cluster.seeds.split(",").map((seed) => {
+      const [host, port] = seed.split(":");
+      return { host: host ?? "127.0.0.1", port: Number(port) };
+    });
+    // Without auto-pipelining, as the gateway opens Cluster roles (see RedisRoleOptions.autoPipelining).
+    const clients = new Cluster(seeds);
+    const masters: Redis[] = [];
+    try {
+      // Keys over many slots, so every master gets calls; the first on each is answered NOSCRIPT.
+      const replies = await Promise.all(Array.from({ length: 60 }, (_, i) => ECHO.run(clients, `spread-${i}`, "v", i)));
+      expect(replies).toEqual(Array.from({ length: 60 }, (_, i) => [`spread-${i}`, "v", i + 1]));
+      for (const port of await cluster.masterPorts()) masters.push(new Redis({ host: "127.0.0.1", port }));
+      expect(masters).toHaveLength(3);
+      for (const master of masters) expect(await master.script("EXISTS", ECHO.sha)).toEqual([1]);
+      const binary = (await ECHO.runBuffer(clients, "spread-0", "v", 1)) as unknown[];
+      expect(Buffer.isBuffer(binary[0])).toBe(true);
+    } finally {
+      for (const master of masters) master.disconnect();
+      clients.disconnect();
+      await cluster.stop();
+    }
+  }, 60_000);
 });

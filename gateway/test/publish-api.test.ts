@@ -53,6 +53,9 @@ describe("POST /v1/publish", () => {
     ["a batch over the limit", JSON.stringify({ messages: Array.from({ length: 6 }, () => ({ channel: "forecasts", event: "x", data: 1 })) })],
     ["a batch with one bad message", JSON.stringify({ messages: [{ channel: "forecasts", event: "x", data: 1 }, { channel: "forecasts" }] })],
     ["an empty body", ""],
+    // JSON.parse reads these as ±Infinity, which would be delivered as null.
+    ["a number past the double range", '{"channel":"forecasts","event":"x","data":{"p":[1,1e400]}}'],
+    ["a negative number past the double range", '{"messages":[{"channel":"forecasts","event":"x","data":-2e308}]}'],
   ];
   for (const [name, body] of invalid) {
     it(`answers 400 with a reason for ${name}`, async () => {
@@ -62,6 +65,11 @@ describe("POST /v1/publish", () => {
       expect(res.json.error?.message.length).toBeGreaterThan(5);
     });
   }
+
+  it("answers 400 for a body that is not UTF-8, which decoding would publish with U+FFFD in place of the bytes", async () => {
+    const body = Buffer.concat([Buffer.from('{"channel":"forecasts","event":"x","data":"'), Buffer.from([0xc3, 0x28, 0xff]), Buffer.from('"}')]);
+    expect(await post(new Uint8Array(body))).toEqual({ status: 400, json: { error: { code: "bad_request", message: "body is not valid UTF-8" } } });
+  });
 
   it("answers 413 for a body over the limit, declared or streamed", async () => {
     const big = JSON.stringify({ channel: "forecasts", event: "x", data: "y".repeat(5000) });

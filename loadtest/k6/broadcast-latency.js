@@ -25,6 +25,7 @@ import {
   latencyOf,
   publishCount,
   receiveDeadlineMs,
+  scoreOnce,
   timerUpdate,
   tokenFor,
 } from './lib/common.js';
@@ -63,16 +64,8 @@ export function publish() {
 export function subscriber() {
   const ws = new WebSocket(`${WS_URL}/ws?token=${tokenFor(`${RUN_ID}-${__VU}`)}`);
   const tally = new DeliveryTally(broadcastSeqs(PUBLISHES));
-  let scored = false;
   // Scored once: when every owed message is in, when the socket closes, or at the deadline.
-  const finish = () => {
-    if (scored) return;
-    scored = true;
-    clearTimeout(deadline);
-    tally.score(delivered, strays);
-    ws.close();
-  };
-  const deadline = setTimeout(finish, receiveDeadlineMs(WARMUP_S, DURATION));
+  const finish = scoreOnce(tally, ws, delivered, strays, receiveDeadlineMs(WARMUP_S, DURATION));
   ws.onmessage = (event) => {
     const frame = JSON.parse(event.data);
     if (frame.type === 'welcome') ws.send(JSON.stringify({ type: 'subscribe', id: 1, channel: 'forecasts' }));

@@ -24,6 +24,7 @@ import {
   publishCount,
   publisherScenario,
   receiveDeadlineMs,
+  scoreOnce,
   tokenFor,
 } from './lib/common.js';
 
@@ -86,16 +87,8 @@ export function device() {
   const channel = `user:${subOf(userIndex)}`;
   const ws = new WebSocket(`${WS_URL}/ws?token=${tokenFor(subOf(userIndex), userIndex)}`);
   const tally = new DeliveryTally(seqsOwedTo(userIndex));
-  let scored = false;
   // Scored once: when every owed message is in, when the socket closes, or at the deadline.
-  const finish = () => {
-    if (scored) return;
-    scored = true;
-    clearTimeout(deadline);
-    tally.score(delivered, strays);
-    ws.close();
-  };
-  const deadline = setTimeout(finish, receiveDeadlineMs(WARMUP_S, DURATION));
+  const finish = scoreOnce(tally, ws, delivered, strays, receiveDeadlineMs(WARMUP_S, DURATION));
   ws.onmessage = (event) => {
     const frame = JSON.parse(event.data);
     // No subscribe needed: the personal channel is joined at connect, live once welcome arrives.

@@ -28,6 +28,7 @@ import {
   latencyOf,
   publishCount,
   receiveDeadlineMs,
+  scoreOnce,
   timerUpdate,
   tokenFor,
 } from './lib/common.js';
@@ -68,16 +69,8 @@ export function subscriber() {
   // The gateway verifies the token at the engine.io handshake; anonymous handshakes get 401.
   const ws = new WebSocket(`${WS_URL}/socket.io/?EIO=4&transport=websocket`, null, { headers: { Authorization: `Bearer ${token}` } });
   const tally = new DeliveryTally(broadcastSeqs(PUBLISHES));
-  let scored = false;
   // Scored once: when every owed message is in, when the socket closes, or at the deadline.
-  const finish = () => {
-    if (scored) return;
-    scored = true;
-    clearTimeout(deadline);
-    tally.score(delivered, strays);
-    ws.close();
-  };
-  const deadline = setTimeout(finish, receiveDeadlineMs(WARMUP_S, DURATION));
+  const finish = scoreOnce(tally, ws, delivered, strays, receiveDeadlineMs(WARMUP_S, DURATION));
   ws.onmessage = (event) => {
     const packet = event.data;
     if (packet === '2') {

@@ -5,11 +5,10 @@
  * `race` comes from whoever drives the cluster.
  */
 
-import path from "node:path";
+import { startGatewayProcess } from "../../scripts/lib/gateway.js";
 import { startNginx, type NginxHandle } from "../../scripts/lib/nginx.js";
-import { repoRoot } from "../../scripts/lib/paths.js";
 import { freePort } from "../../scripts/lib/ports.js";
-import { startProcess, type ManagedProcess } from "../../scripts/lib/process.js";
+import type { ManagedProcess } from "../../scripts/lib/process.js";
 import { startRedis, type RedisHandle } from "../../scripts/lib/redis.js";
 
 export interface LocalClusterOptions {
@@ -51,14 +50,10 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
       Array.from({ length: options.nodes ?? 3 }, async (_, i) => {
         const name = `${options.label}-node-${i + 1}`;
         const port = await freePort();
-        const proc = await startProcess({
+        const proc = await startGatewayProcess({
           name,
-          command: process.execPath,
-          args: [path.join(repoRoot(), "dist/gateway/src/main.js")],
+          port,
           env: {
-            NODE_ID: name,
-            HOST: "127.0.0.1",
-            PORT: String(port),
             REDIS_URL: redisUrl,
             REDIS_PREFIX: prefix,
             JWT_SECRET: options.jwtSecret,
@@ -69,7 +64,6 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
             DRAIN_WINDOW_MS: "200",
             ...(options.addressLimits === "off" ? { CONNECTS_PER_ADDRESS_PER_S: "0" } : {}),
           },
-          readyProbe: async () => (await fetch(`http://127.0.0.1:${port}/readyz`, { signal: AbortSignal.timeout(1000) })).status === 200,
           timeoutMs: 30_000,
         });
         nodes.push(proc);

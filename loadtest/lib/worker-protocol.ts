@@ -17,6 +17,8 @@ export interface WorkerConfig {
   readonly jwtSecret: string;
   readonly subPrefix: string;
   readonly channel: string;
+  /** When set, socket i subscribes to channels[i % channels.length] instead of `channel`. */
+  readonly channels?: readonly string[];
   /** Local addresses to bind (127.0.0.x), used round-robin so no (src, dst) pair runs out of ports. */
   readonly sourceAddresses: readonly string[];
   /** Handshakes in flight at once. */

@@ -17,11 +17,19 @@ export interface StartRedisOptions {
    * the Redis restart drill). Default "none": tests need speed, not durability.
    */
   persistence?: "aof" | "none";
+  /** A replica of this master (`--replicaof`): ready once its first sync is done. */
+  replicaOf?: { readonly host: string; readonly port: number };
+  /** A Redis Cluster node (`--cluster-enabled`, its nodes.conf in `dir`), with this node timeout. */
+  clusterNodeTimeoutMs?: number;
+  /** The process name in logs and errors; default "redis". */
+  name?: string;
 }
 
 export interface RedisHandle {
   url: string;
   port: number;
+  /** Its working directory (a cluster node's nodes.conf lives there). */
+  dir: string;
   proc: ManagedProcess;
   stop(): Promise<void>;
 }
@@ -38,7 +46,7 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
       const port = options.port ?? (await freePort());
       try {
         const proc = await startProcess({
-          name: "redis",
+          name: options.name ?? "redis",
           command: "redis-server",
           args: [
             "--port", String(port),
@@ -49,14 +57,22 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
             "--dir", dir,
             "--daemonize", "no",
             "--logfile", "",
+            // A replica's first sync starts at once, not after Redis' default 5 s wait for more replicas.
+            "--repl-diskless-sync-delay", "0",
+            ...(options.replicaOf === undefined ? [] : ["--replicaof", options.replicaOf.host, String(options.replicaOf.port)]),
+            ...(options.clusterNodeTimeoutMs === undefined
+              ? []
+              : ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", String(options.clusterNodeTimeoutMs)]),
           ],
-          readyLine: /Ready to accept connections/,
+          // A replica is of use once it holds the master's data.
+          readyLine: options.replicaOf === undefined ? /Ready to accept connections/ : /MASTER <-> REPLICA sync: Finished with success/,
           timeoutMs: options.timeoutMs ?? 10_000,
           echo: options.echo ?? false,
         });
         return {
           url: `redis://127.0.0.1:${port}`,
           port,
+          dir,
           proc,
           stop: async () => {
             await proc.stop("SIGTERM", 5000);

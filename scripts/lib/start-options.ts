@@ -30,6 +30,8 @@ export interface StartOptions {
   readonly jwtSecret: string;
   readonly publishKey: string;
   readonly logLevel: string;
+  /** Whether npm start publishes its demo forecasts (scripts/lib/demo-forecasts.ts). */
+  readonly demoFeed: boolean;
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -55,6 +57,14 @@ function gatewayPorts(env: Env): number[] {
   return ports;
 }
 
+function flag(env: Env, name: string, fallback: boolean): boolean {
+  const raw = env[name]?.trim().toLowerCase();
+  if (raw === undefined || raw === "") return fallback;
+  if (raw === "true" || raw === "1") return true;
+  if (raw === "false" || raw === "0") return false;
+  throw new Error(`${name} must be true or false, got "${env[name]}"`);
+}
+
 function directory(env: Env, name: string, fallback: string, root: string): string {
   const raw = env[name];
   return raw === undefined || raw === "" ? fallback : path.resolve(root, raw);
@@ -77,5 +87,6 @@ export function readStartOptions(env: Env, root: string): StartOptions {
     jwtSecret: env.JWT_SECRET ?? DEV_JWT_SECRET,
     publishKey: env.PUBLISH_KEY ?? DEV_PUBLISH_KEY,
     logLevel: env.LOG_LEVEL ?? "info",
+    demoFeed: flag(env, "START_DEMO_FEED", true),
   };
 }

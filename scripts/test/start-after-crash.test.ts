@@ -11,6 +11,8 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { eventually } from "../../gateway/test/support/eventually.js";
+import { connect } from "../../gateway/test/support/ws-client.js";
+import { DEMO_SOURCE } from "../lib/demo-forecasts.js";
 import { stopLeftovers } from "../lib/leftovers.js";
 import { repoRoot } from "../lib/paths.js";
 import { freePort, isPortFree } from "../lib/ports.js";
@@ -158,6 +160,16 @@ describe("npm start after its supervisor was SIGKILLed", () => {
     const live = currentRecord();
     expect(names(live)).toEqual(EVERYTHING);
     expect(await readyzThroughNginx()).toBe(200);
+
+    // Its demo feed publishes made-up forecasts, labelled as such, for the live page's ticker.
+    expect(out).toContain("Demo feed:        made-up forecast_update on forecasts every 2 s");
+    const res = await fetch(`http://127.0.0.1:${nginxPort}/v1/dev/token?sub=ticker-watcher`);
+    const { token } = (await res.json()) as { token: string };
+    const watcher = await connect(`ws://127.0.0.1:${nginxPort}/ws`, { token });
+    await watcher.subscribe("forecasts");
+    const forecast = await watcher.waitForMessage((m) => m.channel === "forecasts" && m.event === "forecast_update", 5000);
+    expect(forecast.data).toMatchObject({ asset: expect.any(String), p: expect.any(Number), demo: true, source: DEMO_SOURCE });
+    await watcher.close();
 
     // A second npm start on the same record is refused, and touches nothing.
     const third = await startProcess({

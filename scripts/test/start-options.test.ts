@@ -25,7 +25,15 @@ describe("readStartOptions", () => {
       pgExporterPort: 9187,
       runDir: path.join(root, ".run"),
       dataDir: path.join(root, ".data"),
+      demoFeed: true,
     });
+  });
+
+  it("turns the demo forecast feed off with START_DEMO_FEED=false, and refuses what is not a flag", () => {
+    expect(readStartOptions({ START_DEMO_FEED: "false" }, root).demoFeed).toBe(false);
+    expect(readStartOptions({ START_DEMO_FEED: "0" }, root).demoFeed).toBe(false);
+    expect(readStartOptions({ START_DEMO_FEED: "true" }, root).demoFeed).toBe(true);
+    expect(() => readStartOptions({ START_DEMO_FEED: "off" }, root)).toThrow('START_DEMO_FEED must be true or false, got "off"');
   });
 
   it("runs one gateway per port in GATEWAY_PORTS and moves every other port and directory", () => {

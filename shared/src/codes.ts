@@ -39,6 +39,18 @@ export const CloseCodes = {
     reconnect: true,
     meaning: "The node lost Redis while setting up the socket's personal channel. Reconnect with backoff.",
   },
+  disconnected: {
+    code: 4000,
+    reason: "disconnected by the server",
+    reconnect: false,
+    meaning: "A backend disconnected this user on every node (POST /v1/disconnect); the close frame's reason is the one the backend gave, or this text. Do not reconnect by yourself: let the application decide (sign the user out, or ask the backend, then reconnect).",
+  },
+  tokenRevoked: {
+    code: 4003,
+    reason: "token revoked",
+    reconnect: false,
+    meaning: "The user's tokens issued before a point in time were revoked (POST /v1/revoke), this socket's among them. The same token is refused from now on: reconnect only with a new token, if the issuer still grants one.",
+  },
   rateLimited: {
     code: 4029,
     reason: "rate limit exceeded",
@@ -87,6 +99,11 @@ export const ErrorCodes = {
   notSubscribed: { code: "not_subscribed", meaning: "The socket is not subscribed to this channel." },
   limitExceeded: { code: "limit_exceeded", meaning: "The socket holds MAX_SUBSCRIPTIONS channels already." },
   invalidToken: { code: "invalid_token", meaning: "The token is malformed, badly signed, expired, not yet valid, or for another audience or issuer." },
+  tokenRevoked: {
+    code: "token_revoked",
+    meaning: "The token was issued before its user's tokens were revoked (POST /v1/revoke): HTTP 401 at the upgrade, the Socket.IO connect error, or the refresh reply. Get a new token.",
+  },
+  presenceDisabled: { code: "presence_disabled", meaning: "Presence is not enabled for this channel's namespace (PRESENCE_NAMESPACES)." },
   unavailable: { code: "unavailable", meaning: "A dependency (Redis) failed; retry with backoff." },
   unknownCommand: { code: "unknown_command", meaning: "The command `name` is not one the server runs." },
   invalidCommand: { code: "invalid_command", meaning: "A command field is missing, of the wrong type or out of range; the message names it. Nothing was written." },

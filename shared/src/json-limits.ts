@@ -34,3 +34,23 @@ export function jsonDepth(value: unknown, limit: number): number {
 export function exceedsJsonDepth(value: unknown, maxDepth: number): boolean {
   return jsonDepth(value, maxDepth) > maxDepth;
 }
+
+/**
+ * Whether `value` holds a number JSON.parse could not represent: a literal
+ * past the double range (`1e400`) parses as Infinity, which JSON.stringify
+ * then writes as `null`. Accepting it would deliver different data than was
+ * sent, so bodies holding one are refused. Iterative, like jsonDepth; call it
+ * after the depth check.
+ */
+export function hasNonFiniteNumber(value: unknown): boolean {
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const top = stack.pop();
+    if (typeof top === "number") {
+      if (!Number.isFinite(top)) return true;
+    } else if (typeof top === "object" && top !== null) {
+      for (const child of Array.isArray(top) ? top : Object.values(top)) stack.push(child);
+    }
+  }
+  return false;
+}

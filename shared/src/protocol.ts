@@ -24,6 +24,7 @@ export type UnsubscribeFrame = FrameOf<"unsubscribe">;
 export type RefreshFrame = FrameOf<"refresh">;
 export type PingFrame = FrameOf<"ping">;
 export type CommandFrame = FrameOf<"command">;
+export type PresenceFrame = FrameOf<"presence">;
 
 export type ClientFrame = { [T in RequestType]: FrameOf<T> }[RequestType];
 export type ClientFrameType = RequestType;
@@ -91,6 +92,33 @@ export interface PingResult {
   readonly serverTime: number;
 }
 
+/** One user on a presence-enabled channel, with the connections it has there across the cluster. */
+export interface PresenceMember {
+  readonly user: string;
+  readonly connections: number;
+}
+
+/**
+ * Who is on a channel across the cluster: the answer to a `presence`
+ * request and to GET /v1/presence. With `stats`, only the numbers.
+ */
+export interface PresenceResult {
+  readonly channel: string;
+  /** Distinct users subscribed, on every node. */
+  readonly users: number;
+  /** Subscribed connections, on every node, both transports. */
+  readonly connections: number;
+  /** Absent with `stats`; sorted by user, at most PRESENCE_MAX_MEMBERS of them. */
+  readonly members?: readonly PresenceMember[];
+  /** With members: true when there were more users than PRESENCE_MAX_MEMBERS. */
+  readonly truncated?: boolean;
+}
+
+/** `data` of `presence_join` and `presence_leave`, published on channels of PRESENCE_JOIN_LEAVE namespaces. */
+export interface PresenceChange {
+  readonly user: string;
+}
+
 export type OkReplyFrame<Result extends object = object> = {
   readonly type: "reply";
   readonly id: number;
@@ -110,6 +138,7 @@ export type ReplyFrame =
   | OkReplyFrame<RefreshResult>
   | OkReplyFrame<PingResult>
   | OkReplyFrame<CommandResult>
+  | OkReplyFrame<PresenceResult>
   | ErrorReplyFrame;
 
 /** The `ok` reply to a command carries its result, e.g. PlaceBetResult. */

@@ -62,6 +62,16 @@ export const REQUEST_FIELDS = {
     { description: "Swap the connection's token without reconnecting; moves its expiry." },
   ),
   ping: Type.Object({}, { description: "Ask for the server's clock." }),
+  presence: Type.Object(
+    {
+      channel: Channel,
+      stats: Type.Optional(Type.Boolean({ description: "true: only the numbers of users and connections, no member list." })),
+    },
+    {
+      description:
+        "Who is on a channel the connection is subscribed to, across the cluster: users with their connection counts (at most PRESENCE_MAX_MEMBERS, then `truncated: true`), or with `stats` only the numbers. Only for namespaces in PRESENCE_NAMESPACES (else presence_disabled).",
+    },
+  ),
   command: Type.Object(
     {
       name: Type.String({ minLength: 1, maxLength: MAX_COMMAND_NAME_LENGTH, description: "The command, e.g. place_bet." }),

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { exceedsJsonDepth, jsonDepth } from "../src/json-limits.js";
+import { exceedsJsonDepth, hasNonFiniteNumber, jsonDepth } from "../src/json-limits.js";
 
 describe("jsonDepth", () => {
   it("counts nesting levels of objects and arrays, scalars being 0", () => {
@@ -21,5 +21,14 @@ describe("jsonDepth", () => {
     const at = (levels: number): unknown => JSON.parse('{"a":'.repeat(levels) + "1" + "}".repeat(levels));
     expect(exceedsJsonDepth(at(32), 32)).toBe(false);
     expect(exceedsJsonDepth(at(33), 32)).toBe(true);
+  });
+});
+
+describe("hasNonFiniteNumber", () => {
+  it("finds a number JSON.parse could only read as Infinity, at any depth", () => {
+    expect(hasNonFiniteNumber(JSON.parse("1e400"))).toBe(true);
+    expect(hasNonFiniteNumber(JSON.parse('{"a":[1,{"b":-1e999}]}'))).toBe(true);
+    expect(hasNonFiniteNumber(JSON.parse('{"a":[1,{"b":1.7976931348623157e308}],"c":"1e400"}'))).toBe(false);
+    expect(hasNonFiniteNumber(JSON.parse('[null,true,"x",0,-0,123456789012345678901234567890]'))).toBe(false);
   });
 });

@@ -35,7 +35,8 @@ export type AuthFailureReason =
   | "audience"
   | "issuer"
   | "invalid_claims"
-  | "lifetime";
+  | "lifetime"
+  | "revoked";
 
 export const AUTH_FAILURE_REASONS: readonly AuthFailureReason[] = [
   "missing",
@@ -48,6 +49,7 @@ export const AUTH_FAILURE_REASONS: readonly AuthFailureReason[] = [
   "issuer",
   "invalid_claims",
   "lifetime",
+  "revoked",
 ];
 
 export type VerifyResult =
@@ -178,6 +180,30 @@ export class JwtVerifier {
     const from = iat === undefined ? nowSeconds : Math.min(iat, nowSeconds);
     if (exp - from > max + this.config.clockToleranceSeconds) return `token lifetime (exp - iat) is over the ${max} s allowed`;
     return null;
+  }
+}
+
+/** The error code a client gets for a refused token: `token_revoked` for a revoked one, `invalid_token` otherwise. */
+export function authErrorCode(reason: AuthFailureReason): "token_revoked" | "invalid_token" {
+  return reason === "revoked" ? "token_revoked" : "invalid_token";
+}
+
+/** Whether tokens of a user issued before some time are revoked (POST /v1/revoke). */
+export interface RevokedTokens {
+  isRevoked(sub: string, issuedAt: number | null): boolean;
+}
+
+/** A verifier that also refuses revoked tokens: at the upgrade, the Socket.IO handshake and refresh alike. */
+export class RevocationCheckingVerifier {
+  constructor(
+    private readonly verifier: { verify(token: string | undefined): VerifyResult },
+    private readonly revoked: RevokedTokens,
+  ) {}
+
+  verify(token: string | undefined): VerifyResult {
+    const verdict = this.verifier.verify(token);
+    if (verdict.ok && this.revoked.isRevoked(verdict.principal.sub, verdict.principal.issuedAt)) return failure("revoked", "token revoked: get a new one");
+    return verdict;
   }
 }
 

@@ -45,12 +45,26 @@ export interface BrokerHandler {
   onReadyChange(ready: boolean): void;
 }
 
+/**
+ * A publish that failed after some of it may have taken effect: a batch
+ * spanning Redis Cluster slots of which some were published, or a publish
+ * that ran but was not confirmed by enough replicas. Retrying with the same
+ * idempotency keys completes it without publishing anything twice.
+ */
+export class PublishUncertainError extends Error {
+  override readonly name = "PublishUncertainError";
+}
+
 export interface Broker {
   /**
    * Assigns each publication the next offset of its channel and delivers it to
    * every node subscribed to that channel, at most once per node, in offset
-   * order per channel. A batch is applied atomically: all or none.
-   * Rejects when the bus is unreachable; then nothing of the batch was delivered.
+   * order per channel. A batch is applied atomically, all or none, on one
+   * Redis; on a Redis Cluster atomically per slot (all of a channel's
+   * publications share one). Rejects when the bus is unreachable; then
+   * nothing of the batch was delivered, unless it rejects with
+   * PublishUncertainError. A publish whose reply was lost may have run either
+   * way: only idempotency keys make a retry safe.
    */
   publish(publications: readonly Publication[]): Promise<PublishOutcome[]>;
   /**

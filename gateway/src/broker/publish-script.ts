@@ -23,14 +23,19 @@
  * Redis does not roll a script back when a command fails half-way, so every
  * key is checked (and a foreign-typed one replaced) before anything is
  * written: a batch is published whole or not at all.
+ *
+ * On a Redis Cluster a script may touch one slot only, and publishes with
+ * SPUBLISH (sharded pub/sub) so a message stays inside its shard: the
+ * callers split batches per slot (see publicationsBySlot).
  */
 
 import { randomBytes } from "node:crypto";
 import type { HistoryPolicy } from "../history/history-policy.js";
+import { keySlot } from "../redis/key-slot.js";
 import type { Publication, PublishOutcome } from "./broker.js";
 import type { RedisKeyspace } from "./redis-keys.js";
 
-export const PUBLISH_ALL_LUA = `
+const PUBLISH_ALL_LUA = `
 local function reset_if_foreign(key, kind)
   local found = redis.call('TYPE', key).ok
   if found ~= 'none' and found ~= kind then redis.call('DEL', key) end
@@ -88,6 +93,11 @@ local function publish_all(first_key, first_arg)
 end
 `;
 
+/** publish_all(), publishing with PUBLISH on one server and SPUBLISH on a Cluster. */
+export function publishAllLua(keyspace: RedisKeyspace): string {
+  return PUBLISH_ALL_LUA.replace("'PUBLISH'", keyspace.shardedPubSub ? "'SPUBLISH'" : "'PUBLISH'");
+}
+
 /** What publish_all needs to know besides the publications. */
 export interface PublishPolicy {
   /** Where each channel's state, history, idempotency keys and bus channel live. */
@@ -131,4 +141,27 @@ export function parsePublishReply(reply: ReadonlyArray<string | number>, count: 
     outcomes.push({ offset: Number(reply[3 * i]), epoch: String(reply[3 * i + 1]), duplicate: Number(reply[3 * i + 2]) === 1 });
   }
   return outcomes;
+}
+
+/** Publications whose keys share a Cluster slot, by their positions in the batch. */
+export interface SlotGroup {
+  readonly slot: number;
+  readonly positions: number[];
+}
+
+/**
+ * The positions of `publications` grouped by the Cluster slot of their
+ * channel's keys, in order of first appearance; one group on one server,
+ * where a script may touch any key.
+ */
+export function publicationsBySlot(keyspace: RedisKeyspace, publications: readonly Publication[]): SlotGroup[] {
+  if (!keyspace.shardedPubSub) return [{ slot: 0, positions: publications.map((_, i) => i) }];
+  const groups = new Map<number, SlotGroup>();
+  publications.forEach((publication, i) => {
+    const slot = keySlot(keyspace.tag(publication.channel));
+    const group = groups.get(slot);
+    if (group === undefined) groups.set(slot, { slot, positions: [i] });
+    else group.positions.push(i);
+  });
+  return [...groups.values()];
 }

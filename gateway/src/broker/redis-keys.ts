@@ -5,7 +5,9 @@
  *
  * Every name of one channel carries the same hash tag, so all of them share a
  * Redis Cluster slot and one script can number, record and publish a message
- * atomically there.
+ * atomically there. On a Cluster (`layout` "cluster") messages travel by
+ * sharded pub/sub (SPUBLISH/SSUBSCRIBE), so each one stays inside the shard
+ * that owns its channel's slot; on one server by plain PUBLISH/SUBSCRIBE.
  *
  * Personal channels (`user:<sub>`) are many and each is quiet, so they do not
  * get a pub/sub channel each: they are hashed onto PERSONAL_CHANNEL_SHARDS
@@ -15,7 +17,7 @@
  * by the channel name in the frame. Other channels keep a bus channel each.
  */
 
-import { USER_CHANNEL_PREFIX } from "../../../shared/src/channels.js";
+import { RACE_CHANNEL, USER_CHANNEL_PREFIX } from "../../../shared/src/channels.js";
 
 /** Default for PERSONAL_CHANNEL_SHARDS. */
 export const DEFAULT_PERSONAL_CHANNEL_SHARDS = 64;
@@ -30,6 +32,12 @@ function fnv1a(text: string): number {
   return hash;
 }
 
+/** One Redis server (standalone or behind Sentinel), or a Redis Cluster. */
+export type KeyLayout = "single" | "cluster";
+
+/** The round clock's own keys (clock/round-ledger.ts). */
+export type ClockKey = "lease" | "fence" | "round";
+
 export class RedisKeyspace {
   private readonly busPrefix: string;
 
@@ -37,8 +45,25 @@ export class RedisKeyspace {
     readonly prefix: string,
     /** How many shared bus channels personal channels are spread over. */
     readonly personalShards: number = DEFAULT_PERSONAL_CHANNEL_SHARDS,
+    readonly layout: KeyLayout = "single",
   ) {
     this.busPrefix = `${prefix}:msg:`;
+  }
+
+  /** Whether bus channels are shard channels (SPUBLISH/SSUBSCRIBE): on a Cluster. */
+  get shardedPubSub(): boolean {
+    return this.layout === "cluster";
+  }
+
+  /**
+   * The round clock's lease, fencing counter and round hash. On a Cluster they
+   * carry the `race` channel's hash tag, so the fenced script that checks the
+   * lease, moves the round and publishes on `race` touches one slot. On one
+   * server they keep the names earlier versions used, so nodes of both
+   * versions compete for the same lease during a rolling upgrade.
+   */
+  clockKey(kind: ClockKey): string {
+    return this.layout === "cluster" ? `${this.prefix}:clock:{${this.tag(RACE_CHANNEL)}}:${kind}` : `${this.prefix}:clock:${kind}`;
   }
 
   /** Whether `channel` travels on a shared shard channel rather than its own. */
@@ -64,6 +89,19 @@ export class RedisKeyspace {
   /** Remembers one idempotency key of one channel for the idempotency window. */
   idempotencyKey(channel: string, key: string): string {
     return `${this.name("once", channel)}:${key}`;
+  }
+
+  /**
+   * Who is on the channel (presence): a hash of user → `<incarnation>=<count>,…`,
+   * each node incarnation's share of the user's connections there.
+   */
+  presenceKey(channel: string): string {
+    return this.name("pres", channel);
+  }
+
+  /** The node incarnations holding presence on the channel, scored by when their lease ends (Redis time). */
+  presenceNodesKey(channel: string): string {
+    return `${this.name("pres", channel)}:nodes`;
   }
 
   /** The pub/sub channel the channel's messages are published on (shared with other users for personal channels). */
@@ -101,4 +139,33 @@ export function userConnectionsKey(prefix: string, user: string): string {
 /** Node incarnations holding user connections, scored by when their lease runs out. */
 export function connectionNodesKey(prefix: string): string {
   return `${prefix}:conns:nodes`;
+}
+
+/**
+ * The cluster's control channel: disconnect and revoke commands, published
+ * once and received by every node (plain PUBLISH, which Redis Cluster
+ * broadcasts to every shard).
+ */
+export function controlChannel(prefix: string): string {
+  return `${prefix}:control`;
+}
+
+/** Revocations: user → revoke-before (ms) and user → when the entry lapses (ms); one hash tag, so one script keeps both. */
+export function revocationKeys(prefix: string): { readonly before: string; readonly until: string } {
+  return { before: `${prefix}:{revoked}:before`, until: `${prefix}:{revoked}:until` };
+}
+
+/**
+ * The node registry behind GET /v1/info and /v1/channels, under one hash tag:
+ * node incarnations scored by when their lease ends, each one's status, and
+ * each one's channels (a sorted set for prefix ranges, a hash of counts).
+ */
+export function nodeRegistryKeys(prefix: string): { readonly leases: string; readonly status: string; channels(incarnation: string): string; counts(incarnation: string): string } {
+  const base = `${prefix}:{nodes}`;
+  return {
+    leases: `${base}:leases`,
+    status: `${base}:status`,
+    channels: (incarnation) => `${base}:channels:${incarnation}`,
+    counts: (incarnation) => `${base}:counts:${incarnation}`,
+  };
 }

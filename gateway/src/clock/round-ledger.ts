@@ -6,11 +6,10 @@
  * lease value inside the same script that publishes.
  */
 
-import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { Publication, PublishOutcome } from "../broker/broker.js";
-import { parsePublishReply, PUBLISH_ALL_LUA, publishScriptArgs, type PublishPolicy } from "../broker/publish-script.js";
-import type { RedisConnections } from "../redis/connections.js";
+import { parsePublishReply, publishAllLua, publishScriptArgs, type PublishPolicy } from "../broker/publish-script.js";
+import type { RedisClient, RedisConnections } from "../redis/connections.js";
 import { decodeState, encodeState, type RoundPhase, type RoundState } from "./round-schedule.js";
 
 /** The lease moved to another node: stop acting as the authority at once. */
@@ -51,13 +50,16 @@ return 0
 `;
 
 /*
+ * On a Redis Cluster every key here shares the `race` channel's slot
+ * (RedisKeyspace.clockKey), and the clock publishes on `race` only.
+ *
  * KEYS[1] lease, KEYS[2] round hash, KEYS[3..] channel state keys
  * ARGV[1] lease value
  * ARGV[2] '1' to compare-and-set the round, '0' to publish only
  * ARGV[3] expected round id ('' = none), ARGV[4] expected phase ('' = none)
  * ARGV[5] number of field/value pairs n, then the pairs, then publish_all's arguments
  */
-const FENCED_LUA = `${PUBLISH_ALL_LUA}
+const FENCED_LUA = `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return redis.error_reply('FENCED') end
 local n = tonumber(ARGV[5])
 if ARGV[2] == '1' then
@@ -72,7 +74,7 @@ end
 return publish_all(3, 6 + n * 2)
 `;
 
-type LedgerRedis = Redis & {
+type LedgerRedis = RedisClient & {
   clockAcquire(lease: string, fence: string, node: string, ttlMs: number): Promise<string | null>;
   clockRenew(lease: string, value: string, ttlMs: number): Promise<number>;
   clockRelease(lease: string, value: string): Promise<number>;
@@ -98,10 +100,10 @@ export class RoundLedger {
   private readonly roundKey: string;
 
   constructor(private readonly options: RoundLedgerOptions) {
-    const { prefix } = options.policy.keyspace;
-    this.leaseKey = `${prefix}:clock:lease`;
-    this.fenceKey = `${prefix}:clock:fence`;
-    this.roundKey = `${prefix}:clock:round`;
+    const { keyspace } = options.policy;
+    this.leaseKey = keyspace.clockKey("lease");
+    this.fenceKey = keyspace.clockKey("fence");
+    this.roundKey = keyspace.clockKey("round");
     // Fail fast while Redis is away: the clock retries on its own schedule,
     // and a queued command could run after the lease has moved on.
     // A fenced publish whose reply was lost is not resent either: it may have run.
@@ -109,7 +111,7 @@ export class RoundLedger {
     this.redis.defineCommand("clockAcquire", { numberOfKeys: 2, lua: ACQUIRE_LUA });
     this.redis.defineCommand("clockRenew", { numberOfKeys: 1, lua: RENEW_LUA });
     this.redis.defineCommand("clockRelease", { numberOfKeys: 1, lua: RELEASE_LUA });
-    this.redis.defineCommand("clockFenced", { lua: FENCED_LUA });
+    this.redis.defineCommand("clockFenced", { lua: `${publishAllLua(keyspace)}${FENCED_LUA}` });
   }
 
   /** The lease value ("node:fence") when this node became the authority, else null. */

@@ -5,7 +5,7 @@
  */
 
 import { isPlainObject } from "../../../shared/src/json.js";
-import { exceedsJsonDepth } from "../../../shared/src/json-limits.js";
+import { exceedsJsonDepth, hasNonFiniteNumber } from "../../../shared/src/json-limits.js";
 import { isValidChannelName, ROUND_AUTHORITY_CHANNELS } from "../../../shared/src/channels.js";
 import { isValidEventName, isValidIdempotencyKey, MAX_EVENT_NAME_LENGTH, MAX_IDEMPOTENCY_KEY_LENGTH, type JsonValue, type PublishRequest, type PublishResult } from "../../../shared/src/protocol.js";
 import type { Broker } from "../broker/broker.js";
@@ -60,6 +60,7 @@ function validateOne(value: unknown, where: string, limits: PublishLimits): Publ
   }
   if (data === undefined) return badRequest(`${where}.data is required (use null for none)`);
   if (exceedsJsonDepth(data, limits.maxDataDepth)) return badRequest(`${where}.data nests deeper than ${limits.maxDataDepth} levels`);
+  if (hasNonFiniteNumber(data)) return badRequest(`${where}.data holds a number outside the range of a double (send it as a string)`);
   if (idempotencyKey !== undefined && (typeof idempotencyKey !== "string" || !isValidIdempotencyKey(idempotencyKey))) {
     return badRequest(`${where}.idempotencyKey must be 1-${MAX_IDEMPOTENCY_KEY_LENGTH} characters of A-Z a-z 0-9 _ - . : @ | = + /`);
   }

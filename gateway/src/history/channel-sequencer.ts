@@ -21,7 +21,10 @@
  *
  * After the subscriber connection comes back, catchUpAll() compares every
  * channel with Redis, so a message lost during the outage is repaired even
- * when nothing is published after it.
+ * when nothing is published after it; and a channel whose Redis offset fell
+ * below what was forwarded (a failover lost the newest writes) is reported
+ * as a gap, so its subscribers resync rather than take new messages under
+ * reused offsets for repeats.
  */
 
 import type { Logger } from "pino";
@@ -240,6 +243,14 @@ export class ChannelSequencer {
         track.offset = 0;
         return this.repair(channel, track, true, true);
       }
+      track.offset = slice.position.offset;
+    } else if (slice.position.offset < track.offset) {
+      // Redis holds fewer messages than this node forwarded: it lost the
+      // newest (a failover to a replica they had not reached, an AOF restart
+      // that lost its last second). New messages will take those offsets
+      // again, so the subscribers resync instead of dropping them as repeats.
+      this.options.log.warn({ channel, forwarded: track.offset, redis: slice.position.offset }, "redis lost messages this node forwarded");
+      this.unrecoverable(channel, track, "history_lost");
       track.offset = slice.position.offset;
     } else if (coversFrom(slice, track.offset)) {
       const repaired = this.forwardRun(slice, track);

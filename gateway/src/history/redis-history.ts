@@ -4,11 +4,11 @@
  */
 
 import { randomFillSync } from "node:crypto";
-import type { Redis } from "ioredis";
 import { PipelinedScript } from "../redis/pipelined-script.js";
 import type { RedisKeyspace } from "../broker/redis-keys.js";
 import { readFrameEnvelope } from "../fanout/message-frame.js";
 import type { Delivery } from "../broker/broker.js";
+import type { RedisClient } from "../redis/connections.js";
 import type { ChannelPosition, History, HistorySlice } from "./history.js";
 
 /*
@@ -79,12 +79,12 @@ export class MalformedHistoryError extends Error {
 }
 
 export class RedisHistory implements History {
-  private readonly redis: Redis;
+  private readonly redis: RedisClient;
   private readonly epochs = new EpochSource();
 
   /** `redis` is a command connection (pipelining: see PipelinedScript). */
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     private readonly options: RedisHistoryOptions,
   ) {
     this.redis = redis;

@@ -4,10 +4,12 @@
  * `{results: […]}`. Checks run cheapest first: key, declared length, body.
  */
 
+import { isUtf8 } from "node:buffer";
 import type { HttpResponse, TemplatedApp } from "uWebSockets.js";
 import type { Logger } from "pino";
 import { ErrorCodes } from "../../../shared/src/codes.js";
 import type { PublishRequest, PublishResult } from "../../../shared/src/protocol.js";
+import { PublishUncertainError } from "../broker/broker.js";
 import { PublishEncodeError, validatePublishBody, type PublishLimits } from "../fanout/publisher.js";
 import { apiKeyCheck } from "./api-key.js";
 import { readBody } from "./body.js";
@@ -73,6 +75,11 @@ export function attachPublishApi(app: TemplatedApp, options: PublishApiOptions, 
         refuse(res, state, "413 Payload Too Large", "too_large", ErrorCodes.payloadTooLarge.code, `body larger than ${options.maxBodyBytes} bytes`, true);
         return;
       }
+      // Decoding would turn stray bytes into U+FFFD and publish that: refuse instead.
+      if (!isUtf8(result.body)) {
+        refuse(res, state, "400 Bad Request", "bad_request", ErrorCodes.badRequest.code, "body is not valid UTF-8");
+        return;
+      }
       let body: unknown;
       try {
         body = JSON.parse(result.body.toString("utf8"));
@@ -99,7 +106,11 @@ export function attachPublishApi(app: TemplatedApp, options: PublishApiOptions, 
             return;
           }
           deps.log.error({ err, messages: validated.requests.length }, "publish failed");
-          refuse(res, state, "503 Service Unavailable", "broker", ErrorCodes.unavailable.code, "message bus unavailable, nothing was published; retry");
+          const message =
+            err instanceof PublishUncertainError
+              ? `message bus unavailable; some of it may have been published (${err.message}): retry with the same idempotency keys`
+              : "message bus unavailable, nothing was published; retry";
+          refuse(res, state, "503 Service Unavailable", "broker", ErrorCodes.unavailable.code, message);
         },
       );
     });

@@ -29,6 +29,7 @@ export function validateEntry(entry: StreamEntry, limits: EntryLimits): PublishR
   const event = entryField(entry.fields, "event");
   const text = entryField(entry.fields, "data");
   let data: unknown;
+  if (text !== undefined && entry.notUtf8?.includes("data") === true) return { entry, reason: "bad_json", message: "data is not valid UTF-8" };
   if (text !== undefined) {
     if (Buffer.byteLength(text) > limits.maxDataBytes) return { entry, reason: "too_large", message: `data is over ${limits.maxDataBytes} bytes` };
     try {

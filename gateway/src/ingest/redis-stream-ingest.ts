@@ -26,10 +26,9 @@
  * entry-validation.ts, ordering and takeovers in stream-order.ts.
  */
 
-import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { PublishRequest } from "../../../shared/src/protocol.js";
-import type { RedisConnections } from "../redis/connections.js";
+import type { RedisClient, RedisConnections } from "../redis/connections.js";
 import { RetryBackoff } from "../time/retry-backoff.js";
 import { isRejection, validateEntry, type Rejection } from "./entry-validation.js";
 import type { IngestMetrics } from "./ingest-metrics.js";
@@ -43,8 +42,13 @@ export function ingestStreamKey(prefix: string): string {
   return `${prefix}:ingest`;
 }
 
-export function ingestRejectedKey(prefix: string): string {
-  return `${prefix}:ingest:rejected`;
+/**
+ * Where rejected entries are copied. On a Redis Cluster the name carries the
+ * stream's name as its hash tag, so the copy and the acknowledgement (one
+ * MULTI) touch one slot: `{<prefix>:ingest}:rejected`.
+ */
+export function ingestRejectedKey(prefix: string, cluster = false): string {
+  return cluster ? `{${ingestStreamKey(prefix)}}:rejected` : `${ingestStreamKey(prefix)}:rejected`;
 }
 
 /** Where ingested entries go: the node's Publisher. */
@@ -91,7 +95,7 @@ const STOP_GRACE_MS = 2000;
 const REJECTED_MAXLEN = 10_000;
 
 export class RedisStreamIngest {
-  private readonly redis: Redis;
+  private readonly redis: RedisClient;
   private readonly order: StreamOrder;
   private readonly key: string;
   private readonly rejectedKey: string;
@@ -110,7 +114,7 @@ export class RedisStreamIngest {
 
   private constructor(private readonly options: RedisStreamIngestOptions) {
     this.key = ingestStreamKey(options.prefix);
-    this.rejectedKey = ingestRejectedKey(options.prefix);
+    this.rejectedKey = ingestRejectedKey(options.prefix, options.redis.mode === "cluster");
     this.attempts = new PublishAttempts(options.maxAttempts);
     // Its own connection: a blocking XREADGROUP would stall every command
     // queued behind it on a shared one. Commands fail fast while Redis is
@@ -209,12 +213,13 @@ export class RedisStreamIngest {
     const { consumer, maxBatch, blockMs } = this.options;
     if (this.readPending) {
       this.stage = "read pending";
-      return parseReadReply(await this.redis.call("XREADGROUP", "GROUP", INGEST_GROUP, consumer, "COUNT", maxBatch, "STREAMS", this.key, "0"));
+      return parseReadReply(await this.redis.callBuffer("XREADGROUP", "GROUP", INGEST_GROUP, consumer, "COUNT", maxBatch, "STREAMS", this.key, "0"));
     }
     this.stage = "read";
     this.blocked = true;
     try {
-      return parseReadReply(await this.redis.call("XREADGROUP", "GROUP", INGEST_GROUP, consumer, "COUNT", maxBatch, "BLOCK", blockMs, "STREAMS", this.key, ">"));
+      // As bytes, so a value that is not UTF-8 is seen as such (stream-replies.ts).
+      return parseReadReply(await this.redis.callBuffer("XREADGROUP", "GROUP", INGEST_GROUP, consumer, "COUNT", maxBatch, "BLOCK", blockMs, "STREAMS", this.key, ">"));
     } finally {
       this.blocked = false;
     }

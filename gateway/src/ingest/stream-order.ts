@@ -5,8 +5,8 @@
  * answering for `claimIdleMs` are taken over, and being older, go out first.
  */
 
-import type { Redis } from "ioredis";
 import type { Logger } from "pino";
+import type { RedisClient } from "../redis/connections.js";
 import type { IngestMetrics } from "./ingest-metrics.js";
 import { compareIds, parseAutoclaimReply, parsePendingReply, type StreamEntry } from "./stream-replies.js";
 
@@ -33,13 +33,13 @@ for _, info in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
 end
 return removed`;
 
-type OrderRedis = Redis & {
+type OrderRedis = RedisClient & {
   forgetIdleConsumers(numKeys: number, key: string, group: string, idleMs: number, keep: string): Promise<number>;
 };
 
 export interface StreamOrderOptions {
   /** The ingest's own connection. */
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   readonly key: string;
   readonly consumer: string;
   readonly claimIdleMs: number;

@@ -1,12 +1,19 @@
 /**
  * Redis stream replies as typed values. Pure: a reply of an unexpected shape
  * throws (the ingest loop counts and retries), it is never guessed at.
+ * Entries may come as strings or, read with ioredis' callBuffer, as bytes:
+ * then every field is decoded here, and a value that is not UTF-8 is named
+ * in `notUtf8` instead of being passed on with U+FFFD in it unnoticed.
  */
+
+import { isUtf8 } from "node:buffer";
 
 export interface StreamEntry {
   readonly id: string;
   /** Field/value pairs, flat; null when the entry was trimmed from the stream while pending. */
   readonly fields: readonly string[] | null;
+  /** Fields whose value was not UTF-8 (decoded in `fields` with U+FFFD); absent when none. */
+  readonly notUtf8?: readonly string[];
 }
 
 /** One row of XPENDING with a range. */
@@ -40,18 +47,29 @@ export function compareIds(a: string, b: string): number {
   return seq === 0n ? 0 : seq < 0n ? -1 : 1;
 }
 
-function isStringArray(value: unknown): value is string[] {
-  return Array.isArray(value) && value.every((item) => typeof item === "string");
+function isText(value: unknown): value is string | Buffer {
+  return typeof value === "string" || Buffer.isBuffer(value);
 }
 
 function parseEntries(value: unknown): StreamEntry[] {
   if (!Array.isArray(value)) throw new Error("unexpected stream entries reply");
   return value.map((raw: unknown) => {
-    if (!Array.isArray(raw) || typeof raw[0] !== "string") throw new Error("unexpected stream entry");
-    const fields: unknown = raw[1];
-    if (fields === null) return { id: raw[0], fields: null };
-    if (!isStringArray(fields)) throw new Error("unexpected stream entry fields");
-    return { id: raw[0], fields };
+    if (!Array.isArray(raw) || !isText(raw[0])) throw new Error("unexpected stream entry");
+    const id = raw[0].toString();
+    const pairs: unknown = raw[1];
+    if (pairs === null) return { id, fields: null };
+    if (!Array.isArray(pairs) || !pairs.every(isText)) throw new Error("unexpected stream entry fields");
+    const fields = pairs.map((item) => item.toString());
+    // Only a name's first value counts, as in entryField.
+    const notUtf8: string[] = [];
+    const seen = new Set<string>();
+    for (let i = 0; i + 1 < pairs.length; i += 2) {
+      const name = fields[i] as string;
+      const raw = pairs[i + 1];
+      if (!seen.has(name) && Buffer.isBuffer(raw) && !isUtf8(raw)) notUtf8.push(name);
+      seen.add(name);
+    }
+    return notUtf8.length === 0 ? { id, fields } : { id, fields, notUtf8 };
   });
 }
 

@@ -27,10 +27,9 @@
 
 import { randomBytes } from "node:crypto";
 import { performance } from "node:perf_hooks";
-import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { connectionNodesKey, userConnectionsKey } from "../broker/redis-keys.js";
-import type { RedisConnections } from "../redis/connections.js";
+import type { RedisClient, RedisConnections } from "../redis/connections.js";
 import { PipelinedScript } from "../redis/pipelined-script.js";
 
 /** A node whose lease ran out this long ago counts as dead. */
@@ -121,7 +120,7 @@ function newIncarnation(nodeId: string): string {
 }
 
 export class RedisConnectionQuota implements ConnectionQuota {
-  private readonly redis: Redis;
+  private readonly redis: RedisClient;
   private incarnation: string;
   private readonly nodesKey: string;
   private dead: string[] = [];

@@ -110,6 +110,8 @@ export class GatewayMetrics
   private readonly ingestFailures: Counter;
   private readonly ingestClaims: Counter;
   private readonly rateLimits: Counter<"limit">;
+  private readonly controlMessages: Counter<"type">;
+  private readonly presenceWriteFailures: Counter;
 
   constructor(
     nodeId: string,
@@ -252,6 +254,14 @@ export class GatewayMetrics
 
     // Known label values start at zero, so rates and ratios read 0 on a quiet
     // node instead of "no data", and alerts on them can evaluate at all.
+    this.controlMessages = new Counter({
+      name: "gateway_control_messages_total",
+      help: "Control-channel messages received (disconnect, revoke; malformed ones dropped), by type.",
+      labelNames: ["type"],
+      registers,
+    });
+    this.presenceWriteFailures = new Counter({ name: "gateway_presence_write_failures_total", help: "Presence writes and lease renewals that failed; each is retried.", registers });
+    for (const type of ["disconnect", "revoke", "malformed"]) this.controlMessages.inc({ type }, 0);
     for (const kind of ["backpressure", "slow_consumer_close"]) this.sendDrops.inc({ kind }, 0);
     for (const command of ["publish", "subscribe", "unsubscribe", "resubscribe"]) this.redisErrors.inc({ command }, 0);
     for (const reason of ["malformed", "handler_error"] satisfies DroppedMessageReason[]) this.redisDropped.inc({ reason }, 0);
@@ -273,7 +283,7 @@ export class GatewayMetrics
       this.connections.set({ transport }, 0);
       this.connects.inc({ transport }, 0);
       for (const reason of ["draining", "unavailable"]) this.upgradeRefusals.inc({ transport, reason }, 0);
-      for (const reason of ["normal", "abnormal", "drain", "slow_consumer", "token_expired", "message_too_big", "rate_limited"]) this.disconnects.inc({ transport, reason }, 0);
+      for (const reason of ["normal", "abnormal", "drain", "slow_consumer", "token_expired", "message_too_big", "rate_limited", "disconnected", "token_revoked"]) this.disconnects.inc({ transport, reason }, 0);
     }
     for (const role of ["publisher", "subscriber"] as const) this.redisUp.set({ role }, 0);
     this.ready.set(0);
@@ -411,6 +421,14 @@ export class GatewayMetrics
 
   clockRound(id: number): void {
     this.clockRoundId.set(id);
+  }
+
+  controlMessage(type: "disconnect" | "revoke" | "malformed"): void {
+    this.controlMessages.inc({ type });
+  }
+
+  presenceWriteFailed(): void {
+    this.presenceWriteFailures.inc();
   }
 
   httpRequest(route: string, status: number): void {

@@ -8,17 +8,25 @@
  * pipeline, so each pipeline's first script call goes out as EVAL with the
  * whole Lua source. On the connect path (an admit and a history read per
  * socket) that sent kilobytes per batch for nothing.
+ *
+ * A call answered NOSCRIPT is sent again as EVAL, which runs the script and
+ * leaves it cached on the server that ran it: on a Cluster that is the
+ * master of the call's slot (SCRIPT LOAD would reach one node of the
+ * cluster, perhaps not that one).
  */
 
 import { createHash } from "node:crypto";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "./connections.js";
 
 /**
- * ioredis has `<command>Buffer` for every command, evalshaBuffer included,
- * but does not declare this one. (`callBuffer("evalsha", …)` would do, but
- * with auto-pipelining ioredis 5 drops the command name from it.)
+ * ioredis has `<command>Buffer` for every command, evalshaBuffer and
+ * evalBuffer included, but does not declare these. (`callBuffer("evalsha", …)`
+ * would do, but with auto-pipelining ioredis 5 drops the command name from it.)
  */
-type BufferEvalsha = Redis & { evalshaBuffer(sha: string, numberOfKeys: number, ...keysAndArgs: Array<string | number>): Promise<unknown> };
+type BufferScripts = RedisClient & {
+  evalshaBuffer(sha: string, numberOfKeys: number, ...keysAndArgs: Array<string | number>): Promise<unknown>;
+  evalBuffer(lua: string, numberOfKeys: number, ...keysAndArgs: Array<string | number>): Promise<unknown>;
+};
 
 function isNoScript(err: unknown): boolean {
   return err instanceof Error && err.message.startsWith("NOSCRIPT");
@@ -35,22 +43,28 @@ export class PipelinedScript {
   }
 
   /** The script's reply, with strings as strings. Rejects as the command does; NOSCRIPT is handled. */
-  run(redis: Redis, ...keysAndArgs: Array<string | number>): Promise<unknown> {
-    return this.withLoad(redis, () => redis.evalsha(this.sha, this.numberOfKeys, ...keysAndArgs));
+  run(redis: RedisClient, ...keysAndArgs: Array<string | number>): Promise<unknown> {
+    return this.withFallback(
+      () => redis.evalsha(this.sha, this.numberOfKeys, ...keysAndArgs),
+      () => redis.eval(this.lua, this.numberOfKeys, ...keysAndArgs),
+    );
   }
 
   /** The same with strings as Buffers (binary frames, history entries). */
-  runBuffer(redis: Redis, ...keysAndArgs: Array<string | number>): Promise<unknown> {
-    return this.withLoad(redis, () => (redis as BufferEvalsha).evalshaBuffer(this.sha, this.numberOfKeys, ...keysAndArgs));
+  runBuffer(redis: RedisClient, ...keysAndArgs: Array<string | number>): Promise<unknown> {
+    const buffers = redis as BufferScripts;
+    return this.withFallback(
+      () => buffers.evalshaBuffer(this.sha, this.numberOfKeys, ...keysAndArgs),
+      () => buffers.evalBuffer(this.lua, this.numberOfKeys, ...keysAndArgs),
+    );
   }
 
-  private async withLoad(redis: Redis, call: () => Promise<unknown>): Promise<unknown> {
+  private async withFallback(evalsha: () => Promise<unknown>, evalSource: () => Promise<unknown>): Promise<unknown> {
     try {
-      return await call();
+      return await evalsha();
     } catch (err) {
       if (!isNoScript(err)) throw err;
-      await redis.script("LOAD", this.lua);
-      return call();
+      return evalSource();
     }
   }
 }

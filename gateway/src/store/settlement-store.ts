@@ -7,18 +7,11 @@
  */
 
 import type pg from "pg";
-import type { BetStatus } from "../../../shared/src/commands.js";
+import type { BetSettled, BetStatus } from "../../../shared/src/commands.js";
 
-export interface SettledBet {
-  readonly betId: string;
+/** A settled bet as its owner is told (`bet_settled`), and who owns it. */
+export interface SettledBet extends BetSettled {
   readonly userId: string;
-  readonly roundId: number;
-  readonly selection: number;
-  readonly amount: number;
-  readonly odds: number;
-  readonly status: BetStatus;
-  readonly payout: number;
-  readonly settledAt: number;
 }
 
 export interface SettlementStore {

@@ -9,16 +9,17 @@
 import type { Logger } from "pino";
 import { channelNamespace, isValidChannelName, maySubscribe, USER_CHANNEL_PREFIX, userChannel } from "../../../shared/src/channels.js";
 import { CloseCodes, ErrorCodes, type CloseCodeSpec, type ErrorCode } from "../../../shared/src/codes.js";
-import type { ChannelPosition, ErrorBody, JsonValue, PingResult, RefreshResult, SubscribeResult, UnsubscribeResult, CommandResult } from "../../../shared/src/protocol.js";
+import type { ChannelPosition, ErrorBody, JsonValue, PingResult, PresenceResult, RefreshResult, SubscribeResult, UnsubscribeResult, CommandResult } from "../../../shared/src/protocol.js";
 import type { RaceSnapshot } from "../../../shared/src/race-events.js";
 import type { ClientRequest } from "../../../shared/src/requests.js";
-import type { AuthFailureReason, Principal, VerifyResult } from "../auth/verifier.js";
+import { authErrorCode, type AuthFailureReason, type Principal, type VerifyResult } from "../auth/verifier.js";
 import type { CommandContext, CommandReply } from "../commands/command-router.js";
 import { planResume, type ResumePlan, type ResumeSource } from "../history/resume.js";
 import type { RateGate } from "../limits/rate-gate.js";
 import type { RateLimitMetrics } from "../limits/rate-limit-metrics.js";
 import type { Clock } from "../time/clock.js";
 import type { ExpiryWheel, Expiring } from "./expiry-wheel.js";
+import type { SessionIndex } from "./session-index.js";
 
 /**
  * What must happen right after an answer (or a welcome) is sent, in the same
@@ -83,6 +84,26 @@ export interface CommandRunner {
   handle(context: CommandContext, name: string, data: JsonValue): Promise<CommandReply>;
 }
 
+/** Revocations in force (POST /v1/revoke), as this node knows them. */
+export interface SessionRevocations {
+  /** Whether a token of `sub` issued at `issuedAt` (ms; null without `iat`) is revoked. */
+  isRevoked(sub: string, issuedAt: number | null): boolean;
+}
+
+/** Told when a channel goes live on a connection and when it leaves it: the node's channel counts and presence. */
+export interface ChannelActivity {
+  joined(channel: string, user: string): void;
+  left(channel: string, user: string): void;
+}
+
+/** Presence across the cluster, for the `presence` request. */
+export interface PresenceReader {
+  /** Whether `channel`'s namespace keeps presence (PRESENCE_NAMESPACES). */
+  enabledFor(channel: string): boolean;
+  /** Rejects when Redis cannot answer. */
+  read(channel: string, stats: boolean): Promise<PresenceResult>;
+}
+
 /** What sessions record. */
 export interface SessionMetrics extends RateLimitMetrics {
   /** A channel went live on a connection. */
@@ -119,6 +140,13 @@ export interface SessionDeps {
   readonly snapshotFor?: (channel: string) => Promise<RaceSnapshot | null> | null;
   /** History and this node's positions: `since` resumes with it; absent, `since` is answered `recovered: false`. */
   readonly continuity?: ResumeSource;
+  /** This node's sessions by user, for commands about a user (disconnect, revoke). */
+  readonly index?: SessionIndex<ClientSession>;
+  /** Checked when the session starts, which may be after the token was verified. */
+  readonly revocations?: SessionRevocations;
+  readonly activity?: ChannelActivity;
+  /** Absent: `presence` is answered presence_disabled. */
+  readonly presence?: PresenceReader;
 }
 
 /** What start() resolves with: the personal channel, where the client stands on it, whether `since` was honoured. */
@@ -164,7 +192,7 @@ function issuedBefore(next: Principal, held: Principal): boolean {
   return next.issuedAt === null || next.issuedAt < held.issuedAt;
 }
 
-export class ClientSession<Handle> implements Expiring {
+export class ClientSession<Handle = unknown> implements Expiring {
   /** The personal channel's membership; its name is `user:<sub>`, kept by the hub, not here. */
   private own: Membership = NONE;
   /** Every other channel: [channel, membership, channel, membership, …], created on the first; null while there is none. */
@@ -183,7 +211,9 @@ export class ClientSession<Handle> implements Expiring {
     private readonly connection: SessionConnection<Handle>,
     /** The transport's socket of this connection, handed back on every connection call. */
     private readonly socket: Handle,
-  ) {}
+  ) {
+    deps.index?.add(this);
+  }
 
   get principal(): Principal {
     return this.principalNow;
@@ -225,6 +255,8 @@ export class ClientSession<Handle> implements Expiring {
         return this.refresh(request.token);
       case "ping":
         return this.ping();
+      case "presence":
+        return this.presence(request.channel, request.stats === true);
       case "command":
         // The effect is committed even if the connection went away meanwhile;
         // a reconnecting client learns it by retrying with the same key.
@@ -240,6 +272,11 @@ export class ClientSession<Handle> implements Expiring {
    * welcome (afterSent), or the welcome says `recovered: false`.
    */
   async start(since?: ChannelPosition): Promise<Started | null> {
+    // A revocation may have arrived between the token's check and now.
+    if (this.deps.revocations?.isRevoked(this.principalNow.sub, this.principalNow.issuedAt) === true) {
+      this.connection.end(this.socket, CloseCodes.tokenRevoked, "token_revoked");
+      return null;
+    }
     this.armExpiry();
     // One string for the hub's books and the transport's: the only copy of the name.
     const own = userChannel(this.principalNow.sub);
@@ -303,7 +340,7 @@ export class ClientSession<Handle> implements Expiring {
     const verdict = this.deps.verifier.verify(token);
     if (!verdict.ok) {
       this.deps.metrics.authFailed(verdict.reason);
-      return refusal(ErrorCodes.invalidToken.code, verdict.message);
+      return refusal(authErrorCode(verdict.reason), verdict.message);
     }
     if (verdict.principal.sub !== this.principalNow.sub) return refusal(ErrorCodes.forbidden.code, "refresh token is for another user");
     if (issuedBefore(verdict.principal, this.principalNow)) return refusal(ErrorCodes.forbidden.code, "refresh token was issued before the current one");
@@ -317,6 +354,24 @@ export class ClientSession<Handle> implements Expiring {
 
   ping(): Answer<PingResult> {
     return { ok: true, serverTime: Date.now() };
+  }
+
+  /** Who is on a channel this connection receives, across the cluster. */
+  async presence(channel: string, stats: boolean): Promise<Answer<PresenceResult>> {
+    if (!isLive(this.membershipOf(channel))) return refusal(ErrorCodes.notSubscribed.code, `subscribe to ${channel} before asking who is on it`);
+    const reader = this.deps.presence;
+    if (reader === undefined || !reader.enabledFor(channel)) return refusal(ErrorCodes.presenceDisabled.code, `presence is not enabled for ${channel}`);
+    try {
+      return { ok: true, ...(await reader.read(channel, stats)) };
+    } catch (err) {
+      this.deps.log.warn({ err, namespace: channelNamespace(channel) }, "presence unavailable");
+      return refusal(ErrorCodes.unavailable.code, "presence unavailable, retry");
+    }
+  }
+
+  /** Closes the connection on the server's behalf (a backend's disconnect or revoke); nothing if it is closing already. */
+  kick(close: CloseCodeSpec, reason: string): void {
+    if (this.open) this.connection.end(this.socket, close, reason);
   }
 
   async command(name: string, data: JsonValue): Promise<Answer<CommandResult>> {
@@ -340,6 +395,7 @@ export class ClientSession<Handle> implements Expiring {
     if (!this.open) return;
     this.open = false;
     this.deps.expiries.cancel(this);
+    this.deps.index?.remove(this);
     for (const channel of this.channels()) this.leave(channel);
   }
 
@@ -408,6 +464,13 @@ export class ClientSession<Handle> implements Expiring {
     this.connection.join(this.socket, channel);
     this.setMembership(channel, liveOf(membership));
     this.deps.metrics.subscribed(channel);
+    this.deps.activity?.joined(channel, this.principalNow.sub);
+  }
+
+  /** A live channel left this connection, by request, refresh or close. */
+  private wentAway(channel: string): void {
+    this.deps.metrics.unsubscribed(channel);
+    this.deps.activity?.left(channel, this.principalNow.sub);
   }
 
   /** Gives back the session's hub reference; the only way a membership ends. */
@@ -417,7 +480,7 @@ export class ClientSession<Handle> implements Expiring {
     this.setMembership(channel, NONE);
     if (isLive(membership)) {
       this.connection.leave(this.socket, channel);
-      this.deps.metrics.unsubscribed(channel);
+      this.wentAway(channel);
     }
     this.deps.hub.release(channel);
   }

@@ -7,7 +7,8 @@
  * What a request carries on is only what its schema lists, copied out of the
  * parsed object; unknown fields stay behind. Keys that could reach a
  * prototype (`__proto__`, `constructor`, `prototype`) are refused at any depth,
- * so nothing downstream has to think about them.
+ * and so is binary data (Socket.IO attachments), so nothing downstream has to
+ * think about them.
  */
 
 import { Compile, type Validator } from "typebox/compile";
@@ -35,12 +36,22 @@ function badRequest(message: string): { readonly ok: false; readonly error: Erro
   return { ok: false, error: { code: ErrorCodes.badRequest.code, message } };
 }
 
-/** A key of `value`, at any depth, that could reach a prototype; null when there is none. Iterative: depth is checked first, but stay safe anyway. */
-function forbiddenKey(value: object): string | null {
+function isBinary(value: object): boolean {
+  return value instanceof ArrayBuffer || ArrayBuffer.isView(value);
+}
+
+/**
+ * Why `value` holds what no request accepts, at any depth: a key that could
+ * reach a prototype, or binary data (a Socket.IO attachment, which a JSON
+ * object cannot hold); null when it holds neither. Iterative: depth is
+ * checked first, but stay safe anyway.
+ */
+function refusedContent(value: object): string | null {
   const stack: object[] = [value];
   for (let top = stack.pop(); top !== undefined; top = stack.pop()) {
+    if (isBinary(top)) return "frame holds binary data, which no request accepts; send JSON";
     for (const [key, child] of Object.entries(top) as Array<[string, unknown]>) {
-      if (FORBIDDEN_KEYS.has(key)) return key;
+      if (FORBIDDEN_KEYS.has(key)) return `frame has the key "${key}", which no request accepts`;
       if (typeof child === "object" && child !== null) stack.push(child);
     }
   }
@@ -69,10 +80,10 @@ export class RequestParser {
 
   /** A request named `type` with `fields`: a Socket.IO event and its payload, or a `/ws` frame once its envelope is read. Never throws. */
   parse(type: string, fields: unknown): ParsedRequest {
-    if (!isPlainObject(fields)) return badRequest("frame must be a JSON object");
+    if (!isPlainObject(fields) || isBinary(fields)) return badRequest("frame must be a JSON object");
     if (exceedsJsonDepth(fields, this.maxJsonDepth + 1)) return badRequest(`frame nests deeper than ${this.maxJsonDepth + 1} levels`);
-    const forbidden = forbiddenKey(fields);
-    if (forbidden !== null) return badRequest(`frame has the key "${forbidden}", which no request accepts`);
+    const refused = refusedContent(fields);
+    if (refused !== null) return badRequest(refused);
     const check = this.checks.get(type);
     if (check === undefined) return { ok: false, error: { code: ErrorCodes.unknownType.code, message: `unknown frame type "${type.slice(0, 32)}"` } };
     if (!check.validator.Check(fields)) return badRequest(describeError(type as RequestType, check.validator.Errors(fields)[0]));

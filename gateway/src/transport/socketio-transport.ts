@@ -19,16 +19,17 @@
 import type { TemplatedApp } from "uWebSockets.js";
 import { Server, type Socket } from "socket.io";
 import type { Adapter } from "socket.io-adapter";
-import { CloseCodes, ErrorCodes, type CloseCodeSpec } from "../../../shared/src/codes.js";
+import { CloseCodes, ErrorCodes, type CloseCodeSpec, type ErrorCode } from "../../../shared/src/codes.js";
 import type { ChannelPosition, GapFrame, MessageFrame } from "../../../shared/src/protocol.js";
 import type { RequestFields, RequestType } from "../../../shared/src/requests.js";
-import { tokenFrom, type Principal } from "../auth/verifier.js";
+import { authErrorCode, tokenFrom, type Principal } from "../auth/verifier.js";
 import type { Delivery } from "../broker/broker.js";
 import type { FanoutSink } from "../fanout/local-fanout.js";
 import { afterSent, ClientSession, type Answer, type SessionConnection } from "./client-session.js";
 import { RequestParser } from "./request-parser.js";
 import { sinceFromObject } from "./resume-position.js";
 import { sessionIdFor } from "./session-id.js";
+import { cutSession, HARD_CAP_FACTOR, isSlowConsumer, PollingBacklog, withSocketIoBackpressure, type EngineConnection } from "./socketio-backpressure.js";
 import { spreadOver } from "./spread-over.js";
 import type { TransportDeps } from "./transport-deps.js";
 import { startAndWelcome, type Welcome } from "./welcome.js";
@@ -76,6 +77,8 @@ interface SocketData {
   closeReason: string | null;
   /** Whether the socket holds one of its user's connection slots (MAX_CONNECTIONS_PER_USER), given back once at disconnect. */
   holdsSlot: boolean;
+  /** What a long-polling session has queued for its client; absent for a session that started on WebSocket. */
+  backlog?: PollingBacklog;
 }
 
 type GatewaySocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
@@ -88,11 +91,18 @@ export interface SocketIoOptions {
   readonly maxJsonDepth: number;
   /** Origins allowed to connect from other sites; empty = same origin only. */
   readonly corsOrigins: readonly string[];
+  /** A session holding more than this for its client is cut as a slow consumer (MAX_BACKPRESSURE_BYTES). */
+  readonly maxBackpressureBytes: number;
 }
 
 export interface SocketIoDeps extends TransportDeps {
   /** The Redis adapter (or any adapter constructor) for Socket.IO's own cluster operations. */
   readonly adapter: (nsp: unknown) => Adapter;
+}
+
+/** The engine.io connection under a socket, as slow-consumer control reads it (see socketio-backpressure.ts). */
+function engineConnection(socket: GatewaySocket): EngineConnection {
+  return socket.conn as unknown as EngineConnection;
 }
 
 /** A refusal for the middleware's next(): socket.io-client's `connect_error` has the code as message and in `data`. */
@@ -117,6 +127,15 @@ interface EngineResponse {
   end(body: string): void;
 }
 
+/** engine.io's own answer to a request it cannot take, so engine.io clients read it as usual. */
+const ENGINE_BAD_REQUEST = JSON.stringify({ code: 3, message: "Bad request" });
+
+/** uWS hands a GET to the WebSocket behaviour, and so to engine.io's upgrade path, when it has a 24-character Sec-WebSocket-Key. */
+function isWebSocketUpgrade(req: EngineRequest): boolean {
+  const key = req.headers["sec-websocket-key"];
+  return req.method === "GET" && typeof key === "string" && key.length === 24;
+}
+
 /** The engine.io handshake's token: `Authorization: Bearer …`, else `?token=` (browsers on the WebSocket transport). */
 function handshakeToken(req: EngineRequest): string | undefined {
   const header = req.headers["authorization"];
@@ -136,7 +155,8 @@ export class SocketIoTransport implements SessionConnection<GatewaySocket> {
   private readonly handshakes = new WeakMap<object, { readonly principal: Principal; readonly token: string }>();
   /** Listeners shared by every socket: Socket.IO calls them with the socket as `this`. */
   private readonly onDisconnect: (this: GatewaySocket, reason: string) => void;
-  private readonly onEvent: (this: GatewaySocket, event: string, ...args: unknown[]) => void;
+  /** socket.io-parser lets an event be named by a number (`42[7,{}]`), whatever the typings say. */
+  private readonly onEvent: (this: GatewaySocket, event: unknown, ...args: unknown[]) => void;
 
   constructor(
     private readonly options: SocketIoOptions,
@@ -162,7 +182,7 @@ export class SocketIoTransport implements SessionConnection<GatewaySocket> {
       adapter: this.deps.adapter as never,
       ...(this.options.corsOrigins.length > 0 ? { cors: { origin: [...this.options.corsOrigins], credentials: true } } : {}),
     });
-    io.attachApp(app);
+    io.attachApp(withSocketIoBackpressure(app, this.options.maxBackpressureBytes));
     io.engine.use((req: EngineRequest, res: EngineResponse, next: () => void) => this.checkHandshake(req, res, next));
     // Session ids name this node, so NGINX keeps every request of a
     // long-polling session and its upgrade on it by the `sid` alone; clients
@@ -189,7 +209,7 @@ export class SocketIoTransport implements SessionConnection<GatewaySocket> {
       }
       const principal = this.connectPrincipal(socket);
       if (!principal.ok) {
-        next(connectError(ErrorCodes.invalidToken.code, principal.message));
+        next(connectError(principal.code, principal.message));
         return;
       }
       const resume = sinceFromObject((socket.handshake.auth as Record<string, unknown>)["since"]);
@@ -222,7 +242,16 @@ export class SocketIoTransport implements SessionConnection<GatewaySocket> {
    * refuses non-GET handshakes itself.
    */
   private checkHandshake(req: EngineRequest, res: EngineResponse, next: () => void): void {
-    if (req._query["sid"] !== undefined || req.method !== "GET") {
+    if (isWebSocketUpgrade(req) && req._query["transport"] !== "websocket") {
+      // engine.io's uWS server upgrades whatever `transport` names, and an
+      // upgraded polling transport later crashes the process (engine.io 6.6).
+      this.deps.metrics.clientError(ErrorCodes.badRequest.code);
+      res.writeHead(400, { "content-type": "application/json" });
+      res.end(ENGINE_BAD_REQUEST);
+      return;
+    }
+    // engine.io takes an empty `sid` for none, and so starts a session: so must this check.
+    if ((req._query["sid"] ?? "") !== "" || req.method !== "GET") {
       next();
       return;
     }
@@ -232,7 +261,7 @@ export class SocketIoTransport implements SessionConnection<GatewaySocket> {
       this.deps.metrics.authFailed(verdict.reason);
       this.deps.log.debug({ reason: verdict.reason }, "socket.io handshake refused");
       res.writeHead(401, { "content-type": "application/json" });
-      res.end(JSON.stringify({ error: { code: ErrorCodes.invalidToken.code, message: verdict.message } }));
+      res.end(JSON.stringify({ error: { code: authErrorCode(verdict.reason), message: verdict.message } }));
       return;
     }
     // A verified token is a string.
@@ -245,9 +274,9 @@ export class SocketIoTransport implements SessionConnection<GatewaySocket> {
    * packet's `auth.token` when given (a fresher token), which must then be
    * valid and for the same user.
    */
-  private connectPrincipal(socket: GatewaySocket): { readonly ok: true; readonly principal: Principal } | { readonly ok: false; readonly message: string } {
+  private connectPrincipal(socket: GatewaySocket): { readonly ok: true; readonly principal: Principal } | { readonly ok: false; readonly code: ErrorCode; readonly message: string } {
     const checked = this.handshakes.get(socket.request);
-    if (checked === undefined) return { ok: false, message: "token required at the handshake" };
+    if (checked === undefined) return { ok: false, code: ErrorCodes.invalidToken.code, message: "token required at the handshake" };
     this.handshakes.delete(socket.request);
     const handshake = checked.principal;
     const token = connectToken(socket);
@@ -257,9 +286,9 @@ export class SocketIoTransport implements SessionConnection<GatewaySocket> {
     const verdict = this.deps.verifier.verify(token);
     if (!verdict.ok) {
       this.deps.metrics.authFailed(verdict.reason);
-      return { ok: false, message: verdict.message };
+      return { ok: false, code: authErrorCode(verdict.reason), message: verdict.message };
     }
-    if (verdict.principal.sub !== handshake.sub) return { ok: false, message: "auth.token is for another user than the handshake's token" };
+    if (verdict.principal.sub !== handshake.sub) return { ok: false, code: ErrorCodes.invalidToken.code, message: "auth.token is for another user than the handshake's token" };
     return { ok: true, principal: verdict.principal };
   }
 
@@ -281,6 +310,33 @@ export class SocketIoTransport implements SessionConnection<GatewaySocket> {
         this.io?.local.to(gap.channel).emit("gap", gap);
       },
     };
+  }
+
+  /**
+   * Cuts sessions holding more than MAX_BACKPRESSURE_BYTES for their client,
+   * like the `/ws` sweep: the same bound, the same abrupt cut, the same
+   * counters. socket.io-client reconnects by itself after a transport close,
+   * and `since` recovers what the session missed.
+   */
+  sweepSlowConsumers(): number {
+    const io = this.io;
+    if (io === null) return 0;
+    let cut = 0;
+    // Deleting from a Map while iterating it is well defined: a cut socket leaves `sockets` at once.
+    for (const socket of io.of("/").sockets.values()) {
+      if (!isSlowConsumer(engineConnection(socket), socket.data.backlog, this.options.maxBackpressureBytes)) continue;
+      if (this.cutSlowConsumer(socket)) cut++;
+    }
+    return cut;
+  }
+
+  private cutSlowConsumer(socket: GatewaySocket): boolean {
+    // A socket the server is closing already is counted under that reason.
+    if (!socket.connected || socket.data.closeReason !== null) return false;
+    socket.data.closeReason = "slow_consumer";
+    this.deps.metrics.sendDropped("slow_consumer_close");
+    cutSession(engineConnection(socket));
+    return true;
   }
 
   /**
@@ -345,6 +401,11 @@ export class SocketIoTransport implements SessionConnection<GatewaySocket> {
     this.deps.metrics.connectionOpened("socketio");
     const session = new ClientSession<GatewaySocket>(this.deps.session, socket.data.principal, this, socket);
     socket.data.session = session;
+    const conn = engineConnection(socket);
+    // A closure for long-polling sessions only: they are few, and their backlog needs one.
+    if (conn.transport.name === "polling") {
+      socket.data.backlog = new PollingBacklog(conn, this.options.maxBackpressureBytes * HARD_CAP_FACTOR, () => this.cutSlowConsumer(socket));
+    }
     socket.on("disconnect", this.onDisconnect);
     socket.onAny(this.onEvent);
     const since = socket.data.since;
@@ -370,7 +431,7 @@ export class SocketIoTransport implements SessionConnection<GatewaySocket> {
    * fields (none at all reads as `{}`), and a trailing function the
    * acknowledgement. An event sent without one is still acted on.
    */
-  private request(socket: GatewaySocket, event: string, args: readonly unknown[]): void {
+  private request(socket: GatewaySocket, event: unknown, args: readonly unknown[]): void {
     // The server is closing this socket: what it still sends is not acted on.
     if (socket.data.closeReason !== null) return;
     const session = socket.data.session;
@@ -384,7 +445,7 @@ export class SocketIoTransport implements SessionConnection<GatewaySocket> {
       return;
     }
     const fields = args.length > (ack === undefined ? 0 : 1) ? args[0] : {};
-    const parsed = this.parser.parse(event, fields);
+    const parsed = this.parser.parse(String(event), fields);
     this.deps.metrics.frameReceived("socketio", parsed.ok ? parsed.request.type : "invalid");
     if (!parsed.ok) {
       this.deps.log.debug({ code: parsed.error.code }, "client event refused");

@@ -10,7 +10,7 @@
 import type { HttpRequest, HttpResponse, TemplatedApp, us_socket_context_t, WebSocket } from "uWebSockets.js";
 import { CloseCodes, ErrorCodes, ObservedCloseCodes, type CloseCodeSpec } from "../../../shared/src/codes.js";
 import type { ChannelPosition, ErrorBody, GapFrame, OkReplyFrame, ServerFrame } from "../../../shared/src/protocol.js";
-import { bearerToken, type Principal } from "../auth/verifier.js";
+import { authErrorCode, bearerToken, type Principal } from "../auth/verifier.js";
 import { isPersonalChannel } from "../../../shared/src/channels.js";
 import type { Delivery } from "../broker/broker.js";
 import type { FanoutSink, TopicPublisher } from "../fanout/local-fanout.js";
@@ -169,7 +169,7 @@ export class WsTransport implements SessionConnection<Socket> {
     if (!verdict.ok) {
       this.deps.metrics.authFailed(verdict.reason);
       this.deps.log.debug({ reason: verdict.reason }, "upgrade refused");
-      writeError(res, "401 Unauthorized", { code: ErrorCodes.invalidToken.code, message: verdict.message });
+      writeError(res, "401 Unauthorized", { code: authErrorCode(verdict.reason), message: verdict.message });
       return;
     }
     const resume = sinceFromQuery(since);

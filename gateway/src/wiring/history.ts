@@ -40,7 +40,7 @@ export interface HistoryWiring {
 }
 
 export function wireHistory(config: GatewayConfig, redis: RedisConnections, fanout: LocalFanout, metrics: SequencerMetrics, log: Logger): HistoryWiring {
-  const keyspace = new RedisKeyspace(config.redisPrefix, config.personalChannelShards);
+  const keyspace = new RedisKeyspace(config.redisPrefix, config.personalChannelShards, redis.mode === "cluster" ? "cluster" : "single");
   const policy: PublishPolicy = {
     keyspace,
     channelStateTtlSeconds: config.channelStateTtlSeconds,

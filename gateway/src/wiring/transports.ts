@@ -7,13 +7,14 @@
 import type { Logger } from "pino";
 import type { TemplatedApp } from "uWebSockets.js";
 import type { RaceSnapshot } from "../../../shared/src/race-events.js";
-import { JwtVerifier } from "../auth/verifier.js";
+import { JwtVerifier, RevocationCheckingVerifier } from "../auth/verifier.js";
 import type { Broker } from "../broker/broker.js";
 import type { GatewayConfig } from "../config.js";
 import type { LocalFanout } from "../fanout/local-fanout.js";
 import { ChannelHub } from "../hub/channel-hub.js";
 import type { ResumeSource } from "../history/resume.js";
 import type { ShutdownStep } from "../lifecycle/shutdown.js";
+import type { ClusterWiring } from "./cluster.js";
 import type { LimitsWiring } from "./limits.js";
 import type { GatewayMetrics } from "../metrics/gateway-metrics.js";
 import type { RedisConnections } from "../redis/connections.js";
@@ -48,6 +49,8 @@ export interface TransportsDeps {
   readonly continuity: ResumeSource;
   /** The snapshot a subscribe reply carries for `channel`, or null for none. */
   readonly snapshotFor: (channel: string) => Promise<RaceSnapshot | null> | null;
+  /** Revocations, the session index, channel activity and presence. */
+  readonly cluster: Pick<ClusterWiring, "revocations" | "index" | "activity" | "presence">;
 }
 
 export interface TransportsWiring {
@@ -65,7 +68,7 @@ export interface TransportsWiring {
 
 export function wireTransports(deps: TransportsDeps): TransportsWiring {
   const { config, metrics, log, refusal } = deps;
-  const verifier = new JwtVerifier(config.jwt);
+  const verifier = new RevocationCheckingVerifier(new JwtVerifier(config.jwt), deps.cluster.revocations);
   const expiries = new ExpiryWheel();
   const session = {
     expiries,
@@ -79,6 +82,10 @@ export function wireTransports(deps: TransportsDeps): TransportsWiring {
     ...(deps.commands === undefined ? {} : { commands: deps.commands }),
     snapshotFor: deps.snapshotFor,
     continuity: deps.continuity,
+    index: deps.cluster.index,
+    revocations: deps.cluster.revocations,
+    activity: deps.cluster.activity,
+    presence: deps.cluster.presence,
   };
   const ws = new WsTransport(
     { nodeId: config.nodeId, maxFrameBytes: config.maxFrameBytes, maxJsonDepth: config.maxJsonDepth, idleTimeoutSeconds: config.idleTimeoutSeconds, maxBackpressureBytes: config.maxBackpressureBytes, compression: config.wsCompression },
@@ -86,13 +93,16 @@ export function wireTransports(deps: TransportsDeps): TransportsWiring {
   );
   const adapter = socketIoAdapter(deps.redis, config.redisPrefix);
   const socketIo = new SocketIoTransport(
-    { nodeId: config.nodeId, maxFrameBytes: config.maxFrameBytes, maxJsonDepth: config.maxJsonDepth, corsOrigins: config.socketIoCorsOrigins },
+    { nodeId: config.nodeId, maxFrameBytes: config.maxFrameBytes, maxJsonDepth: config.maxJsonDepth, corsOrigins: config.socketIoCorsOrigins, maxBackpressureBytes: config.maxBackpressureBytes },
     { verifier, metrics, log, refusal, session, limits: deps.limits.connections, adapter: adapter.adapter },
   );
   // Raw sockets first, as they were subscribed first: the order deliveries reach each protocol.
   deps.fanout.addSink(ws.sink(deps.app));
   deps.fanout.addSink(socketIo.sink());
-  const slowConsumerSweep = setInterval(() => ws.sweepSlowConsumers(), SLOW_CONSUMER_SWEEP_MS);
+  const slowConsumerSweep = setInterval(() => {
+    ws.sweepSlowConsumers();
+    socketIo.sweepSlowConsumers();
+  }, SLOW_CONSUMER_SWEEP_MS);
 
   return {
     ws,

@@ -31,6 +31,8 @@ export interface DrillOptions {
 interface Received {
   readonly offset: number;
   readonly epoch: string;
+  /** The publisher's sequence number in the message (`data.seq`), when it has one. */
+  readonly seq?: number;
 }
 
 /** One SDK client and everything its application saw. */
@@ -46,6 +48,8 @@ export class DrillClient {
   constructor(
     readonly sub: string,
     readonly client: GatewayClient,
+    /** Channels besides the drill's public one and the personal one. */
+    private readonly extraChannels: readonly string[] = [],
   ) {
     client.on("resumed", (info) => this.resumed.push(info));
     const at = (): string => new Date().toISOString().slice(17, 23);
@@ -56,9 +60,10 @@ export class DrillClient {
     const subscriptions = this.channels().map((channel) => {
       this.received.set(channel, []);
       return client.subscribe(channel, {
-        message: (_event, _data, meta) => {
+        message: (_event, data, meta) => {
           if (meta.offset === null || meta.epoch === null) return;
-          this.received.get(channel)?.push({ offset: meta.offset, epoch: meta.epoch });
+          const seq = typeof data === "object" && data !== null && "seq" in data && typeof data.seq === "number" ? data.seq : undefined;
+          this.received.get(channel)?.push({ offset: meta.offset, epoch: meta.epoch, ...(seq === undefined ? {} : { seq }) });
         },
       });
     });
@@ -66,7 +71,12 @@ export class DrillClient {
   }
 
   channels(): string[] {
-    return [PUBLIC_CHANNEL, `user:${this.sub}`];
+    return [PUBLIC_CHANNEL, `user:${this.sub}`, ...this.extraChannels];
+  }
+
+  /** What it received on `channel` in `epoch`, as `offset:seq`. */
+  messages(channel: string, epoch: string): string[] {
+    return (this.received.get(channel) ?? []).filter((r) => r.epoch === epoch).map((r) => `${r.offset}:${r.seq ?? "?"}`);
   }
 
   offsets(channel: string, epoch?: string): number[] {

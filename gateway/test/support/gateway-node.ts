@@ -24,7 +24,8 @@ export interface GatewayNode {
 
 export interface StartNodeOptions {
   readonly name: string;
-  readonly redisUrl: string;
+  /** REDIS_URL; leave it out for a node that reaches Redis through REDIS_SENTINELS or REDIS_CLUSTER_NODES in `env`. */
+  readonly redisUrl?: string;
   readonly redisPrefix: string;
   readonly env?: Readonly<Record<string, string>>;
   /** Wait for /readyz 200 (default) or only for the listening log line. */
@@ -39,7 +40,8 @@ export async function startGatewayNode(options: StartNodeOptions): Promise<Gatew
     name: options.name,
     port,
     env: {
-      REDIS_URL: options.redisUrl,
+      // Blank counts as unset, and overrides a REDIS_URL the test run may have inherited.
+      REDIS_URL: options.redisUrl ?? "",
       REDIS_PREFIX: options.redisPrefix,
       JWT_SECRET: TEST_JWT_SECRET,
       PUBLISH_KEY: TEST_PUBLISH_KEY,

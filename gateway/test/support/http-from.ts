@@ -6,6 +6,7 @@
  */
 
 import http from "node:http";
+import { flatHeaders, recordResponse } from "./openapi-recorder.js";
 
 export interface Answer {
   readonly status: number;
@@ -20,7 +21,10 @@ export function getFrom(baseUrl: string, rawPath: string, localAddress: string, 
       let body = "";
       res.setEncoding("utf8");
       res.on("data", (chunk: string) => (body += chunk));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
+      res.on("end", () => {
+        recordResponse({ method: "GET", url: `${base.origin}${rawPath}`, status: res.statusCode ?? 0, headers: flatHeaders(res.headers), body });
+        resolve({ status: res.statusCode ?? 0, body, headers: res.headers });
+      });
     });
     req.on("timeout", () => req.destroy(new Error(`GET ${rawPath} from ${localAddress}: no answer within 5 s`)));
     req.on("error", reject);

@@ -6,6 +6,7 @@
 import type { Socket } from "node:net";
 import WebSocket, { type PerMessageDeflateOptions } from "ws";
 import type { ClientFrame, MessageFrame, ReplyFrame, ServerFrame, WelcomeFrame } from "../../../shared/src/protocol.js";
+import { flatHeaders, recordResponse } from "./openapi-recorder.js";
 
 export interface Closed {
   readonly code: number;
@@ -129,7 +130,9 @@ export function tryConnect(wsUrl: string, options: ConnectOptions = {}): Promise
     if (options.tokenInQuery === true) url += `${url.includes("?") ? "&" : "?"}token=${encodeURIComponent(options.token)}`;
     else headers["authorization"] = `Bearer ${options.token}`;
   }
-  const timeoutMs = options.timeoutMs ?? 5000;
+  // A welcome normally takes a few ms (p99 14 ms with the machine loaded); 10 s only
+  // bounds a hung connect on a 2-core box running two test files and their services.
+  const timeoutMs = options.timeoutMs ?? 10_000;
   return new Promise((resolve, reject) => {
     const socket = new WebSocket(url, [...(options.protocols ?? [])], {
       headers,
@@ -146,6 +149,7 @@ export function tryConnect(wsUrl: string, options: ConnectOptions = {}): Promise
       res.on("data", (chunk: Buffer) => (body += chunk.toString()));
       res.on("end", () => {
         clearTimeout(timer);
+        recordResponse({ method: "GET", url: url.replace(/^ws/, "http"), status: res.statusCode ?? 0, headers: flatHeaders(res.headers), body });
         resolve({ kind: "refused", status: res.statusCode ?? 0, body });
       });
     });

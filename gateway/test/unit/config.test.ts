@@ -66,12 +66,43 @@ describe("loadConfig", () => {
     ["CLIENT_FRAMES_PER_S", { ...base, CLIENT_FRAMES_PER_S: "0" }],
     ["SUBSCRIBE_BURST", { ...base, SUBSCRIBE_BURST: "0" }],
     ["MAX_CONNECTIONS_PER_USER", { ...base, MAX_CONNECTIONS_PER_USER: "-1" }],
+    // Sentinel and Cluster: one way to reach Redis at a time, each fully described.
+    ["REDIS_SENTINEL_MASTER", { ...base, REDIS_SENTINELS: "10.0.0.1:26379" }],
+    ["REDIS_SENTINELS", { ...base, REDIS_SENTINELS: "10.0.0.1:26379", REDIS_SENTINEL_MASTER: "gw", REDIS_URL: "redis://10.0.0.9:6379" }],
+    ["REDIS_SENTINELS", { ...base, REDIS_SENTINELS: "10.0.0.1", REDIS_SENTINEL_MASTER: "gw" }],
+    ["REDIS_SENTINELS", { ...base, REDIS_SENTINELS: "10.0.0.1:26379,10.0.0.1:26379", REDIS_SENTINEL_MASTER: "gw" }],
+    ["REDIS_SENTINELS", { ...base, REDIS_SENTINELS: "10.0.0.1:26379", REDIS_SENTINEL_MASTER: "gw", REDIS_CLUSTER_NODES: "10.0.0.2:6379" }],
+    ["REDIS_SENTINEL_MASTER", { ...base, REDIS_SENTINEL_MASTER: "gw" }],
+    ["REDIS_SENTINEL_PASSWORD", { ...base, REDIS_SENTINEL_PASSWORD: "secret" }],
+    ["REDIS_CLUSTER_NODES", { ...base, REDIS_CLUSTER_NODES: "10.0.0.2:6379", REDIS_URL: "redis://10.0.0.9:6379" }],
+    ["REDIS_CLUSTER_NODES", { ...base, REDIS_CLUSTER_NODES: "10.0.0.2:0" }],
+    ["REDIS_PASSWORD", { ...base, REDIS_PASSWORD: "secret" }],
+    ["REDIS_WAIT_REPLICAS", { ...base, REDIS_WAIT_REPLICAS: "-1" }],
   ];
   for (const [variable, env] of bad) {
     it(`names ${variable} when it is wrong (${JSON.stringify(env).slice(0, 60)})`, () => {
       expect(failure(env).variable).toBe(variable);
     });
   }
+
+  it("reaches Redis through Sentinels or a Cluster when told to", () => {
+    expect(loadConfig({ ...base, REDIS_SENTINELS: "10.0.0.1:26379, [fd00::2]:26380", REDIS_SENTINEL_MASTER: "gw", REDIS_PASSWORD: "p", REDIS_SENTINEL_PASSWORD: "s" }).redis).toEqual({
+      kind: "sentinel",
+      sentinels: [
+        { host: "10.0.0.1", port: 26379 },
+        { host: "fd00::2", port: 26380 },
+      ],
+      masterName: "gw",
+      sentinelPassword: "s",
+      password: "p",
+    });
+    expect(loadConfig({ ...base, REDIS_CLUSTER_NODES: "redis-0.redis:6379,redis-1.redis:6379", REDIS_WAIT_REPLICAS: "1" })).toMatchObject({
+      redis: { kind: "cluster", nodes: [{ host: "redis-0.redis", port: 6379 }, { host: "redis-1.redis", port: 6379 }] },
+      redisWaitReplicas: 1,
+    });
+    // REDIS_URL left at its default (a compose file that sets it for every node) is no conflict.
+    expect(loadConfig({ ...base, REDIS_URL: "redis://127.0.0.1:6379", REDIS_CLUSTER_NODES: "10.0.0.2:6379" }).redis.kind).toBe("cluster");
+  });
 
   it("accepts the development credentials in development, where tokens need no exp", () => {
     const config = loadConfig({ ...base, GATEWAY_ENV: "development", JWT_SECRET: DEV_JWT_SECRET, PUBLISH_KEY: DEV_PUBLISH_KEY });
@@ -130,7 +161,8 @@ describe("loadConfig", () => {
     const literal = (name: string): string => /^`(.*)`$/.exec(documented.get(name) ?? "")?.[1] ?? `no literal default for ${name}`;
     expect(String(config.port)).toBe(literal("PORT"));
     expect(config.host).toBe(literal("HOST"));
-    expect(config.redisUrl).toBe(literal("REDIS_URL"));
+    expect(config.redis).toEqual({ kind: "standalone", url: literal("REDIS_URL") });
+    expect(String(config.redisWaitReplicas)).toBe(literal("REDIS_WAIT_REPLICAS"));
     expect(String(config.postgres?.poolMax)).toBe(literal("PG_POOL_MAX"));
     expect(String(config.clock?.leaseTtlMs)).toBe(literal("CLOCK_LEASE_TTL_MS"));
     expect(String(config.clock?.oddsMarginBp)).toBe(literal("ODDS_MARGIN_BP"));

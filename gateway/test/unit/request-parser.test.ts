@@ -55,6 +55,17 @@ describe("requests", () => {
     }
   });
 
+  it("refuses binary data, which Socket.IO attachments bring and JSON cannot hold, at any depth", () => {
+    for (const payload of [Buffer.from("{}"), new Uint8Array(2), new ArrayBuffer(3)]) {
+      expect(parser.parse("ping", payload)).toEqual({ ok: false, error: { code: "bad_request", message: "frame must be a JSON object" } });
+    }
+    expect(parser.parse("subscribe", { channel: "race", since: { offset: 1, epoch: "e", x: [Buffer.from("a")] } })).toEqual({
+      ok: false,
+      error: { code: "bad_request", message: "frame holds binary data, which no request accepts; send JSON" },
+    });
+    expect(parser.parse("command", { name: "n", data: { b: new Float64Array(1) } })).toMatchObject({ ok: false, error: { code: "bad_request" } });
+  });
+
   it("refuses a payload that is not an object", () => {
     for (const payload of [null, "race", 1, ["race"]]) {
       expect(parser.parse("subscribe", payload)).toEqual({ ok: false, error: { code: "bad_request", message: "frame must be a JSON object" } });

@@ -28,6 +28,27 @@ describe("stream replies", () => {
     ]);
   });
 
+  it("reads entries as bytes, naming the fields whose first value is not UTF-8", () => {
+    const bad = Buffer.from([0x22, 0xff, 0x22]);
+    const entries = parseReadReply([
+      [
+        Buffer.from("gw:ingest"),
+        [
+          [Buffer.from("1-0"), [Buffer.from("channel"), Buffer.from("forecasts"), Buffer.from("data"), Buffer.from("1")]],
+          [Buffer.from("2-0"), [Buffer.from("data"), bad, Buffer.from("data"), Buffer.from("2"), Buffer.from("event"), bad]],
+          [Buffer.from("3-0"), [Buffer.from("data"), Buffer.from("3"), Buffer.from("data"), bad]],
+        ],
+      ],
+    ]);
+    expect(entries).toEqual([
+      { id: "1-0", fields: ["channel", "forecasts", "data", "1"] },
+      { id: "2-0", fields: ["data", '"\uFFFD"', "data", "2", "event", '"\uFFFD"'], notUtf8: ["data", "event"] },
+      { id: "3-0", fields: ["data", "3", "data", '"\uFFFD"'] },
+    ]);
+    const rejected = validateEntry(entries[1]!, { maxDataBytes: 1000, maxDataDepth: 32 });
+    expect(isRejection(rejected) && { reason: rejected.reason, message: rejected.message }).toEqual({ reason: "bad_json", message: "data is not valid UTF-8" });
+  });
+
   it("refuses XREADGROUP replies of any other shape", () => {
     for (const reply of ["OK", 7, [["gw:ingest", "x"]], [["gw:ingest", [[1, []]]]], [["gw:ingest", [["1-0", [1, 2]]]]], ["not an array"]]) {
       expect(() => parseReadReply(reply)).toThrow(/unexpected/);

@@ -164,3 +164,21 @@ export class DeliveryTally {
     if (this.strays > 0) strays.add(this.strays);
   }
 }
+
+/**
+ * Scores `tally` exactly once, then closes `ws`: when every owed message is in
+ * (call the returned function), when the socket closes (call it too), or at
+ * `deadlineMs`, whichever comes first.
+ */
+export function scoreOnce(tally, ws, delivered, strays, deadlineMs) {
+  let scored = false;
+  const finish = () => {
+    if (scored) return;
+    scored = true;
+    clearTimeout(deadline);
+    tally.score(delivered, strays);
+    ws.close();
+  };
+  const deadline = setTimeout(finish, deadlineMs);
+  return finish;
+}

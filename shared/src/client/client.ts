@@ -19,7 +19,7 @@
 
 import { CloseCodes, type CloseCodeSpec } from "../codes.js";
 import type { RaceSnapshot } from "../race-events.js";
-import { BEARER_SUBPROTOCOL_PREFIX, WS_SUBPROTOCOL, type ErrorBody, type GapFrame, type JsonValue, type MessageFrame, type ServerFrame, type SubscribeResult, type WelcomeFrame } from "../protocol.js";
+import { BEARER_SUBPROTOCOL_PREFIX, WS_SUBPROTOCOL, type ErrorBody, type GapFrame, type JsonValue, type MessageFrame, type PresenceResult, type ServerFrame, type SubscribeResult, type WelcomeFrame } from "../protocol.js";
 // Types only: the schema library stays out of the browser bundle.
 import type { RequestOf } from "../requests.js";
 import { backoffDelay, drainDelay, refreshDelay } from "./backoff.js";
@@ -245,6 +245,16 @@ export class GatewayClient {
   command(name: string, data: JsonValue, timeoutMs?: number): Promise<OkReply>;
   command(name: string, data: unknown, timeoutMs?: number): Promise<OkReply> {
     return this.request({ type: "command", name, data: data as JsonValue } satisfies RequestOf<"command">, timeoutMs);
+  }
+
+  /**
+   * Who is on `channel` across the cluster (users with their connections, or
+   * with `stats` only the numbers). The channel must be subscribed and its
+   * namespace keep presence; rejects with `not_subscribed` or
+   * `presence_disabled` otherwise.
+   */
+  presence(channel: string, stats = false): Promise<PresenceResult> {
+    return this.request({ type: "presence", channel, stats } satisfies RequestOf<"presence">) as unknown as Promise<PresenceResult>;
   }
 
   /**

@@ -10,7 +10,7 @@ export { backoffCeiling, backoffDelay, drainDelay, refreshDelay, type BackoffPol
 export * from "./types.js";
 export type { RaceEventPayloads, RaceSnapshot, RaceStarted, RaceSync, RoundFinished, RoundStarted, Screen, TimerUpdate } from "../race-events.js";
 export type { PlaceBetData, PlaceBetResult, PlacedBetView } from "../commands.js";
-export type { JsonValue } from "../protocol.js";
+export type { JsonValue, PresenceChange, PresenceMember, PresenceResult } from "../protocol.js";
 // verifyRound() itself lives in ./verify-round.ts, bundled on its own as /verify-round.js:
 // it would take the main bundle past its budget, and most screens never verify.
 export type { RoundProof, RoundVerification } from "./verify-round.js";

@@ -6,7 +6,7 @@
 
 import type { ErrorCode } from "../codes.js";
 import type { PlaceBetData, PlaceBetResult } from "../commands.js";
-import type { ChannelPosition, JsonValue } from "../protocol.js";
+import type { ChannelPosition, JsonValue, PresenceChange } from "../protocol.js";
 import type { RaceEventPayloads } from "../race-events.js";
 
 export type { ChannelPosition } from "../protocol.js";
@@ -42,6 +42,10 @@ export interface PortfolioUpdate {
 export interface ChannelEventPayloads extends RaceEventPayloads {
   readonly forecast_update: ForecastUpdate;
   readonly portfolio_update: PortfolioUpdate;
+  /** A user's first connection subscribed, on a channel of PRESENCE_JOIN_LEAVE. */
+  readonly presence_join: PresenceChange;
+  /** A user's last connection left it. */
+  readonly presence_leave: PresenceChange;
 }
 
 export type ChannelEventName = keyof ChannelEventPayloads;
@@ -74,8 +78,9 @@ export type ConnectionState = "connecting" | "connected" | "reconnecting" | "dis
 
 /** Why a socket ended, as the SDK saw it. */
 export interface DisconnectInfo {
-  /** WebSocket close code; 1006 when the connection failed or dropped without a close frame. */
+  /** WebSocket close code; 1006 when the connection failed or dropped without a close frame. 4000: a backend disconnected the user; 4003: the token was revoked (neither reconnects). */
   readonly code: number;
+  /** The close frame's reason: for 4000, the one the backend gave (e.g. "banned: cheating"). */
   readonly reason: string;
   /** Whether the SDK will reconnect by itself. */
   readonly willReconnect: boolean;

@@ -1,8 +1,8 @@
 /**
- * The benchmark's generator processes (loadtest/worker.ts), forked and
- * driven over IPC: one request, one reply, each bounded in time. Every
- * forked worker is remembered until it exits, so a controller that is
- * interrupted can kill them all.
+ * The benchmark controller's side of its load generator processes
+ * (loadtest/worker.ts): fork one, ask it something over IPC and wait for the
+ * answer, close it. Every live one is in `liveWorkers`, so a controller that
+ * is interrupted can kill them all.
  */
 
 import { fork, type ChildProcess } from "node:child_process";
@@ -53,7 +53,6 @@ export class WorkerHandle {
   }
 }
 
-/** Forked and not yet exited. */
 export const liveWorkers = new Set<ChildProcess>();
 
 export function forkWorker(): WorkerHandle {
