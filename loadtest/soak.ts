@@ -61,17 +61,33 @@ for (const [name, value] of Object.entries({ minutes: MINUTES, clients: CLIENTS,
 
 interface Worker {
   readonly child: ChildProcess;
-  request(message: SoakWorkerMessage, expect: SoakWorkerReply["type"]): Promise<SoakWorkerReply>;
+  /** The worker's answer, or a rejection after `timeoutMs`: a soak never waits on a worker unbounded. */
+  request(message: SoakWorkerMessage, expect: SoakWorkerReply["type"], timeoutMs: number): Promise<SoakWorkerReply>;
 }
+
+/** How long the clients of one worker may take to connect and subscribe. */
+const CONNECT_TIMEOUT_MS = 120_000;
+/** How long a worker may take to report or close. */
+const REPLY_TIMEOUT_MS = 60_000;
+
+/** Forked workers still running, for a Ctrl-C to stop. */
+const liveWorkers = new Set<ChildProcess>();
 
 function forkWorker(): Worker {
   const child = fork(path.join(repoRoot(), "dist/loadtest/soak-worker.js"), [], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  liveWorkers.add(child);
+  child.once("exit", () => liveWorkers.delete(child));
   return {
     child,
-    request: (message, expect) =>
+    request: (message, expect, timeoutMs) =>
       new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          child.off("message", onMessage);
+          reject(new Error(`soak worker did not answer ${message.type} with ${expect} within ${timeoutMs} ms`));
+        }, timeoutMs);
         const onMessage = (reply: SoakWorkerReply): void => {
           if (reply.type !== expect) return;
+          clearTimeout(timer);
           child.off("message", onMessage);
           resolve(reply);
         };
@@ -106,13 +122,14 @@ async function main(): Promise<void> {
   const redisDir = await mkdtemp(path.join(os.tmpdir(), "gw-soak-redis-"));
   const redis = await startRedis({ dir: redisDir, persistence: "aof" });
   const prefix = `soak-${process.pid}`;
-  const env = { REDIS_URL: redis.url, REDIS_PREFIX: prefix, JWT_SECRET, PUBLISH_KEY, LOG_LEVEL: "warn", DRAIN_WINDOW_MS: "2000", CLOCK_ENABLED: "false" };
+  // Every client comes from this one address: the per-address connect limits (the nodes' and NGINX's) are off.
+  const env = { REDIS_URL: redis.url, REDIS_PREFIX: prefix, JWT_SECRET, PUBLISH_KEY, LOG_LEVEL: "warn", DRAIN_WINDOW_MS: "2000", CLOCK_ENABLED: "false", CONNECTS_PER_ADDRESS_PER_S: "0" };
   const nodes = await Promise.all(
     ["soak-1", "soak-2", "soak-3"].map(async (name) => ({ name, port: await freePort() })),
   );
   const procs = new Map<string, ManagedProcess>();
   for (const node of nodes) procs.set(node.name, await startGatewayProcess({ name: node.name, port: node.port, env }));
-  const nginx = await startNginx({ nodes: nodes.map((node) => ({ name: node.name, host: "127.0.0.1", port: node.port })) });
+  const nginx = await startNginx({ nodes: nodes.map((node) => ({ name: node.name, host: "127.0.0.1", port: node.port })), limits: "off" });
   process.stdout.write(`soak: cluster up (Redis with AOF, 3 nodes, NGINX ${nginx.url}); connecting ${CLIENTS} SDK clients in ${WORKERS} workers\n`);
 
   const workers = Array.from({ length: WORKERS }, () => forkWorker());
@@ -120,7 +137,7 @@ async function main(): Promise<void> {
   await Promise.all(
     workers.map((worker, workerIndex) => {
       const config: SoakWorkerConfig = { workerIndex, wsUrl: `${nginx.url.replace(/^http/, "ws")}/ws`, jwtSecret: JWT_SECRET, subPrefix: SUB_PREFIX, clients: Math.min(perWorker, CLIENTS - workerIndex * perWorker), publicChannel: PUBLIC_CHANNEL, startedAt: started };
-      return worker.request({ type: "start", config }, "ready");
+      return worker.request({ type: "start", config }, "ready", CONNECT_TIMEOUT_MS);
     }),
   );
   // Let every subscription be confirmed before counting from the first publish.
@@ -180,7 +197,7 @@ async function main(): Promise<void> {
   let reports: ClientReport[] = [];
   let latency: Record<string, LatencyHistogram> = {};
   for (let attempt = 0; attempt < 30; attempt++) {
-    const replies = await Promise.all(workers.map((w) => w.request({ type: "report" }, "report")));
+    const replies = await Promise.all(workers.map((w) => w.request({ type: "report" }, "report", REPLY_TIMEOUT_MS)));
     reports = replies.flatMap((reply) => (reply.type === "report" ? [...reply.clients] : []));
     latency = {};
     for (const reply of replies) {
@@ -254,15 +271,25 @@ async function main(): Promise<void> {
 
   await mkdir(path.join(repoRoot(), "loadtest/results"), { recursive: true });
   await writeFile(path.join(repoRoot(), "loadtest/results/soak.md"), `${lines.join("\n")}\n`);
-  await Promise.all(workers.map((w) => w.request({ type: "close" }, "closed").catch(() => undefined)));
+  await Promise.all(workers.map((w) => w.request({ type: "close" }, "closed", REPLY_TIMEOUT_MS).catch(() => undefined)));
   await nginx.stop();
   await stopAll();
   await rm(redisDir, { recursive: true, force: true });
   process.exit(delivered === expected && duplicates === 0 && skipped === 0 ? 0 : 1);
 }
 
+// Ctrl-C or SIGTERM: stop the workers and the cluster before going, never leave them holding ports.
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.once(signal, () => {
+    process.stderr.write(`soak: ${signal}: stopping workers and the cluster\n`);
+    for (const child of liveWorkers) child.kill("SIGKILL");
+    void stopAll("SIGTERM", 3000).finally(() => process.exit(130));
+  });
+}
+
 main().catch(async (err: unknown) => {
   process.stderr.write(`soak: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  for (const child of liveWorkers) child.kill("SIGKILL");
   await stopAll();
   process.exit(1);
 });

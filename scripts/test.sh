@@ -11,4 +11,11 @@ echo "test: typecheck (sources, tests, live page)" >&2
 npm run -s typecheck
 echo "test: lint" >&2
 npm run -s lint
-exec ./node_modules/.bin/vitest run "$@"
+# Files named on the command line run as asked; the whole suite runs in two
+# phases, the latency comparisons alone at the end (see vitest.config.ts).
+if [ "$#" -gt 0 ]; then
+  exec ./node_modules/.bin/vitest run "$@"
+fi
+TEST_PHASE=parallel ./node_modules/.bin/vitest run
+echo "test: latency comparisons, one file at a time" >&2
+TEST_PHASE=quiet exec ./node_modules/.bin/vitest run

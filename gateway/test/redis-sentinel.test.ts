@@ -14,15 +14,13 @@
 
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { RoundStarted } from "../../shared/src/race-events.js";
 import { startPostgres, type PostgresHandle } from "../../scripts/lib/postgres.js";
 import { startSentinelGroup, type SentinelGroup } from "../../scripts/lib/redis-sentinel.js";
 import { testPool } from "./support/db.js";
 import { PUBLIC_CHANNEL, type DrillClient } from "./support/drill.js";
 import { eventually } from "./support/eventually.js";
-import { failoverClients, failoverPublisher, historyOffsets, PublishProbe, ReadinessWatch, settled } from "./support/failover.js";
+import { expectFailoverHeld, expectRoundClockWentOn, failoverClients, failoverNodeEnv, failoverPublisher, PublishProbe, ReadinessWatch } from "./support/failover.js";
 import { startGatewayNode, uniquePrefix, type GatewayNode } from "./support/gateway-node.js";
-import { metricValue } from "./support/metrics.js";
 import { token } from "./support/tokens.js";
 import { connect, type TestClient } from "./support/ws-client.js";
 
@@ -48,18 +46,7 @@ beforeAll(async () => {
         env: {
           REDIS_SENTINELS: group.sentinelList,
           REDIS_SENTINEL_MASTER: group.masterName,
-          REDIS_WAIT_REPLICAS: "1",
-          LOG_LEVEL: "warn",
-          CLOCK_ENABLED: "true",
-          DATABASE_URL: postgres.url,
-          PG_SCHEMA: schema,
-          ROUND_WAIT_MS: "1200",
-          ROUND_RACE_MS: "800",
-          ROUND_FINISH_MS: "400",
-          TIMER_UPDATE_INTERVAL_MS: "100",
-          RACE_SYNC_INTERVAL_MS: "200",
-          CLOCK_LEASE_TTL_MS: "1000",
-          RACE_RUNNERS: "6",
+          ...failoverNodeEnv(postgres.url, schema),
         },
       }),
     ),
@@ -79,13 +66,6 @@ async function raceScreen(node: GatewayNode): Promise<TestClient> {
   screens.push(screen);
   await screen.subscribe("race");
   return screen;
-}
-
-function roundsStarted(screen: TestClient): number[] {
-  return screen
-    .messages("race")
-    .filter((m) => m.event === "round_started")
-    .map((m) => (m.data as unknown as RoundStarted).roundId);
 }
 
 describe("Redis Sentinel", () => {
@@ -115,34 +95,7 @@ describe("Redis Sentinel", () => {
     await probe.stop();
     await readiness.stop();
 
-    // Every node said not ready while there was no master, and was ready again within seconds.
-    for (const node of nodes) expect(readiness.wasNotReady(node.name, killedAt), node.name).toBe(true);
-    expect(readyAgainAt - killedAt, JSON.stringify(nodes.map((node) => readiness.transitions(node.name, killedAt)))).toBeLessThan(15_000);
-    // A publish without retries was refused with 503 meanwhile, never anything but 200 or 503…
-    expect(probe.results.some((r) => r.status === 503)).toBe(true);
-    expect(probe.results.filter((r) => r.status !== 200 && r.status !== 503)).toEqual([]);
-    // …and each 200 it got is in the new master's history: an acknowledged publish survived the failover.
-    const acknowledged = probe.results.filter((r) => r.status === 200);
-    expect(acknowledged.length).toBeGreaterThan(0);
-    const history = await historyOffsets(nodes[1] as GatewayNode, PROBE_CHANNEL);
-    for (const ack of acknowledged) {
-      expect(ack.epoch).toBe(history.epoch);
-      expect(history.offsets).toContain(ack.offset);
-    }
-    expect(publisher.retries).toBeGreaterThan(0);
-
-    // Every acknowledged message reached every client exactly once (or it was told recovered:false).
-    expect(await settled(clients, backend, 20_000)).toEqual([]);
-
-    // The round clock goes on: on every node, two more rounds start after the failover…
-    const lastBefore = Math.max(...screensByNode.flatMap((s) => roundsStarted(s).filter((id) => id > 0)));
-    await Promise.all(screensByNode.map((s) => s.waitForMessage((m) => m.event === "round_started" && (m.data as unknown as RoundStarted).roundId >= lastBefore + 2, 15_000)));
-    // …and Postgres holds each round once, numbered without a hole.
-    const { rows } = await db.query<{ id: string }>(`SELECT id FROM ${schema}.rounds ORDER BY id`);
-    const ids = rows.map((row) => Number(row.id));
-    expect(ids).toEqual(ids.map((_, i) => (ids[0] as number) + i));
-    // Exactly one authority after all this.
-    const leaders = await Promise.all(nodes.map((node) => metricValue(node.httpUrl, "gateway_clock_leader")));
-    expect(leaders.reduce((a, b) => a + b, 0)).toBe(1);
+    await expectFailoverHeld({ nodes, readiness, killedAt, readyAgainAt, probe, probeChannel: PROBE_CHANNEL, backend, clients });
+    await expectRoundClockWentOn(screensByNode, db, schema, nodes);
   });
 });

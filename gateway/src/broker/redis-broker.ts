@@ -210,7 +210,8 @@ export class RedisBroker implements Broker {
       if (first) this.options.metrics.redisCommandFailed("subscribe");
       throw err;
     } finally {
-      if (first) this.subscribing.delete(bus);
+      // Only our own entry: the bus may have been dropped and subscribed afresh meanwhile.
+      if (first && this.subscribing.get(bus) === pending) this.subscribing.delete(bus);
     }
   }
 

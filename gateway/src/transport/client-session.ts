@@ -272,6 +272,17 @@ export class ClientSession<Handle = unknown> implements Expiring {
    * welcome (afterSent), or the welcome says `recovered: false`.
    */
   async start(since?: ChannelPosition): Promise<Started | null> {
+    try {
+      return await this.begin(since);
+    } catch (err) {
+      // Never a socket left open without its welcome: the client is told to come back.
+      this.deps.log.error({ err }, "session start failed");
+      if (this.open) this.connection.end(this.socket, CloseCodes.unavailable, "unavailable");
+      return null;
+    }
+  }
+
+  private async begin(since?: ChannelPosition): Promise<Started | null> {
     // A revocation may have arrived between the token's check and now.
     if (this.deps.revocations?.isRevoked(this.principalNow.sub, this.principalNow.issuedAt) === true) {
       this.connection.end(this.socket, CloseCodes.tokenRevoked, "token_revoked");

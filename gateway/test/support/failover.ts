@@ -8,13 +8,39 @@
  * was told it could not recover.
  */
 
+import type pg from "pg";
+import { expect } from "vitest";
 import WebSocket from "ws";
+import type { RoundStarted } from "../../../shared/src/race-events.js";
 import { connect } from "../../../shared/src/client/index.js";
 import { IdempotentPublisher } from "../../../loadtest/lib/idempotent-publisher.js";
 import { DrillClient } from "./drill.js";
 import type { GatewayNode } from "./gateway-node.js";
 import { TEST_PUBLISH_KEY } from "./gateway-node.js";
+import { metricValue } from "./metrics.js";
 import { token } from "./tokens.js";
+import type { TestClient } from "./ws-client.js";
+
+/**
+ * A node of a failover test: a fast round clock on Postgres (so rounds turn
+ * over during the failover) and waits for one replica on each publish.
+ */
+export function failoverNodeEnv(postgresUrl: string, schema: string): Record<string, string> {
+  return {
+    REDIS_WAIT_REPLICAS: "1",
+    LOG_LEVEL: "warn",
+    CLOCK_ENABLED: "true",
+    DATABASE_URL: postgresUrl,
+    PG_SCHEMA: schema,
+    ROUND_WAIT_MS: "1200",
+    ROUND_RACE_MS: "800",
+    ROUND_FINISH_MS: "400",
+    TIMER_UPDATE_INTERVAL_MS: "100",
+    RACE_SYNC_INTERVAL_MS: "200",
+    CLOCK_LEASE_TTL_MS: "1000",
+    RACE_RUNNERS: "6",
+  };
+}
 
 /**
  * Clients spread over the nodes round robin, each on the drill's public
@@ -223,4 +249,63 @@ export async function historyOffsets(node: GatewayNode, channel: string): Promis
   if (res.status !== 200) throw new Error(`history of ${channel}: ${res.status} ${await res.text()}`);
   const body = (await res.json()) as { epoch: string; messages: Array<{ offset: number }> };
   return { epoch: body.epoch, offsets: body.messages.map((m) => m.offset) };
+}
+
+export interface FailoverOutcome {
+  readonly nodes: readonly GatewayNode[];
+  readonly readiness: ReadinessWatch;
+  readonly killedAt: number;
+  readonly readyAgainAt: number;
+  readonly probe: PublishProbe;
+  readonly probeChannel: string;
+  readonly backend: FailoverPublisher;
+  readonly clients: readonly DrillClient[];
+}
+
+/**
+ * What every Redis failover must show once it is over (watch, probe and
+ * publisher stopped): every node said not ready and was ready again within
+ * 15 s; a publish without retries was answered 503 meanwhile, never anything
+ * but 200 or 503, and each 200 is in history (an acknowledged publish
+ * survived); the publisher had to retry; every acknowledged message reached
+ * every client exactly once, or the client was told it could not recover.
+ */
+export async function expectFailoverHeld(outcome: FailoverOutcome): Promise<void> {
+  const { nodes, readiness, killedAt, probe, backend } = outcome;
+  for (const node of nodes) expect(readiness.wasNotReady(node.name, killedAt), node.name).toBe(true);
+  expect(outcome.readyAgainAt - killedAt, JSON.stringify(nodes.map((node) => readiness.transitions(node.name, killedAt)))).toBeLessThan(15_000);
+  expect(probe.results.some((r) => r.status === 503)).toBe(true);
+  expect(probe.results.filter((r) => r.status !== 200 && r.status !== 503)).toEqual([]);
+  const acknowledged = probe.results.filter((r) => r.status === 200);
+  expect(acknowledged.length).toBeGreaterThan(0);
+  const history = await historyOffsets(nodes[1] as GatewayNode, outcome.probeChannel);
+  for (const ack of acknowledged) {
+    expect(ack.epoch).toBe(history.epoch);
+    expect(history.offsets).toContain(ack.offset);
+  }
+  expect(backend.publisher.retries).toBeGreaterThan(0);
+  expect(await settled(outcome.clients, backend, 20_000)).toEqual([]);
+}
+
+/** The rounds a race screen saw start, in order. */
+export function roundsStarted(screen: TestClient): number[] {
+  return screen
+    .messages("race")
+    .filter((m) => m.event === "round_started")
+    .map((m) => (m.data as unknown as RoundStarted).roundId);
+}
+
+/**
+ * The round clock went on after a failover: two more rounds start on every
+ * node's screen, Postgres holds each round once with no hole in the
+ * numbering, and exactly one node is the authority.
+ */
+export async function expectRoundClockWentOn(screens: readonly TestClient[], db: pg.Pool, schema: string, nodes: readonly GatewayNode[]): Promise<void> {
+  const lastBefore = Math.max(...screens.flatMap((s) => roundsStarted(s).filter((id) => id > 0)));
+  await Promise.all(screens.map((s) => s.waitForMessage((m) => m.event === "round_started" && (m.data as unknown as RoundStarted).roundId >= lastBefore + 2, 15_000)));
+  const { rows } = await db.query<{ id: string }>(`SELECT id FROM ${schema}.rounds ORDER BY id`);
+  const ids = rows.map((row) => Number(row.id));
+  expect(ids).toEqual(ids.map((_, i) => (ids[0] as number) + i));
+  const leaders = await Promise.all(nodes.map((node) => metricValue(node.httpUrl, "gateway_clock_leader")));
+  expect(leaders.reduce((a, b) => a + b, 0)).toBe(1);
 }

@@ -7,11 +7,10 @@
  * node re-subscribed (a round_voided, a bet_settled) never reached them.
  */
 
-import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import type { Delivery } from "../../src/broker/broker.js";
-import { ChannelSequencer, type GapNotice } from "../../src/history/channel-sequencer.js";
 import type { History, HistorySlice } from "../../src/history/history.js";
+import { subscribedSequencer, type RecordingSequencer } from "../support/recording-sequencer.js";
 
 /** History as Redis keeps it: one epoch per channel, messages by offset. */
 class MemoryHistory implements Pick<History, "since"> {
@@ -34,28 +33,7 @@ class MemoryHistory implements Pick<History, "since"> {
   }
 }
 
-function sequencer(history: MemoryHistory): { seq: ChannelSequencer; out: string[] } {
-  const out: string[] = [];
-  const seq = new ChannelSequencer({
-    history,
-    forward: (delivery) => out.push(delivery.frame.toString()),
-    signalGap: (notice: GapNotice) => out.push(`gap:${notice.reason}`),
-    metrics: { gapDetected: () => undefined, gapRepaired: () => undefined, gapUnrecoverable: () => undefined, duplicateDropped: () => undefined },
-    log: pino({ level: "silent" }),
-    repairLimit: 100,
-    maxHeld: 100,
-    catchUpConcurrency: 2,
-    readAttempts: 1,
-    pause: () => Promise.resolve(),
-  });
-  return { seq, out };
-}
-
-async function subscribed(history: MemoryHistory): Promise<{ seq: ChannelSequencer; out: string[] }> {
-  const parts = sequencer(history);
-  await parts.seq.subscriptions({ subscribe: () => Promise.resolve(), unsubscribe: () => Promise.resolve() }).subscribe("user:ann");
-  return parts;
-}
+const subscribed = (history: MemoryHistory): Promise<RecordingSequencer> => subscribedSequencer(history, "user:ann");
 
 const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 

@@ -6,11 +6,10 @@
  * not drop them as repeats of offsets they already hold.
  */
 
-import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import type { Delivery } from "../../src/broker/broker.js";
-import { ChannelSequencer, type GapNotice } from "../../src/history/channel-sequencer.js";
 import type { History, HistorySlice } from "../../src/history/history.js";
+import { subscribedSequencer, type RecordingSequencer } from "../support/recording-sequencer.js";
 
 class MemoryHistory implements Pick<History, "since"> {
   messages: Delivery[] = [];
@@ -32,27 +31,7 @@ class MemoryHistory implements Pick<History, "since"> {
   }
 }
 
-async function subscribed(history: MemoryHistory): Promise<{ seq: ChannelSequencer; out: string[]; notices: GapNotice[] }> {
-  const out: string[] = [];
-  const notices: GapNotice[] = [];
-  const seq = new ChannelSequencer({
-    history,
-    forward: (delivery) => out.push(delivery.frame.toString()),
-    signalGap: (notice) => {
-      notices.push(notice);
-      out.push(`gap:${notice.reason}`);
-    },
-    metrics: { gapDetected: () => undefined, gapRepaired: () => undefined, gapUnrecoverable: () => undefined, duplicateDropped: () => undefined },
-    log: pino({ level: "silent" }),
-    repairLimit: 100,
-    maxHeld: 100,
-    catchUpConcurrency: 2,
-    readAttempts: 1,
-    pause: () => Promise.resolve(),
-  });
-  await seq.subscriptions({ subscribe: () => Promise.resolve(), unsubscribe: () => Promise.resolve() }).subscribe("forecasts");
-  return { seq, out, notices };
-}
+const subscribed = (history: MemoryHistory): Promise<RecordingSequencer> => subscribedSequencer(history, "forecasts");
 
 describe("ChannelSequencer when Redis lost messages it had forwarded", () => {
   it("tells the subscribers at the catch-up and forwards the messages that take those offsets again", async () => {

@@ -1,18 +1,9 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { GatewayClient } from "../../src/client/client.js";
 import { fakeServer, flush, ManualTimers, seededRandom } from "./fakes.js";
-import { harness, type Harness } from "./harness.js";
+import { closedAfterEach } from "./harness.js";
 
-let open: Harness[] = [];
-async function started(...args: Parameters<typeof harness>): Promise<Harness> {
-  const h = await harness(...args);
-  open.push(h);
-  return h;
-}
-afterEach(async () => {
-  await Promise.all(open.map((h) => h.client.close()));
-  open = [];
-});
+const started = closedAfterEach();
 
 describe("connection states", () => {
   it("goes connecting → connected → disconnected → reconnecting → connecting → connected", async () => {

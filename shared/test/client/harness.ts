@@ -1,5 +1,6 @@
 /** A client wired to the fakes, recording every event it emits. */
 
+import { afterEach } from "vitest";
 import { GatewayClient } from "../../src/client/client.js";
 import type { ClientEvents, ClientOptions, TokenSource } from "../../src/client/types.js";
 import { fakeServer, flush, ManualTimers, type FakeServer } from "./fakes.js";
@@ -28,5 +29,19 @@ export async function harness(options: ClientOptions = {}, auth: TokenSource = {
     server,
     events,
     of: <K extends keyof ClientEvents>(name: K) => events.filter((e) => e.name === name).map((e) => e.value as ClientEvents[K]),
+  };
+}
+
+/** A harness starter for one test file: every client it started is closed after each test. */
+export function closedAfterEach(): (...args: Parameters<typeof harness>) => Promise<Harness> {
+  let open: Harness[] = [];
+  afterEach(async () => {
+    await Promise.all(open.map((h) => h.client.close()));
+    open = [];
+  });
+  return async (...args) => {
+    const h = await harness(...args);
+    open.push(h);
+    return h;
   };
 }

@@ -1,16 +1,8 @@
-import { afterEach, describe, expect, it } from "vitest";
-import { harness, type Harness } from "./harness.js";
+import { describe, expect, it } from "vitest";
+import { closedAfterEach, type Harness } from "./harness.js";
 
-let open: Harness[] = [];
-async function started(): Promise<Harness> {
-  const h = await harness({ requestTimeoutMs: 2000 });
-  open.push(h);
-  return h;
-}
-afterEach(async () => {
-  await Promise.all(open.map((h) => h.client.close()));
-  open = [];
-});
+const start = closedAfterEach();
+const started = (): Promise<Harness> => start({ requestTimeoutMs: 2000 });
 
 const bet = { roundId: 4, selection: 2, amount: 100, odds: 7.6, idempotencyKey: "key-12345678" };
 

@@ -1,20 +1,11 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { continuity } from "../../src/client/resume.js";
 import type { DeliveryMeta, ResumedInfo } from "../../src/client/types.js";
 import type { TimerUpdate } from "../../src/race-events.js";
 import { flush } from "./fakes.js";
-import { harness, type Harness } from "./harness.js";
+import { closedAfterEach, type Harness } from "./harness.js";
 
-let open: Harness[] = [];
-async function started(...args: Parameters<typeof harness>): Promise<Harness> {
-  const h = await harness(...args);
-  open.push(h);
-  return h;
-}
-afterEach(async () => {
-  await Promise.all(open.map((h) => h.client.close()));
-  open = [];
-});
+const started = closedAfterEach();
 
 function tick(timeLeft: number, serverTime: number): TimerUpdate {
   return { roundId: 7, timer: { timeLeft, totalDuration: 60_000, percentage: (timeLeft / 60_000) * 100 }, currentScreen: "game_screen", odds: [7.6, 7.6], serverTime };
@@ -39,6 +30,17 @@ function recorder(): { log: string[]; handlers: { message: (event: string, data:
 /** `resumed` events of one channel (the fakes' welcome has no positions, so the personal channel resumes unrecovered too). */
 function resumedOn(h: Harness, channel: string): ResumedInfo[] {
   return h.of("resumed").filter((info) => info.channel === channel);
+}
+
+/** A client whose subscription to `channel` was answered at `offset` of epoch e1, with its handlers' log. */
+async function subscribedAt(channel: string, offset: number): Promise<{ h: Harness; log: string[] }> {
+  const h = await started();
+  const { log, handlers } = recorder();
+  h.client.subscribe(channel, handlers);
+  h.server.last().accept();
+  h.server.last().replySubscribe(channel, { offset, epoch: "e1" });
+  await flush();
+  return { h, log };
 }
 
 async function reconnect(h: Harness, welcome: Parameters<Harness["server"]["sockets"][number]["accept"]>[0] = {}): Promise<void> {
@@ -122,12 +124,7 @@ describe("resume across reconnects", () => {
   });
 
   it("replays a recovered channel after its reply, dropping repeats by offset", async () => {
-    const h = await started();
-    const { log, handlers } = recorder();
-    h.client.subscribe("forecasts", handlers);
-    h.server.last().accept();
-    h.server.last().replySubscribe("forecasts", { offset: 10, epoch: "e1" });
-    await flush();
+    const { h, log } = await subscribedAt("forecasts", 10);
     await reconnect(h);
     expect(h.server.last().sentOfType("subscribe").at(-1)).toMatchObject({ channel: "forecasts", since: { offset: 10, epoch: "e1" } });
     h.server.last().replySubscribe("forecasts", { offset: 12, epoch: "e1", recovered: true });
@@ -140,12 +137,7 @@ describe("resume across reconnects", () => {
   });
 
   it("re-applies the race snapshot when not recovered, even one older than the last tick before the loss", async () => {
-    const h = await started();
-    const { log, handlers } = recorder();
-    h.client.subscribe("race", handlers);
-    h.server.last().accept();
-    h.server.last().replySubscribe("race", { offset: 9, epoch: "e1" });
-    await flush();
+    const { h, log } = await subscribedAt("race", 9);
     h.server.last().receive(message("race", 10, "e1", tick(30_000, 5000)));
     await reconnect(h);
     // Another node, whose clock is a little behind the first one's.
@@ -158,12 +150,7 @@ describe("resume across reconnects", () => {
   });
 
   it("holds deliveries that beat a reply and hands them over after it, from the reply's position", async () => {
-    const h = await started();
-    const { log, handlers } = recorder();
-    h.client.subscribe("race", handlers);
-    h.server.last().accept();
-    h.server.last().replySubscribe("race", { offset: 9, epoch: "e1" });
-    await flush();
+    const { h, log } = await subscribedAt("race", 9);
     await reconnect(h);
     // Not recovered: the server joined the socket at 40 before it read the snapshot.
     h.server.last().receive(message("race", 41, "e1", tick(20_000, 8000)));
@@ -189,12 +176,7 @@ describe("resume across reconnects", () => {
 
 describe("resync on the open socket", () => {
   it("after a gap frame: leaves, drops what follows the hole, joins again from the last message processed", async () => {
-    const h = await started();
-    const { log, handlers } = recorder();
-    h.client.subscribe("race", handlers);
-    h.server.last().accept();
-    h.server.last().replySubscribe("race", { offset: 9, epoch: "e1" });
-    await flush();
+    const { h, log } = await subscribedAt("race", 9);
     h.server.last().receive(message("race", 10));
     h.server.last().receive({ type: "gap", channel: "race", offset: 10, epoch: "e1", reason: "history_lost" });
     h.server.last().receive(message("race", 12));

@@ -1,19 +1,11 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { TimerUpdate } from "../../src/race-events.js";
 import type { DeliveryMeta } from "../../src/client/types.js";
 import { flush } from "./fakes.js";
-import { harness, type Harness } from "./harness.js";
+import { closedAfterEach, type Harness } from "./harness.js";
 
-let open: Harness[] = [];
-async function started(): Promise<Harness> {
-  const h = await harness();
-  open.push(h);
-  return h;
-}
-afterEach(async () => {
-  await Promise.all(open.map((h) => h.client.close()));
-  open = [];
-});
+const start = closedAfterEach();
+const started = (): Promise<Harness> => start();
 
 function tick(roundId: number, timeLeft: number, serverTime: number): TimerUpdate {
   return { roundId, timer: { timeLeft, totalDuration: 60_000, percentage: (timeLeft / 60_000) * 100 }, currentScreen: "game_screen", odds: [7.6, 7.6], serverTime };

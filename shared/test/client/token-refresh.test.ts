@@ -1,16 +1,11 @@
-import { afterEach, describe, expect, it } from "vitest";
-import { harness, type Harness } from "./harness.js";
+import { describe, expect, it } from "vitest";
+import { closedAfterEach, type Harness } from "./harness.js";
 
-let open: Harness[] = [];
-afterEach(async () => {
-  await Promise.all(open.map((h) => h.client.close()));
-  open = [];
-});
+const start = closedAfterEach();
 
 async function withTokens(): Promise<Harness & { calls: () => number }> {
   let calls = 0;
-  const h = await harness({ refreshLeadMs: 30_000, refreshRetryMs: 5000 }, { getToken: () => Promise.resolve(`token-${++calls}`) });
-  open.push(h);
+  const h = await start({ refreshLeadMs: 30_000, refreshRetryMs: 5000 }, { getToken: () => Promise.resolve(`token-${++calls}`) });
   return Object.assign(h, { calls: () => calls });
 }
 
@@ -65,8 +60,7 @@ describe("token refresh", () => {
   });
 
   it("schedules nothing for a fixed token or a token without expiry", async () => {
-    const fixed = await harness();
-    open.push(fixed);
+    const fixed = await start();
     fixed.server.last().accept({ expiresAt: fixed.timers.now() + 60_000 });
     expect(fixed.timers.nextDelay()).toBeNull();
     const endless = await withTokens();
