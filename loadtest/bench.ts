@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --quick] [-- --only id,id] [-- --seconds N] [-- --profile]
+ * npm run bench [-- --quick] [-- --only id,id] [-- --seconds N] [-- --profile] [-- --profile-connect]
  *
  * Fan-out benchmark on this machine: the gateway at several scales next to
  * the baselines a team would otherwise pick (Socket.IO on Node's HTTP server
@@ -27,31 +27,30 @@
  * be read as such (see docs/performance.md).
  */
 
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import WebSocket from "ws";
-import { startGatewayProcess } from "../scripts/lib/gateway.js";
-import { startNginx, type NginxHandle } from "../scripts/lib/nginx.js";
 import { repoRoot } from "../scripts/lib/paths.js";
-import { freePort } from "../scripts/lib/ports.js";
-import { startProcess, stopAll, type ManagedProcess } from "../scripts/lib/process.js";
+import { stopAll } from "../scripts/lib/process.js";
 import { startRedis, type RedisHandle } from "../scripts/lib/redis.js";
 import type { WsCompression } from "../gateway/src/transport/ws-compression.js";
 import { renderShardRows, runShardRows, type ShardRow } from "./bench-shards.js";
 import { renderSelfTimes, type CpuProfile } from "./lib/cpuprofile.js";
 import { LatencyHistogram } from "./lib/histogram.js";
 import { childPids, cpuSeconds, cpuSplit, machineJiffies, rssBytes } from "./lib/proc-stats.js";
-import type { ClientProtocol, ConnectResult, WorkerConfig, WorkerStats } from "./lib/worker-protocol.js";
 import { forkWorker, liveWorkers, type WorkerHandle } from "./lib/workers.js";
+import { InspectorSession } from "./lib/inspector.js";
+import { BENCH_JWT_SECRET, BENCH_PUBLISH_KEY, startServers, type ServerKind, type Servers } from "./lib/servers.js";
+import { liveStormWorkers, renderStorm, runStorm, type StormResult } from "./lib/storm.js";
+import type { ClientProtocol, ConnectResult, WorkerConfig, WorkerStats } from "./lib/worker-protocol.js";
 
-const JWT_SECRET = "bench-secret-0123456789abcdef";
-const PUBLISH_KEY = "bench-publish-key-0123456789";
 // `race` is the round clock's own channel: the publish API refuses it.
 const CHANNEL = "forecasts";
 const FORECAST_CHANNEL = "forecasts:bench";
 const PUBLISH_INTERVAL_MS = 500;
+/** MEMORY_LIMIT_MB of the storm's nodes: a small pod's budget (npm run bench:storm -- --budget-mb to change). */
+const STORM_BUDGET_MB = 256;
 /** Sockets per generator process: the descriptor limit is 20,000 per process. */
 const SOCKETS_PER_WORKER = 17_000;
 /** Source addresses per worker; 127.0.<worker+1>.<1..N> */
@@ -64,7 +63,6 @@ const DRAIN_WAIT_MS = 10_000;
  */
 const COMPRESSION_DRAIN_WAIT_MS = 60_000;
 
-type ServerKind = "gateway" | "socketio-node" | "ws-naive";
 /** timer: the round clock's ~200-byte `timer_update`; forecast: a ~3 KB `forecast_update`. */
 type Payload = "timer" | "forecast";
 
@@ -84,8 +82,15 @@ interface Scenario {
 interface Row {
   readonly scenario: Scenario;
   readonly connect: ConnectResult;
+  /** The server processes' CPU (user + system) while the sockets connected and subscribed. */
+  readonly connectCpuSeconds: number;
+  /** Server RSS added per connection, both readings after a full GC in every server process. */
   readonly rssPerConnKb: number;
+  /** The same without the GC after connecting: handshake garbage V8 had not collected yet counts too. */
+  readonly rssPerConnNoGcKb: number;
   readonly rssAfterMb: number;
+  /** V8's young generation in memory before that GC, all server processes: part of the no-GC figure that does not grow with connections. */
+  readonly youngBeforeGcMb: number;
   readonly latency: LatencyHistogram;
   readonly delivered: number;
   readonly expected: number;
@@ -112,6 +117,8 @@ const { values } = parseArgs({
     only: { type: "string" },
     seconds: { type: "string" },
     profile: { type: "boolean", default: false },
+    /** Profile the first server process while the sockets connect, instead of during the broadcast. */
+    "profile-connect": { type: "boolean", default: false },
     out: { type: "string" },
   },
   strict: true,
@@ -136,11 +143,13 @@ function scenarios(): Scenario[] {
   const plain = { payload: "timer", compression: null } as const;
   const all: Scenario[] = [
     { id: "raw-1k", label: "gateway raw, 1 node", server: "gateway", nodes: 1, nginx: false, protocol: "raw", sockets: n(1000, 200), ...plain },
+    { id: "base-uws-10k", label: "baseline bare uWS (the floor: no auth, no per-socket state)", server: "uws-bare", nodes: 1, nginx: false, protocol: "raw", sockets: n(10_000, 1000), ...plain },
     { id: "raw-10k", label: "gateway raw, 1 node", server: "gateway", nodes: 1, nginx: false, protocol: "raw", sockets: n(10_000, 1000), ...plain },
     { id: "raw-19k", label: "gateway raw, 1 node", server: "gateway", nodes: 1, nginx: false, protocol: "raw", sockets: n(19_000, 2000), ...plain },
     { id: "raw-100k", label: "gateway raw, 6 nodes", server: "gateway", nodes: 6, nginx: false, protocol: "raw", sockets: n(100_000, 6000), ...plain },
     { id: "raw-nginx-10k", label: "gateway raw, 3 nodes + NGINX", server: "gateway", nodes: 3, nginx: true, protocol: "raw", sockets: n(10_000, 1000), ...plain },
     { id: "sio-10k", label: "gateway Socket.IO, 1 node", server: "gateway", nodes: 1, nginx: false, protocol: "socketio", sockets: n(10_000, 1000), ...plain },
+    { id: "base-sio-uws-10k", label: "baseline plain Socket.IO on uWS + redis-adapter", server: "socketio-uws", nodes: 1, nginx: false, protocol: "socketio", sockets: n(10_000, 1000), ...plain },
     { id: "base-sio-10k", label: "baseline Socket.IO on Node http + redis-adapter", server: "socketio-node", nodes: 1, nginx: false, protocol: "socketio", sockets: n(10_000, 1000), ...plain },
     { id: "base-ws-10k", label: "baseline naive ws loop", server: "ws-naive", nodes: 1, nginx: false, protocol: "raw", sockets: n(10_000, 1000), ...plain },
     ...COMPRESSION_ROWS.map(
@@ -157,132 +166,23 @@ function scenarios(): Scenario[] {
       }),
     ),
   ];
-  const only = values.only?.split(",").map((s) => s.trim());
+  const only = selected();
   // `compression` names the group of compression rows.
   return only ? all.filter((s) => only.includes(s.id) || (only.includes("compression") && s.compression !== null)) : all;
 }
+
+/** The ids --only names, or null for every row. */
+function selected(): string[] | null {
+  return values.only?.split(",").map((s) => s.trim()) ?? null;
+}
+
+/** The reconnect storm (loadtest/lib/storm.ts) runs after the broadcast rows, as `storm-10k`. */
+const STORM_ID = "storm-10k";
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 function log(line: string): void {
   process.stderr.write(`[bench] ${line}\n`);
-}
-
-// ---------------------------------------------------------------- servers
-
-interface Servers {
-  /** ws:// bases the clients connect to. */
-  readonly clientTargets: string[];
-  /** http:// bases that accept POST /v1/publish. */
-  readonly publishTargets: string[];
-  /** The measured server processes (gateway nodes or the baseline). */
-  readonly pids: number[];
-  readonly nginx: NginxHandle | null;
-  readonly inspectorUrl: string | null;
-  stop(): Promise<void>;
-}
-
-/** A copy of nginx/nginx.conf for this box: see docs/performance.md on worker_connections. */
-async function benchNginxConf(dir: string): Promise<string> {
-  const original = await readFile(path.join(repoRoot(), "nginx", "nginx.conf"), "utf8");
-  // The stock 9,500 connections × 2 workers hold 9,500 proxied sockets (two
-  // connections each), short of the 10k row. 19,000 stays under the 20,000
-  // descriptors a worker may open.
-  const conf = original.replace(/worker_connections\s+\d+;/, "worker_connections 19000;");
-  const file = path.join(dir, "nginx.bench.conf");
-  await writeFile(file, conf);
-  return file;
-}
-
-async function startServers(scenario: Scenario, redis: RedisHandle, profile: boolean): Promise<Servers> {
-  const prefix = `bench-${scenario.id}-${Date.now().toString(36)}`;
-  const procs: ManagedProcess[] = [];
-  let inspectorUrl: string | null = null;
-  const stopProcs = async (): Promise<void> => {
-    for (const proc of procs.reverse()) await proc.stop("SIGTERM", 5000);
-  };
-  try {
-    if (scenario.server === "gateway") {
-      const nodes = await Promise.all(
-        Array.from({ length: scenario.nodes }, async (_, i) => {
-          const name = `bench-node-${i + 1}`;
-          const port = await freePort();
-          const inspect = profile && i === 0;
-          const proc = await startGatewayProcess({
-            name,
-            port,
-            nodeArgs: inspect ? ["--inspect=127.0.0.1:0"] : [],
-            env: {
-              REDIS_URL: redis.url,
-              REDIS_PREFIX: prefix,
-              JWT_SECRET,
-              PUBLISH_KEY,
-              LOG_LEVEL: "warn",
-              CLOCK_ENABLED: "false",
-              INGEST_ENABLED: "false",
-              IDLE_TIMEOUT_S: "120",
-              DRAIN_WINDOW_MS: "200",
-              // Every frame compressed for the clients that offer it, whatever its size: the row measures the cost at that size.
-              ...(scenario.compression === null ? {} : { WS_COMPRESSION: scenario.compression, WS_COMPRESSION_MIN_BYTES: "0" }),
-              // The generators are thousands of clients behind a few loopback addresses.
-              CONNECTS_PER_ADDRESS_PER_S: "0",
-            },
-            timeoutMs: 30_000,
-          });
-          procs.push(proc);
-          if (inspect) {
-            const line = await proc.waitForLine(/Debugger listening on ws:\/\//, 5000, { includeSeen: true });
-            inspectorUrl = /(ws:\/\/\S+)/.exec(line)?.[1] ?? null;
-          }
-          return { name, host: "127.0.0.1", port, pid: proc.pid };
-        }),
-      );
-      let nginx: NginxHandle | null = null;
-      if (scenario.nginx) {
-        const dir = await mkdtemp(path.join(os.tmpdir(), "gw-bench-nginx-conf-"));
-        try {
-          nginx = await startNginx({ nodes: nodes.map(({ name, host, port }) => ({ name, host, port })), confPath: await benchNginxConf(dir), limits: "off" });
-        } finally {
-          // startNginx copies the file into its own prefix directory.
-          await rm(dir, { recursive: true, force: true });
-        }
-      }
-      const direct = nodes.map((n) => `127.0.0.1:${n.port}`);
-      return {
-        clientTargets: nginx ? [`ws://127.0.0.1:${nginx.port}`] : direct.map((a) => `ws://${a}`),
-        publishTargets: nginx ? [`http://127.0.0.1:${nginx.port}`] : direct.map((a) => `http://${a}`),
-        pids: nodes.map((n) => n.pid),
-        nginx,
-        inspectorUrl,
-        stop: async () => {
-          await nginx?.stop();
-          await stopProcs();
-        },
-      };
-    }
-    const port = await freePort();
-    const script = scenario.server === "socketio-node" ? "socketio-node.js" : "ws-naive.js";
-    const proc = await startProcess({
-      name: scenario.server,
-      command: process.execPath,
-      args: [path.join(repoRoot(), "dist/loadtest/baselines", script)],
-      env: { PORT: String(port), JWT_SECRET, PUBLISH_KEY, REDIS_URL: redis.url, REDIS_PREFIX: prefix },
-      readyLine: /^listening \d+/,
-      timeoutMs: 15_000,
-    });
-    procs.push(proc);
-    return {
-      clientTargets: [`ws://127.0.0.1:${port}`],
-      publishTargets: [`http://127.0.0.1:${port}`],
-      pids: [proc.pid],
-      nginx: null,
-      inspectorUrl: null,
-      stop: stopProcs,
-    };
-  } catch (err) {
-    await stopProcs();
-    throw err;
-  }
 }
 
 // ---------------------------------------------------------------- the run
@@ -330,7 +230,7 @@ async function publishOne(target: string, seq: number, payload: Payload): Promis
   try {
     const res = await fetch(`${target}/v1/publish`, {
       method: "POST",
-      headers: { authorization: `Bearer ${PUBLISH_KEY}`, "content-type": "application/json" },
+      headers: { authorization: `Bearer ${BENCH_PUBLISH_KEY}`, "content-type": "application/json" },
       body: JSON.stringify(payload === "timer" ? timerUpdate(seq) : forecastUpdate(seq)),
       signal: AbortSignal.timeout(5000),
     });
@@ -343,52 +243,68 @@ async function publishOne(target: string, seq: number, payload: Payload): Promis
 }
 
 async function inspectorProfile(url: string): Promise<{ stop: () => Promise<CpuProfile> }> {
-  const ws = new WebSocket(url);
-  await new Promise<void>((resolve, reject) => {
-    ws.once("open", () => resolve());
-    ws.once("error", reject);
-  });
-  let nextId = 1;
-  const call = (method: string, params: object = {}): Promise<Record<string, unknown>> =>
-    new Promise((resolve, reject) => {
-      const id = nextId++;
-      const timer = setTimeout(() => reject(new Error(`inspector ${method} timed out`)), 30_000);
-      const onMessage = (data: WebSocket.RawData): void => {
-        const message = JSON.parse((data as Buffer).toString("utf8")) as { id?: number; result?: Record<string, unknown>; error?: unknown };
-        if (message.id !== id) return;
-        clearTimeout(timer);
-        ws.off("message", onMessage);
-        if (message.error !== undefined) reject(new Error(`inspector ${method}: ${JSON.stringify(message.error)}`));
-        else resolve(message.result ?? {});
-      };
-      ws.on("message", onMessage);
-      ws.send(JSON.stringify({ id, method, params }));
-    });
-  await call("Profiler.enable");
+  const inspector = await InspectorSession.connect(url);
+  await inspector.call("Profiler.enable");
   // 1 ms sampling, the default of `node --cpu-prof`.
-  await call("Profiler.setSamplingInterval", { interval: 1000 });
-  await call("Profiler.start");
+  await inspector.call("Profiler.setSamplingInterval", { interval: 1000 });
+  await inspector.call("Profiler.start");
   return {
     stop: async () => {
-      const result = await call("Profiler.stop");
-      ws.close();
+      const result = await inspector.call("Profiler.stop");
+      inspector.close();
       return result["profile"] as CpuProfile;
     },
   };
 }
 
+/** Two full collections in every server process (the second frees what the first's finalizers released). */
+/**
+ * Two full collections in every server process (the second frees what the
+ * first's finalizers released). Resolves with the bytes V8's young
+ * generation held in memory just before, summed over the processes: what
+ * the collection gives back besides garbage (V8 grows the young generation
+ * up to 2 × 16 MB under allocation, whatever the number of connections).
+ */
+async function collectGarbage(servers: Servers): Promise<number> {
+  const young = await Promise.all(
+    servers.processes.map(async ({ inspectorUrl }) => {
+      if (inspectorUrl === null) return 0;
+      const inspector = await InspectorSession.connect(inspectorUrl);
+      try {
+        const evaluated = await inspector.call("Runtime.evaluate", {
+          expression: "process.getBuiltinModule('v8').getHeapSpaceStatistics().filter((s) => s.space_name === 'new_space').reduce((sum, s) => sum + s.physical_space_size, 0)",
+          returnByValue: true,
+        });
+        await inspector.collectGarbage();
+        await inspector.collectGarbage();
+        const value = (evaluated["result"] as { value?: unknown } | undefined)?.value;
+        return typeof value === "number" ? value : 0;
+      } finally {
+        inspector.close();
+      }
+    }),
+  );
+  return young.reduce((a, b) => a + b, 0);
+}
+
 async function runScenario(scenario: Scenario, redis: RedisHandle, profileDir: string | null): Promise<Row> {
   log(`${scenario.id}: starting ${scenario.label}`);
-  const servers = await startServers(scenario, redis, profileDir !== null);
+  // Every server with the inspector open, so memory is read after a full GC in each.
+  const servers = await startServers(scenario, redis, "all");
+  const pids = servers.processes.map((p) => p.proc.pid);
   const workers: WorkerHandle[] = [];
   try {
     await sleep(1000);
-    const rssBefore = servers.pids.reduce((sum, pid) => sum + rssBytes(pid), 0);
+    await collectGarbage(servers);
+    const rssBefore = pids.reduce((sum, pid) => sum + rssBytes(pid), 0);
 
     const workerCount = Math.max(1, Math.ceil(scenario.sockets / SOCKETS_PER_WORKER), scenario.nginx ? 1 : 0);
     const runTag = `${scenario.id}-${Date.now().toString(36)}-`;
     for (let w = 0; w < workerCount; w++) workers.push(forkWorker());
     const connectBudgetMs = Math.max(30_000, scenario.sockets * 2);
+    const connectInspector = servers.processes[0]?.inspectorUrl ?? null;
+    const connectProfiler = profileDir !== null && values["profile-connect"] && connectInspector !== null ? await inspectorProfile(connectInspector) : null;
+    const connectCpuBefore = pids.map(cpuSeconds);
     const started = Date.now();
     const progress = setInterval(() => log(`${scenario.id}: ${workers.reduce((s, w) => s + w.progress, 0)}/${scenario.sockets} subscribed`), 5000);
     let results: ConnectResult[];
@@ -402,7 +318,7 @@ async function runScenario(scenario: Scenario, redis: RedisHandle, profileDir: s
             // Rotate the target list per worker so multi-node rows spread evenly.
             targets: servers.clientTargets.map((_, i) => servers.clientTargets[(i + w) % servers.clientTargets.length]!),
             sockets: share,
-            jwtSecret: JWT_SECRET,
+            jwtSecret: BENCH_JWT_SECRET,
             subPrefix: runTag,
             channel: scenario.payload === "timer" ? CHANNEL : FORECAST_CHANNEL,
             sourceAddresses: Array.from({ length: ADDRESSES_PER_WORKER }, (_, i) => `127.0.${w + 1}.${i + 1}`),
@@ -423,15 +339,25 @@ async function runScenario(scenario: Scenario, redis: RedisHandle, profileDir: s
       errors: mergeCounts(results.map((r) => r.errors)),
       seconds: (Date.now() - started) / 1000,
     };
+    const connectCpuSeconds = pids.map(cpuSeconds).reduce((sum, cpu, i) => sum + cpu - connectCpuBefore[i]!, 0);
     log(`${scenario.id}: ${connect.established}/${scenario.sockets} subscribed in ${connect.seconds.toFixed(1)} s${connect.failed ? `, ${connect.failed} failed ${JSON.stringify(connect.errors)}` : ""}`);
+    if (connectProfiler && profileDir) {
+      const profile = await connectProfiler.stop();
+      const file = path.join(profileDir, `${scenario.id}-connect.cpuprofile`);
+      await writeFile(file, JSON.stringify(profile));
+      log(`${scenario.id}: CPU profile of ${servers.processes[0]?.name ?? "the server"} while connecting written to ${file}\n${renderSelfTimes(profile, 30)}`);
+    }
 
     await sleep(SETTLE_MS);
-    const rssAfter = servers.pids.reduce((sum, pid) => sum + rssBytes(pid), 0);
+    const rssAfterNoGc = pids.reduce((sum, pid) => sum + rssBytes(pid), 0);
+    const youngBeforeGc = await collectGarbage(servers);
+    const rssAfter = pids.reduce((sum, pid) => sum + rssBytes(pid), 0);
 
-    const profiler = servers.inspectorUrl ? await inspectorProfile(servers.inspectorUrl) : null;
+    const inspectorUrl = servers.processes[0]?.inspectorUrl ?? null;
+    const profiler = profileDir !== null && !values["profile-connect"] && inspectorUrl !== null ? await inspectorProfile(inspectorUrl) : null;
     await Promise.all(workers.map((w) => w.ask({ type: "window" }, "window-open", 10_000)));
     const nginxPids = servers.nginx ? [servers.nginx.proc.pid, ...childPids(servers.nginx.proc.pid)] : [];
-    const cpuBefore = servers.pids.map(cpuSplit);
+    const cpuBefore = pids.map(cpuSplit);
     const proxyCpuBefore = nginxPids.map(cpuSeconds);
     const machineBefore = machineJiffies();
     const windowStart = performance.now();
@@ -460,7 +386,7 @@ async function runScenario(scenario: Scenario, redis: RedisHandle, profileDir: s
       if (delivered >= expectedApprox) break;
       await sleep(250);
     }
-    const cpuAfter = servers.pids.map(cpuSplit);
+    const cpuAfter = pids.map(cpuSplit);
     const proxyCpuAfter = nginxPids.map(cpuSeconds);
     const machineAfter = machineJiffies();
     if (profiler && profileDir) {
@@ -479,8 +405,11 @@ async function runScenario(scenario: Scenario, redis: RedisHandle, profileDir: s
     return {
       scenario,
       connect,
+      connectCpuSeconds,
       rssPerConnKb: established > 0 ? (rssAfter - rssBefore) / established / 1024 : Number.NaN,
+      rssPerConnNoGcKb: established > 0 ? (rssAfterNoGc - rssBefore) / established / 1024 : Number.NaN,
       rssAfterMb: rssAfter / 1024 / 1024,
+      youngBeforeGcMb: youngBeforeGc / 1024 / 1024,
       latency,
       delivered: sum(stats.map((s) => s.delivered)),
       expected: (messages - publishFailures) * subscribedAtWindow,
@@ -518,15 +447,15 @@ const fmt = (x: number, digits = 1): string => (Number.isFinite(x) ? x.toFixed(d
 
 function renderTable(rows: readonly Row[]): string {
   const lines = [
-    "| scenario | server | connections | RSS KB/conn | p50 ms | p95 ms | p99 ms | max ms | deliveries/s | delivered/expected | server CPU s (% of a core, kernel share) | generator CPU s | machine busy |",
-    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    "| scenario | server | connections | connect s | server CPU µs/connect | RSS KB/conn (after GC) | RSS KB/conn (no GC) | p50 ms | p95 ms | p99 ms | max ms | deliveries/s | delivered/expected | server CPU s (% of a core, kernel share) | generator CPU s | machine busy |",
+    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
   ];
   for (const r of rows) {
     const window = r.windowSeconds;
     const cpu = `${fmt(r.serverCpuSeconds, 2)} (${fmt((r.serverCpuSeconds / window) * 100, 0)} %, ${fmt(r.serverSysShare * 100, 0)} % sys)${r.proxyCpuSeconds !== null ? ` + NGINX ${fmt(r.proxyCpuSeconds, 2)}` : ""}`;
     const ratio = r.expected > 0 ? `${fmt((r.delivered / r.expected) * 100, 3)} %` : "–";
     lines.push(
-      `| ${r.scenario.id} | ${r.scenario.label} | ${r.connect.established}/${r.scenario.sockets} | ${fmt(r.rssPerConnKb, 2)} | ${fmt(r.latency.percentile(50))} | ${fmt(r.latency.percentile(95))} | ${fmt(r.latency.percentile(99))} | ${fmt(r.latency.percentile(100))} | ${Math.round(r.delivered / window)} | ${ratio} | ${cpu} | ${fmt(r.generatorCpuSeconds, 2)} | ${fmt(r.machineBusy * 100, 0)} % |`,
+      `| ${r.scenario.id} | ${r.scenario.label} | ${r.connect.established}/${r.scenario.sockets} | ${fmt(r.connect.seconds, 2)} | ${fmt((r.connectCpuSeconds / Math.max(1, r.connect.established)) * 1e6, 0)} | ${fmt(r.rssPerConnKb, 2)} | ${fmt(r.rssPerConnNoGcKb, 2)} | ${fmt(r.latency.percentile(50))} | ${fmt(r.latency.percentile(95))} | ${fmt(r.latency.percentile(99))} | ${fmt(r.latency.percentile(100))} | ${Math.round(r.delivered / window)} | ${ratio} | ${cpu} | ${fmt(r.generatorCpuSeconds, 2)} | ${fmt(r.machineBusy * 100, 0)} % |`,
     );
   }
   return lines.join("\n");
@@ -564,13 +493,35 @@ function renderTargets(rows: readonly Row[]): string {
     "| target | measured | verdict |",
     "|---|---|---|",
     `| 100k authenticated raw connections (6 nodes) | ${r100 ? `${r100.connect.established}` : "–"} | ${verdict(r100 ? r100.connect.established >= 100_000 : undefined)} |`,
-    `| ≤ 2 KB gateway RSS per connection (100k) | ${r100 ? `${fmt(r100.rssPerConnKb, 2)} KB` : "–"} | ${verdict(r100 ? r100.rssPerConnKb <= 2 : undefined)} |`,
+    `| ≤ 2 KB gateway RSS per connection (100k, six nodes; after GC) | ${r100 ? `${fmt(r100.rssPerConnKb, 2)} KB` : "–"} | ${verdict(r100 ? r100.rssPerConnKb <= 2 : undefined)} |`,
     `| p99 < 100 ms at 10k, one node | ${r10 ? `${fmt(r10.latency.percentile(99))} ms` : "–"} | ${verdict(r10 ? r10.latency.percentile(99) < 100 : undefined)} |`,
     `| p95 < 250 ms at 100k | ${r100 ? `${fmt(r100.latency.percentile(95))} ms` : "–"} | ${verdict(r100 ? r100.latency.percentile(95) < 250 : undefined)} |`,
     `| delivered/expected = 100 % (every gateway row) | ${rows.filter((r) => r.scenario.server === "gateway").map((r) => `${r.scenario.id} ${r.delivered}/${r.expected}`).join(", ")} | ${verdict(rows.some((r) => r.scenario.server === "gateway") ? allDelivered : undefined)} |`,
     `| ≥ 6× less memory per connection than Socket.IO-on-Node at 10k | ${r10 && sio ? `${fmt(sio.rssPerConnKb / r10.rssPerConnKb)}×` : "–"} | ${verdict(r10 && sio ? sio.rssPerConnKb / r10.rssPerConnKb >= 6 : undefined)} |`,
     `| ≥ 5× lower p95 than Socket.IO-on-Node at 10k | ${r10 && sio ? `${fmt(sio.latency.percentile(95) / r10.latency.percentile(95))}×` : "–"} | ${verdict(r10 && sio ? sio.latency.percentile(95) / r10.latency.percentile(95) >= 5 : undefined)} |`,
   ];
+  return lines.join("\n");
+}
+
+/** Issue 16's targets: memory per connection with a distinct user each, the Socket.IO path against plain Socket.IO, connect time against bare uWS. */
+function renderLeanTargets(rows: readonly Row[]): string {
+  const find = (id: string): Row | undefined => rows.find((r) => r.scenario.id === id);
+  const verdict = (ok: boolean | undefined): string => (ok === undefined ? "not run" : ok ? "met" : "**missed**");
+  const floor = find("base-uws-10k");
+  const lines = ["| target | measured | verdict |", "|---|---|---|"];
+  for (const id of ["raw-10k", "raw-19k"]) {
+    const r = find(id);
+    lines.push(`| ≤ 2 KB RSS per authenticated raw connection, distinct users, ${id} (after GC; without GC in brackets) | ${r ? `${fmt(r.rssPerConnKb, 2)} KB (${fmt(r.rssPerConnNoGcKb, 2)} KB)` : "–"} | ${verdict(r ? r.rssPerConnKb <= 2 : undefined)} |`);
+  }
+  const sio = find("sio-10k");
+  const plain = find("base-sio-uws-10k");
+  lines.push(
+    `| Socket.IO path no heavier than plain Socket.IO on uWS at 10k | ${sio && plain ? `${fmt(sio.rssPerConnKb, 2)} KB against ${fmt(plain.rssPerConnKb, 2)} KB` : "–"} | ${verdict(sio && plain ? sio.rssPerConnKb <= plain.rssPerConnKb : undefined)} |`,
+  );
+  const raw = find("raw-10k");
+  lines.push(
+    `| 10k authenticated, subscribed raw connections within 1.5× bare uWS's time | ${raw && floor ? `${fmt(raw.connect.seconds, 2)} s against ${fmt(floor.connect.seconds, 2)} s: ${fmt(raw.connect.seconds / floor.connect.seconds, 2)}×` : "–"} | ${verdict(raw && floor ? raw.connect.seconds <= 1.5 * floor.connect.seconds : undefined)} |`,
+  );
   return lines.join("\n");
 }
 
@@ -608,7 +559,7 @@ function renderNotes(rows: readonly Row[]): string {
     if (r.publishFailures > 0) extra.push(`${r.publishFailures} publishes failed`);
     const errors = Object.entries(r.errors);
     if (errors.length > 0) extra.push(`errors ${errors.map(([k, v]) => `${k}×${v}`).join(", ")}`);
-    notes.push(`- ${r.scenario.id}: connect ${fmt(r.connect.seconds)} s (${Math.round(r.connect.established / Math.max(r.connect.seconds, 0.001))}/s), server RSS ${fmt(r.rssAfterMb, 0)} MB after connect${extra.length ? `; ${extra.join("; ")}` : ""}`);
+    notes.push(`- ${r.scenario.id}: connect ${fmt(r.connect.seconds)} s (${Math.round(r.connect.established / Math.max(r.connect.seconds, 0.001))}/s), server RSS ${fmt(r.rssAfterMb, 0)} MB after connect and GC (V8's young generation held ${fmt(r.youngBeforeGcMb, 0)} MB before it)${extra.length ? `; ${extra.join("; ")}` : ""}`);
   }
   return notes.join("\n");
 }
@@ -622,15 +573,17 @@ async function main(): Promise<void> {
     `Workload: every socket subscribed to \`${CHANNEL}\`; one ~200-byte \`timer_update\` every ${PUBLISH_INTERVAL_MS} ms for ${SECONDS} s (compression rows: the same, or a ~3 KB \`forecast_update\` to \`${FORECAST_CHANNEL}\`); latency = receive time − the frame's publish \`ts\`; generator processes on the same machine.`,
   ].join("\n");
 
-  const profileDir = values.profile ? path.join(repoRoot(), "loadtest", "results") : null;
+  const profileDir = values.profile || values["profile-connect"] ? path.join(repoRoot(), "loadtest", "results") : null;
   if (profileDir) await mkdir(profileDir, { recursive: true });
-  const only = values.only?.split(",").map((s) => s.trim());
-  const selected = scenarios();
+  const only = selected();
+  const chosen = scenarios();
+  const stormChosen = only === null || only.includes(STORM_ID);
   const rows: Row[] = [];
-  if (selected.length > 0) {
+  let storm: StormResult | null = null;
+  if (chosen.length > 0 || stormChosen) {
     const redis = await startRedis();
     try {
-      for (const scenario of selected) {
+      for (const scenario of chosen) {
         try {
           rows.push(await runScenario(scenario, redis, profileDir));
         } catch (err) {
@@ -640,11 +593,20 @@ async function main(): Promise<void> {
         // Let TIME_WAIT sockets and the kernel settle between rows.
         await sleep(QUICK ? 500 : 2000);
       }
+      if (stormChosen) {
+        log(`${STORM_ID}: starting`);
+        try {
+          storm = await runStorm(redis, { clients: QUICK ? 1000 : 10_000, observers: QUICK ? 100 : 500, workers: 2, budgetMb: STORM_BUDGET_MB, log });
+        } catch (err) {
+          log(`${STORM_ID} failed: ${err instanceof Error ? err.message : String(err)}`);
+          process.exitCode = 1;
+        }
+      }
     } finally {
       await redis.stop();
     }
   }
-  const shardRows: ShardRow[] = only === undefined || only.includes("shards") ? await runShardRows({ quick: QUICK, seconds: SECONDS, jwtSecret: JWT_SECRET, publishKey: PUBLISH_KEY, log }) : [];
+  const shardRows: ShardRow[] = only === null || only.includes("shards") ? await runShardRows({ quick: QUICK, seconds: SECONDS, jwtSecret: BENCH_JWT_SECRET, publishKey: BENCH_PUBLISH_KEY, log }) : [];
 
   const report = [
     header,
@@ -654,6 +616,14 @@ async function main(): Promise<void> {
     "## Ratios (ours / baseline; the × figure is how many times better)",
     "",
     renderRatios(rows),
+    "",
+    "## Targets (issue 16): lean, fast connections",
+    "",
+    renderLeanTargets(rows),
+    "",
+    `## Reconnect storm (issue 16): \`${STORM_ID}\``,
+    "",
+    storm === null ? "(not run: `--only storm-10k`)" : renderStorm(storm),
     "",
     "## Targets (issue 7)",
     "",
@@ -683,14 +653,14 @@ async function main(): Promise<void> {
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   process.once(signal, () => {
     log(`${signal}: stopping generators and servers`);
-    for (const child of liveWorkers) child.kill("SIGKILL");
+    for (const child of [...liveWorkers, ...liveStormWorkers()]) child.kill("SIGKILL");
     void stopAll("SIGTERM", 3000).finally(() => process.exit(130));
   });
 }
 
 main().catch(async (err: unknown) => {
   process.stderr.write(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-  for (const child of liveWorkers) child.kill("SIGKILL");
+  for (const child of [...liveWorkers, ...liveStormWorkers()]) child.kill("SIGKILL");
   await stopAll("SIGTERM", 3000);
   process.exitCode = 1;
 });

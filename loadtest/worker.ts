@@ -17,15 +17,14 @@
  * controller disconnects.
  */
 
-import { createHmac } from "node:crypto";
 import type { Socket } from "node:net";
 import WebSocket from "ws";
 import { LatencyHistogram } from "./lib/histogram.js";
+import { mintToken } from "./lib/tokens.js";
 import type { ConnectResult, ControllerMessage, WorkerConfig, WorkerMessage, WorkerStats } from "./lib/worker-protocol.js";
 
 const HANDSHAKE_TIMEOUT_MS = 15_000;
 const RETRY_DELAY_MS = 500;
-const TOKEN_TTL_S = 3600;
 
 const RAW_MESSAGE_PREFIX = Buffer.from('{"type":"message"');
 const SIO_MESSAGE_PREFIX = Buffer.from('42["message"');
@@ -46,15 +45,6 @@ function send(message: WorkerMessage): void {
   process.send?.(message);
 }
 
-function base64url(value: string): string {
-  return Buffer.from(value).toString("base64url");
-}
-
-/** HS256 JWT without a library: the generator mints up to 19k of them at start-up. */
-export function mintToken(secret: string, sub: string, nowS: number): string {
-  const head = `${base64url('{"alg":"HS256","typ":"JWT"}')}.${base64url(JSON.stringify({ sub, iat: nowS, exp: nowS + TOKEN_TTL_S }))}`;
-  return `${head}.${createHmac("sha256", secret).update(head).digest("base64url")}`;
-}
 
 /** Reads the integer after the last `"ts":` in a frame without decoding it to a string. */
 function readTs(frame: Buffer): number {

@@ -9,8 +9,8 @@
 import { createPublicKey, type KeyObject } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
-import type { Algorithm } from "jsonwebtoken";
 import { DEFAULT_MAX_JSON_DEPTH } from "../../shared/src/json-limits.js";
+import type { JwsAlgorithm } from "./auth/jws.js";
 import { DEFAULT_PERSONAL_CHANNEL_SHARDS } from "./broker/redis-keys.js";
 import { DEV_JWT_SECRET, DEV_PUBLISH_KEY } from "./dev-credentials.js";
 import type { RedisAddress, RedisTopology } from "./redis/topology.js";
@@ -39,7 +39,7 @@ export type GatewayEnv = "development" | "production";
 export interface JwtConfig {
   /** HMAC shared secret (JWT_SECRET) or an asymmetric public key (JWT_PUBLIC_KEY_FILE); never both. */
   readonly key: string | KeyObject;
-  readonly algorithms: readonly Algorithm[];
+  readonly algorithms: readonly JwsAlgorithm[];
   readonly issuer: string | undefined;
   readonly audience: readonly string[] | undefined;
   readonly clockToleranceSeconds: number;
@@ -332,9 +332,9 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = Object.values(VARIABL
 
 const DEV_CREDENTIAL_REFUSED = "is the public development value `npm start` uses; production (GATEWAY_ENV=production, the default) refuses it";
 
-const HMAC_ALGORITHMS: readonly Algorithm[] = ["HS256", "HS384", "HS512"];
-const RSA_ALGORITHMS: readonly Algorithm[] = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512"];
-const EC_ALGORITHMS_BY_CURVE: Readonly<Record<string, Algorithm>> = {
+const HMAC_ALGORITHMS: readonly JwsAlgorithm[] = ["HS256", "HS384", "HS512"];
+const RSA_ALGORITHMS: readonly JwsAlgorithm[] = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512"];
+const EC_ALGORITHMS_BY_CURVE: Readonly<Record<string, JwsAlgorithm>> = {
   prime256v1: "ES256",
   secp384r1: "ES384",
   secp521r1: "ES512",
@@ -355,8 +355,8 @@ function jwtConfig(env: Env, gatewayEnv: GatewayEnv): JwtConfig {
   }
 
   let key: string | KeyObject;
-  let allowed: readonly Algorithm[];
-  let defaults: readonly Algorithm[];
+  let allowed: readonly JwsAlgorithm[];
+  let defaults: readonly JwsAlgorithm[];
   if (secret !== undefined) {
     if (secret.length < 16) throw new ConfigError("JWT_SECRET", "must be at least 16 characters");
     if (gatewayEnv === "production" && secret === DEV_JWT_SECRET) throw new ConfigError("JWT_SECRET", DEV_CREDENTIAL_REFUSED);
@@ -392,7 +392,7 @@ function jwtConfig(env: Env, gatewayEnv: GatewayEnv): JwtConfig {
 
   const algorithms = requested ?? defaults;
   for (const alg of algorithms) {
-    if (!allowed.includes(alg as Algorithm)) {
+    if (!allowed.includes(alg as JwsAlgorithm)) {
       throw new ConfigError("JWT_ALGORITHMS", `"${alg}" does not fit the configured key (allowed: ${allowed.join(", ")})`);
     }
   }
@@ -401,7 +401,7 @@ function jwtConfig(env: Env, gatewayEnv: GatewayEnv): JwtConfig {
   const maxLifetimeSeconds = VARIABLES.jwtMaxLifetime.read(env);
   return {
     key,
-    algorithms: algorithms as Algorithm[],
+    algorithms: algorithms as JwsAlgorithm[],
     issuer: VARIABLES.jwtIssuer.read(env),
     audience: VARIABLES.jwtAudience.read(env),
     clockToleranceSeconds: VARIABLES.jwtClockTolerance.read(env),

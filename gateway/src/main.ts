@@ -10,7 +10,7 @@ import { pino, type Logger } from "pino";
 import type { TemplatedApp } from "uWebSockets.js";
 import { RedisBroker } from "./broker/redis-broker.js";
 import { ConfigError, loadConfig, type GatewayConfig } from "./config.js";
-import { LocalFanout, UwsTopicSink } from "./fanout/local-fanout.js";
+import { LocalFanout } from "./fanout/local-fanout.js";
 import type { NotReadyReason } from "./http/probes.js";
 import { Publisher } from "./fanout/publisher.js";
 import { RedisStreamIngest, type IngestPublisher } from "./ingest/redis-stream-ingest.js";
@@ -20,7 +20,6 @@ import { memoryLimitBytes } from "./metrics/memory-limit.js";
 import { MetricNamespaces } from "./metrics/metric-namespaces.js";
 import { redisConnections, type RedisConnections } from "./redis/connections.js";
 import { assertNativeUws, attachRoutes, closeListenSocket, createApp, listen, listeningPort } from "./server.js";
-import { compressFrame } from "./transport/ws-compression.js";
 import { gatewayVersion } from "./version.js";
 import { wireCluster } from "./wiring/cluster.js";
 import { wireCommands } from "./wiring/commands.js";
@@ -46,7 +45,6 @@ async function main(): Promise<void> {
 
   const { app, routes } = createApp();
   const fanout = new LocalFanout(metrics, log);
-  fanout.addSink(new UwsTopicSink(app, (bytes) => compressFrame(config.wsCompression, bytes)));
   const continuity = wireHistory(config, redis, fanout, metrics, log);
   const broker = startBroker(config, redis, continuity, metrics, log, stopping.signal);
   const { database, steps: databaseSteps } = wireDatabase(config, metrics, log, stopping.signal);

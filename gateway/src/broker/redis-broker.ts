@@ -57,8 +57,8 @@ export class RedisBroker implements Broker {
   private readonly subscriber: BusSubscriber;
   /** Channels this node receives. */
   private readonly channels = new Set<string>();
-  /** Bus channels subscribed in Redis, each with the channels it carries here (many for a personal shard). */
-  private readonly buses = new Map<string, Set<string>>();
+  /** Bus channels subscribed in Redis, each with how many channels it carries here (many for a personal shard). */
+  private readonly buses = new Map<string, number>();
   /** SUBSCRIBE commands in flight, so a second channel on the same bus waits for the first. */
   private readonly subscribing = new Map<string, Promise<unknown>>();
   private readonly keyspace: RedisKeyspace;
@@ -193,14 +193,11 @@ export class RedisBroker implements Broker {
   async subscribe(channel: string): Promise<void> {
     if (!this.subscriberReady) throw new Error("redis subscriber not ready");
     const bus = this.keyspace.busChannel(channel);
-    let carried = this.buses.get(bus);
-    const first = carried === undefined;
-    if (carried === undefined) {
-      carried = new Set();
-      this.buses.set(bus, carried);
+    const first = !this.buses.has(bus);
+    if (!this.channels.has(channel)) {
+      this.channels.add(channel);
+      this.buses.set(bus, (this.buses.get(bus) ?? 0) + 1);
     }
-    carried.add(channel);
-    this.channels.add(channel);
     let pending = this.subscribing.get(bus);
     if (first) {
       pending = this.subscriber.subscribe([bus]);
@@ -238,10 +235,12 @@ export class RedisBroker implements Broker {
 
   /** Drops `channel` from the books; true when its bus carries nothing else any more. */
   private forget(channel: string, bus: string): boolean {
-    this.channels.delete(channel);
-    const carried = this.buses.get(bus);
-    carried?.delete(channel);
-    if (carried === undefined || carried.size > 0) return false;
+    if (!this.channels.delete(channel)) return false;
+    const carried = (this.buses.get(bus) ?? 1) - 1;
+    if (carried > 0) {
+      this.buses.set(bus, carried);
+      return false;
+    }
     this.buses.delete(bus);
     return true;
   }

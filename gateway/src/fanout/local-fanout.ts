@@ -1,8 +1,9 @@
 /**
  * Hands each delivery from the bus to this node's sockets, once per protocol:
  * raw WebSocket clients get the frame bytes as they came (one native uWS topic
- * publish), Socket.IO clients get one room broadcast. No sink ever encodes per
- * recipient.
+ * publish, or for a personal channel a send to each of its few sockets; see
+ * WsTransport.sink), Socket.IO clients get one room broadcast. No sink ever
+ * encodes per recipient.
  */
 
 import type { Logger } from "pino";
@@ -37,29 +38,6 @@ export interface TopicPublisher {
   /** `compress` asks for permessage-deflate; sockets that did not negotiate it get the frame as is. */
   publish(topic: string, message: Uint8Array, isBinary: boolean, compress: boolean): boolean;
   numSubscribers(topic: string): number;
-}
-
-/** Raw `/ws` sockets: the channel name is the uWS topic. */
-export class UwsTopicSink implements FanoutSink {
-  readonly name = "ws";
-
-  /** `compress`: whether a frame of that many bytes goes out compressed (WS_COMPRESSION). */
-  constructor(
-    private readonly topics: TopicPublisher,
-    private readonly compress: (bytes: number) => boolean,
-  ) {}
-
-  deliver(delivery: Delivery): number {
-    const recipients = this.topics.numSubscribers(delivery.channel);
-    if (recipients > 0) this.topics.publish(delivery.channel, delivery.frame, false, this.compress(delivery.frame.length));
-    return recipients;
-  }
-
-  signalGap(gap: GapFrame): void {
-    if (this.topics.numSubscribers(gap.channel) === 0) return;
-    const frame = Buffer.from(JSON.stringify(gap));
-    this.topics.publish(gap.channel, frame, false, this.compress(frame.length));
-  }
 }
 
 export class LocalFanout {

@@ -3,7 +3,8 @@
  * read together with the channel's position in one script.
  */
 
-import { randomBytes } from "node:crypto";
+import { randomFillSync } from "node:crypto";
+import { PipelinedScript } from "../redis/pipelined-script.js";
 import type { RedisKeyspace } from "../broker/redis-keys.js";
 import { readFrameEnvelope } from "../fanout/message-frame.js";
 import type { Delivery } from "../broker/broker.js";
@@ -43,13 +44,34 @@ end
 return out
 `;
 
-type HistoryRedis = RedisClient & {
-  historySinceBuffer(stateKey: string, historyKey: string, since: number, limit: number, epoch: string, ttl: number): Promise<unknown[]>;
-};
+const HISTORY_SINCE = new PipelinedScript(HISTORY_SINCE_LUA, 2);
 
 export interface RedisHistoryOptions {
   readonly keyspace: RedisKeyspace;
   readonly channelStateTtlSeconds: number;
+}
+
+/** Bytes of one fresh epoch (8 characters of base64url). */
+const EPOCH_BYTES = 6;
+
+/**
+ * Random epochs drawn from a pooled buffer: every read proposes one (for a
+ * channel that has none yet), and a node reads once per new user's personal
+ * channel, so one crypto call per 512 reads instead of one per read.
+ */
+class EpochSource {
+  private readonly pool = Buffer.alloc(EPOCH_BYTES * 512);
+  private next = this.pool.length;
+
+  take(): string {
+    if (this.next === this.pool.length) {
+      randomFillSync(this.pool);
+      this.next = 0;
+    }
+    const epoch = this.pool.toString("base64url", this.next, this.next + EPOCH_BYTES);
+    this.next += EPOCH_BYTES;
+    return epoch;
+  }
 }
 
 export class MalformedHistoryError extends Error {
@@ -57,21 +79,22 @@ export class MalformedHistoryError extends Error {
 }
 
 export class RedisHistory implements History {
-  private readonly redis: HistoryRedis;
+  private readonly redis: RedisClient;
+  private readonly epochs = new EpochSource();
 
-  /** `redis` is a command connection; this defines one script on it. */
+  /** `redis` is a command connection (pipelining: see PipelinedScript). */
   constructor(
     redis: RedisClient,
     private readonly options: RedisHistoryOptions,
   ) {
-    this.redis = redis as HistoryRedis;
-    this.redis.defineCommand("historySince", { numberOfKeys: 2, lua: HISTORY_SINCE_LUA });
+    this.redis = redis;
   }
 
   async since(channel: string, since: number, limit: number): Promise<HistorySlice> {
     const { keyspace, channelStateTtlSeconds } = this.options;
-    const epoch = randomBytes(6).toString("base64url");
-    const reply = await this.redis.historySinceBuffer(keyspace.stateKey(channel), keyspace.historyKey(channel), since, limit, epoch, channelStateTtlSeconds);
+    const epoch = this.epochs.take();
+    const reply = await HISTORY_SINCE.runBuffer(this.redis, keyspace.stateKey(channel), keyspace.historyKey(channel), since, limit, epoch, channelStateTtlSeconds);
+    if (!Array.isArray(reply)) throw new MalformedHistoryError("unexpected history reply");
     return parseSlice(channel, reply);
   }
 }

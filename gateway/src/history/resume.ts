@@ -46,6 +46,10 @@ const ATTEMPT_PAUSE_MS = 5;
 
 /** Rejects only when history cannot be read. */
 export async function planResume(source: ResumeSource, channel: string, since: ChannelPosition): Promise<ResumePlan> {
+  // The client stands where this node stands: it missed nothing, and no read
+  // is needed (a reconnect storm's personal channels, mostly quiet).
+  const now = source.forwarded.position(channel);
+  if (now !== null && now.epoch === since.epoch && now.offset === since.offset) return { recovered: true, position: now, frames: [] };
   let fallback: ChannelPosition = since;
   for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
     if (attempt > 0) await source.pause(ATTEMPT_PAUSE_MS);

@@ -30,6 +30,7 @@ import { performance } from "node:perf_hooks";
 import type { Logger } from "pino";
 import { connectionNodesKey, userConnectionsKey } from "../broker/redis-keys.js";
 import type { RedisClient, RedisConnections } from "../redis/connections.js";
+import { PipelinedScript } from "../redis/pipelined-script.js";
 
 /** A node whose lease ran out this long ago counts as dead. */
 export const LEASE_MS = 5000;
@@ -38,6 +39,8 @@ const HEARTBEAT_MS = 1000;
 const KEY_TTL_MS = 6 * 3600_000;
 /** An admit that takes longer is answered `unavailable`; a late success is given back. */
 const ADMIT_TIMEOUT_MS = 2000;
+/** How often waiting admits are checked against that bound: they are refused within this much after it. */
+const ADMIT_SWEEP_MS = 250;
 const RETIRE_TIMEOUT_MS = 1000;
 /** Dead incarnations sent with each admit, newest first; more would only be restarts older than hours. */
 const MAX_DEAD = 500;
@@ -84,13 +87,17 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[3]))
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]) * 2)
 return redis.call('ZREVRANGEBYSCORE', KEYS[1], now - 1, '-inf', 'LIMIT', 0, tonumber(ARGV[4]))`;
 
-type QuotaRedis = RedisClient & {
-  connsAdmit(key: string, ...args: Array<string | number>): Promise<number>;
-  connsRelease(key: string, ...args: Array<string | number>): Promise<number>;
-  connsHeartbeat(key: string, incarnation: string, leaseMs: number, retentionMs: number, maxDead: number): Promise<string[]>;
-};
+const ADMIT = new PipelinedScript(ADMIT_LUA, 1);
+const RELEASE = new PipelinedScript(RELEASE_LUA, 1);
+const HEARTBEAT = new PipelinedScript(HEARTBEAT_LUA, 1);
 
 export type Admission = "admitted" | "full";
+
+/** An admit waiting for Redis: refused by the sweep once past its deadline (monotonic ms). */
+interface PendingAdmit {
+  readonly deadline: number;
+  readonly reject: (err: Error) => void;
+}
 
 /** Takes and gives back a user's connection slots, cluster-wide. */
 export interface ConnectionQuota {
@@ -113,13 +120,16 @@ function newIncarnation(nodeId: string): string {
 }
 
 export class RedisConnectionQuota implements ConnectionQuota {
-  private readonly redis: QuotaRedis;
+  private readonly redis: RedisClient;
   private incarnation: string;
   private readonly nodesKey: string;
   private dead: string[] = [];
   /** When the last renewal that succeeded was sent (monotonic ms): the lease runs from no earlier. Null before the first. */
   private leaseFrom: number | null = null;
   private readonly heartbeat: NodeJS.Timeout;
+  private readonly pendingAdmits = new Set<PendingAdmit>();
+  /** The sweep of pendingAdmits; runs only while some admit waits. */
+  private deadlines: NodeJS.Timeout | null = null;
   private closed = false;
 
   constructor(private readonly options: RedisConnectionQuotaOptions) {
@@ -127,35 +137,51 @@ export class RedisConnectionQuota implements ConnectionQuota {
     this.nodesKey = connectionNodesKey(options.prefix);
     // Releases wait out an outage (queued, resent): a lost one would count a
     // connection that is gone. Admits bound themselves (ADMIT_TIMEOUT_MS).
-    this.redis = options.redis.open("limits", { offlineQueue: true, maxRetriesPerRequest: 100 }) as QuotaRedis;
-    this.redis.defineCommand("connsAdmit", { numberOfKeys: 1, lua: ADMIT_LUA });
-    this.redis.defineCommand("connsRelease", { numberOfKeys: 1, lua: RELEASE_LUA });
-    this.redis.defineCommand("connsHeartbeat", { numberOfKeys: 1, lua: HEARTBEAT_LUA });
+    // One admit per connecting socket: pipelined, so a burst of connects is a few writes.
+    this.redis = options.redis.open("limits", { offlineQueue: true, maxRetriesPerRequest: 100, autoPipelining: true });
     this.heartbeat = setInterval(() => void this.beat(LEASE_MS), HEARTBEAT_MS);
     this.heartbeat.unref();
     void this.beat(LEASE_MS);
   }
 
   acquire(user: string): Promise<Admission> {
-    const attempt = this.redis.connsAdmit(userConnectionsKey(this.options.prefix, user), this.incarnation, this.options.maxPerUser, KEY_TTL_MS, ...this.dead);
-    let timer: NodeJS.Timeout | undefined;
-    let timedOut = false;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        timedOut = true;
-        reject(new Error(`connection quota did not answer within ${ADMIT_TIMEOUT_MS} ms`));
-      }, ADMIT_TIMEOUT_MS);
+    return new Promise((resolve, reject) => {
+      const admit: PendingAdmit = { deadline: performance.now() + ADMIT_TIMEOUT_MS, reject };
+      this.pendingAdmits.add(admit);
+      this.deadlines ??= setInterval(() => this.expireAdmits(), ADMIT_SWEEP_MS).unref();
+      const settled = (): boolean => this.pendingAdmits.delete(admit);
+      ADMIT.run(this.redis, userConnectionsKey(this.options.prefix, user), this.incarnation, this.options.maxPerUser, KEY_TTL_MS, ...this.dead).then(
+        (result) => {
+          // Too late for the caller, who refused the connection: give the slot back.
+          if (!settled()) {
+            if (result === 1) this.release(user);
+            return;
+          }
+          resolve(result === 1 ? "admitted" : "full");
+        },
+        (err: unknown) => {
+          if (settled()) reject(err instanceof Error ? err : new Error(String(err)));
+        },
+      );
     });
-    const admitted = attempt.then((result): Admission => {
-      // Too late for the caller, who refused the connection: give the slot back.
-      if (timedOut && result === 1) this.release(user);
-      return result === 1 ? "admitted" : "full";
-    });
-    return Promise.race([admitted, timeout]).finally(() => clearTimeout(timer));
+  }
+
+  /** Refuses the admits that waited past ADMIT_TIMEOUT_MS; one timer for all of them, stopped when none waits. */
+  private expireAdmits(): void {
+    const now = performance.now();
+    for (const admit of this.pendingAdmits) {
+      if (admit.deadline > now) continue;
+      this.pendingAdmits.delete(admit);
+      admit.reject(new Error(`connection quota did not answer within ${ADMIT_TIMEOUT_MS} ms`));
+    }
+    if (this.pendingAdmits.size === 0 && this.deadlines !== null) {
+      clearInterval(this.deadlines);
+      this.deadlines = null;
+    }
   }
 
   release(user: string): void {
-    this.redis.connsRelease(userConnectionsKey(this.options.prefix, user), this.incarnation, KEY_TTL_MS, ...this.dead).catch((err: unknown) => {
+    RELEASE.run(this.redis, userConnectionsKey(this.options.prefix, user), this.incarnation, KEY_TTL_MS, ...this.dead).catch((err: unknown) => {
       this.options.log.warn({ err }, "connection quota release failed; the user's count stays high until this node restarts or the key expires");
     });
   }
@@ -165,6 +191,8 @@ export class RedisConnectionQuota implements ConnectionQuota {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.heartbeat);
+    if (this.deadlines !== null) clearInterval(this.deadlines);
+    this.deadlines = null;
     // Bounded: with Redis away the retirement would queue; the lease then runs out by itself.
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([this.beat(0), new Promise<void>((resolve) => (timer = setTimeout(resolve, RETIRE_TIMEOUT_MS)))]);
@@ -183,7 +211,8 @@ export class RedisConnectionQuota implements ConnectionQuota {
     }
     try {
       const incarnation = this.incarnation;
-      this.dead = await this.redis.connsHeartbeat(this.nodesKey, incarnation, leaseMs, KEY_TTL_MS, MAX_DEAD);
+      const dead = await HEARTBEAT.run(this.redis, this.nodesKey, incarnation, leaseMs, KEY_TTL_MS, MAX_DEAD);
+      this.dead = Array.isArray(dead) ? dead.filter((id): id is string => typeof id === "string") : [];
       if (incarnation === this.incarnation) this.leaseFrom = sentAt;
     } catch (err) {
       this.options.log.warn({ err, leaseMs }, "connection quota heartbeat failed; retrying");

@@ -7,7 +7,7 @@
  */
 
 import type { Logger } from "pino";
-import { channelNamespace, isValidChannelName, maySubscribe, userChannel } from "../../../shared/src/channels.js";
+import { channelNamespace, isValidChannelName, maySubscribe, USER_CHANNEL_PREFIX, userChannel } from "../../../shared/src/channels.js";
 import { CloseCodes, ErrorCodes, type CloseCodeSpec, type ErrorCode } from "../../../shared/src/codes.js";
 import type { ChannelPosition, ErrorBody, JsonValue, PingResult, PresenceResult, RefreshResult, SubscribeResult, UnsubscribeResult, CommandResult } from "../../../shared/src/protocol.js";
 import type { RaceSnapshot } from "../../../shared/src/race-events.js";
@@ -43,15 +43,21 @@ export function afterSent(sent: object): void {
   (sent as Followed)[AFTER_SENT]?.();
 }
 
-/** What a session needs from its connection. */
-export interface SessionConnection {
+/**
+ * What a session needs from its connection: the transport's operations, one
+ * object for all its sessions, applied to the session's handle (the uWS
+ * socket, the Socket.IO socket). Shared rather than a closure or wrapper per
+ * connection, which cost 40-250 bytes per socket.
+ */
+export interface SessionConnection<Handle> {
   /** Start delivering `channel` to this client (uWS topic, Socket.IO room). */
-  join(channel: string): void;
-  leave(channel: string): void;
+  join(handle: Handle, channel: string): void;
+  /** Stop delivering `channel`; also called for every live channel when the session closes, after the connection is gone. */
+  leave(handle: Handle, channel: string): void;
   /** Close the connection with a documented code; the transport then calls session.closed(). */
-  end(close: CloseCodeSpec, reason: string): void;
+  end(handle: Handle, close: CloseCodeSpec, reason: string): void;
   /** Sends message frames (replayed from history) to this client only, in order. */
-  send(frames: readonly Buffer[]): void;
+  send(handle: Handle, frames: readonly Buffer[]): void;
 }
 
 /** Checks a JWT; also used by the transports before a connection exists. */
@@ -151,9 +157,24 @@ export interface Started extends Followed {
   readonly recovered?: boolean;
 }
 
-/** One channel of one session; `live` once the connection receives it. Identity matters. */
-interface Membership {
-  live: boolean;
+/**
+ * One channel of one session, as a small integer: a number unique within
+ * the session (its identity: a subscribe that awaited the broker checks it is
+ * still the membership it started) times two, plus one once the connection
+ * receives the channel. A number rather than an object: 0 bytes per
+ * membership instead of ~32, and no Map per session.
+ */
+type Membership = number;
+
+/** No membership. */
+const NONE: Membership = 0;
+
+function isLive(membership: Membership): boolean {
+  return membership % 2 === 1;
+}
+
+function liveOf(membership: Membership): Membership {
+  return membership - (membership % 2) + 1;
 }
 
 function refusal(code: ErrorBody["code"], message: string): { ok: false; error: ErrorBody } {
@@ -171,8 +192,13 @@ function issuedBefore(next: Principal, held: Principal): boolean {
   return next.issuedAt === null || next.issuedAt < held.issuedAt;
 }
 
-export class ClientSession implements Expiring {
-  private readonly memberships = new Map<string, Membership>();
+export class ClientSession<Handle = unknown> implements Expiring {
+  /** The personal channel's membership; its name is `user:<sub>`, kept by the hub, not here. */
+  private own: Membership = NONE;
+  /** Every other channel: [channel, membership, channel, membership, …], created on the first; null while there is none. */
+  private others: Array<string | Membership> | null = null;
+  /** The last membership number handed out (see Membership). */
+  private memberships = 0;
   expiryBucket: number | null = null;
   private open = true;
   /** The rate gates' states (see RateGate): one number each, no timers. */
@@ -182,7 +208,9 @@ export class ClientSession implements Expiring {
   constructor(
     private readonly deps: SessionDeps,
     private principalNow: Principal,
-    private readonly connection: SessionConnection,
+    private readonly connection: SessionConnection<Handle>,
+    /** The transport's socket of this connection, handed back on every connection call. */
+    private readonly socket: Handle,
   ) {
     deps.index?.add(this);
   }
@@ -209,7 +237,7 @@ export class ClientSession implements Expiring {
     if (gate.admits(next, now)) return "pass";
     this.deps.metrics.rateLimited("frames");
     if (!gate.overwhelmed(next, now)) return "refuse";
-    if (this.open) this.connection.end(CloseCodes.rateLimited, "rate_limited");
+    if (this.open) this.connection.end(this.socket, CloseCodes.rateLimited, "rate_limited");
     return "close";
   }
 
@@ -249,7 +277,7 @@ export class ClientSession implements Expiring {
     } catch (err) {
       // Never a socket left open without its welcome: the client is told to come back.
       this.deps.log.error({ err }, "session start failed");
-      if (this.open) this.connection.end(CloseCodes.unavailable, "unavailable");
+      if (this.open) this.connection.end(this.socket, CloseCodes.unavailable, "unavailable");
       return null;
     }
   }
@@ -257,25 +285,26 @@ export class ClientSession implements Expiring {
   private async begin(since?: ChannelPosition): Promise<Started | null> {
     // A revocation may have arrived between the token's check and now.
     if (this.deps.revocations?.isRevoked(this.principalNow.sub, this.principalNow.issuedAt) === true) {
-      this.connection.end(CloseCodes.tokenRevoked, "token_revoked");
+      this.connection.end(this.socket, CloseCodes.tokenRevoked, "token_revoked");
       return null;
     }
     this.armExpiry();
+    // One string for the hub's books and the transport's: the only copy of the name.
     const own = userChannel(this.principalNow.sub);
-    const membership: Membership = { live: false };
-    this.memberships.set(own, membership);
+    const membership = this.newMembership();
+    this.own = membership;
     try {
       await this.deps.hub.acquire(own);
     } catch (err) {
       this.deps.log.error({ err, channel: "user:*" }, "personal channel subscribe failed");
       if (this.open) {
-        if (this.memberships.get(own) === membership) this.leave(own);
-        this.connection.end(CloseCodes.unavailable, "unavailable");
+        if (this.holds(own, membership)) this.leave(own);
+        this.connection.end(this.socket, CloseCodes.unavailable, "unavailable");
       }
       return null;
     }
     const plan = since === undefined ? null : await this.plan(own, since);
-    if (!this.open || this.memberships.get(own) !== membership) return null;
+    if (!this.open || !this.holds(own, membership)) return null;
     const joined = this.join(own, membership, plan);
     return { channels: [own], positions: joined.position === null ? {} : { [own]: joined.position }, ...(since === undefined ? {} : { recovered: plan?.recovered ?? false }), ...joined.then };
   }
@@ -288,22 +317,22 @@ export class ClientSession implements Expiring {
     if (!this.admitSubscribe()) return refuse(ErrorCodes.subscribeRateLimited.code, this.subscribeRateMessage());
     if (!isValidChannelName(channel)) return refuse(ErrorCodes.invalidChannel.code, "channel name must be 1-128 characters of A-Z a-z 0-9 _ - . : @ | = + /");
     if (!maySubscribe(this.principalNow, channel)) return refuse(ErrorCodes.forbidden.code, `not allowed to subscribe to ${channel}`);
-    if (this.memberships.has(channel)) return refuse(ErrorCodes.alreadySubscribed.code, `already subscribed to ${channel}`);
-    if (this.memberships.size >= this.deps.maxSubscriptions) return refuse(ErrorCodes.limitExceeded.code, `at most ${this.deps.maxSubscriptions} subscriptions per connection`);
+    if (this.membershipOf(channel) !== NONE) return refuse(ErrorCodes.alreadySubscribed.code, `already subscribed to ${channel}`);
+    if (this.channelCount() >= this.deps.maxSubscriptions) return refuse(ErrorCodes.limitExceeded.code, `at most ${this.deps.maxSubscriptions} subscriptions per connection`);
 
     // The session owns the hub reference from here; closed() gives it back
     // even if the connection goes away before the broker answers.
-    const membership: Membership = { live: false };
-    this.memberships.set(channel, membership);
+    const membership = this.newMembership();
+    this.setMembership(channel, membership);
     try {
       await this.deps.hub.acquire(channel);
     } catch (err) {
       this.deps.log.error({ err, namespace: channelNamespace(channel) }, "broker subscribe failed");
-      if (this.memberships.get(channel) === membership) this.leave(channel);
+      if (this.holds(channel, membership)) this.leave(channel);
       return refuse(ErrorCodes.unavailable.code, "subscription backend unavailable, retry");
     }
     const plan = since === undefined ? null : await this.plan(channel, since);
-    if (this.memberships.get(channel) !== membership) return refuse(ErrorCodes.notSubscribed.code, `unsubscribed from ${channel} before the subscription completed`);
+    if (!this.holds(channel, membership)) return refuse(ErrorCodes.notSubscribed.code, `unsubscribed from ${channel} before the subscription completed`);
     const joined = this.join(channel, membership, plan);
     const position = joined.position === null ? {} : { offset: joined.position.offset, epoch: joined.position.epoch };
     if (plan?.recovered === true) return { ok: true, channel, ...position, recovered: true, ...joined.then };
@@ -313,7 +342,7 @@ export class ClientSession implements Expiring {
 
   unsubscribe(channel: string): Answer<UnsubscribeResult> {
     if (!this.admitSubscribe()) return refusal(ErrorCodes.subscribeRateLimited.code, this.subscribeRateMessage());
-    if (!this.memberships.has(channel)) return refusal(ErrorCodes.notSubscribed.code, `not subscribed to ${channel}`);
+    if (this.membershipOf(channel) === NONE) return refusal(ErrorCodes.notSubscribed.code, `not subscribed to ${channel}`);
     this.leave(channel);
     return { ok: true, channel };
   }
@@ -329,7 +358,7 @@ export class ClientSession implements Expiring {
     this.principalNow = verdict.principal;
     this.armExpiry();
     // Grants may have shrunk: drop what the new token no longer allows.
-    const unsubscribed = [...this.memberships.keys()].filter((channel) => !maySubscribe(this.principalNow, channel));
+    const unsubscribed = this.channels().filter((channel) => !maySubscribe(this.principalNow, channel));
     for (const channel of unsubscribed) this.leave(channel);
     return { ok: true, expiresAt: this.principalNow.expiresAt, unsubscribed };
   }
@@ -340,7 +369,7 @@ export class ClientSession implements Expiring {
 
   /** Who is on a channel this connection receives, across the cluster. */
   async presence(channel: string, stats: boolean): Promise<Answer<PresenceResult>> {
-    if (this.memberships.get(channel)?.live !== true) return refusal(ErrorCodes.notSubscribed.code, `subscribe to ${channel} before asking who is on it`);
+    if (!isLive(this.membershipOf(channel))) return refusal(ErrorCodes.notSubscribed.code, `subscribe to ${channel} before asking who is on it`);
     const reader = this.deps.presence;
     if (reader === undefined || !reader.enabledFor(channel)) return refusal(ErrorCodes.presenceDisabled.code, `presence is not enabled for ${channel}`);
     try {
@@ -353,8 +382,9 @@ export class ClientSession implements Expiring {
 
   /** Closes the connection on the server's behalf (a backend's disconnect or revoke); nothing if it is closing already. */
   kick(close: CloseCodeSpec, reason: string): void {
-    if (this.open) this.connection.end(close, reason);
+    if (this.open) this.connection.end(this.socket, close, reason);
   }
+
   async command(name: string, data: JsonValue): Promise<Answer<CommandResult>> {
     const router = this.deps.commands;
     if (router === undefined) return refusal(ErrorCodes.unavailable.code, "this node takes no commands (no database configured)");
@@ -367,18 +397,17 @@ export class ClientSession implements Expiring {
     }
   }
 
-  /** The connection is gone: give back every hub reference. Idempotent. */
+  /**
+   * The connection is gone: leave every live channel (the transport forgets
+   * what it routes itself; topics and rooms went with the connection) and
+   * give back every hub reference. Idempotent.
+   */
   closed(): void {
     if (!this.open) return;
     this.open = false;
     this.deps.expiries.cancel(this);
     this.deps.index?.remove(this);
-    // The transport has already dropped the connection's topics/rooms; only our books are left.
-    for (const [channel, membership] of this.memberships) {
-      if (membership.live) this.wentAway(channel);
-      this.deps.hub.release(channel);
-    }
-    this.memberships.clear();
+    for (const channel of this.channels()) this.leave(channel);
   }
 
   /** Counts one subscribe or unsubscribe request; refused ones do not count. */
@@ -432,8 +461,8 @@ export class ClientSession implements Expiring {
   private join(channel: string, membership: Membership, plan: ResumePlan | null): { position: ChannelPosition | null; then: Followed } {
     if (plan?.recovered === true) {
       const then = (): void => {
-        if (!this.open || this.memberships.get(channel) !== membership) return;
-        this.connection.send(plan.frames);
+        if (!this.open || !this.holds(channel, membership)) return;
+        this.connection.send(this.socket, plan.frames);
         this.goLive(channel, membership);
       };
       return { position: plan.position, then: { [AFTER_SENT]: then } };
@@ -443,8 +472,8 @@ export class ClientSession implements Expiring {
   }
 
   private goLive(channel: string, membership: Membership): void {
-    this.connection.join(channel);
-    membership.live = true;
+    this.connection.join(this.socket, channel);
+    this.setMembership(channel, liveOf(membership));
     this.deps.metrics.subscribed(channel);
     this.deps.activity?.joined(channel, this.principalNow.sub);
   }
@@ -455,13 +484,13 @@ export class ClientSession implements Expiring {
     this.deps.activity?.left(channel, this.principalNow.sub);
   }
 
-  /** Gives back the session's hub reference; the only way a membership ends while open. */
+  /** Gives back the session's hub reference; the only way a membership ends. */
   private leave(channel: string): void {
-    const membership = this.memberships.get(channel);
-    if (membership === undefined) return;
-    this.memberships.delete(channel);
-    if (membership.live) {
-      this.connection.leave(channel);
+    const membership = this.membershipOf(channel);
+    if (membership === NONE) return;
+    this.setMembership(channel, NONE);
+    if (isLive(membership)) {
+      this.connection.leave(this.socket, channel);
       this.wentAway(channel);
     }
     this.deps.hub.release(channel);
@@ -469,7 +498,62 @@ export class ClientSession implements Expiring {
 
   /** Called by the expiry wheel once the token (plus tolerance) has run out. */
   expire(): void {
-    if (this.open) this.connection.end(CloseCodes.tokenExpired, "token_expired");
+    if (this.open) this.connection.end(this.socket, CloseCodes.tokenExpired, "token_expired");
+  }
+
+  // ---- memberships: the personal channel in a field, the others in a flat list
+
+  private newMembership(): Membership {
+    this.memberships++;
+    return this.memberships * 2;
+  }
+
+  /** Whether `channel` is this user's own `user:<sub>`, without building the name. */
+  private isOwn(channel: string): boolean {
+    const sub = this.principalNow.sub;
+    return channel.length === USER_CHANNEL_PREFIX.length + sub.length && channel.startsWith(USER_CHANNEL_PREFIX) && channel.endsWith(sub);
+  }
+
+  private membershipOf(channel: string): Membership {
+    if (this.isOwn(channel)) return this.own;
+    const others = this.others;
+    if (others === null) return NONE;
+    for (let i = 0; i < others.length; i += 2) if (others[i] === channel) return others[i + 1] as Membership;
+    return NONE;
+  }
+
+  /** Whether `membership` (pending or live) is still the one `channel` holds. */
+  private holds(channel: string, membership: Membership): boolean {
+    const current = this.membershipOf(channel);
+    return current !== NONE && Math.floor(current / 2) === Math.floor(membership / 2);
+  }
+
+  /** Sets, or with NONE removes, the membership of `channel`. */
+  private setMembership(channel: string, membership: Membership): void {
+    if (this.isOwn(channel)) {
+      this.own = membership;
+      return;
+    }
+    const others = this.others;
+    const at = others === null ? -1 : others.indexOf(channel);
+    if (membership === NONE) {
+      if (others !== null && at !== -1) others.splice(at, 2);
+      if (others?.length === 0) this.others = null;
+    } else if (others === null) this.others = [channel, membership];
+    else if (at === -1) others.push(channel, membership);
+    else others[at + 1] = membership;
+  }
+
+  private channelCount(): number {
+    return (this.own === NONE ? 0 : 1) + (this.others === null ? 0 : this.others.length / 2);
+  }
+
+  /** Every channel the session holds (pending or live), the personal one first. */
+  private channels(): string[] {
+    const list = this.own === NONE ? [] : [userChannel(this.principalNow.sub)];
+    const others = this.others;
+    if (others !== null) for (let i = 0; i < others.length; i += 2) list.push(others[i] as string);
+    return list;
   }
 
   private armExpiry(): void {

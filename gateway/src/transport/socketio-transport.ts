@@ -25,7 +25,7 @@ import type { RequestFields, RequestType } from "../../../shared/src/requests.js
 import { authErrorCode, tokenFrom, type Principal } from "../auth/verifier.js";
 import type { Delivery } from "../broker/broker.js";
 import type { FanoutSink } from "../fanout/local-fanout.js";
-import { afterSent, ClientSession, type Answer } from "./client-session.js";
+import { afterSent, ClientSession, type Answer, type SessionConnection } from "./client-session.js";
 import { RequestParser } from "./request-parser.js";
 import { sinceFromObject } from "./resume-position.js";
 import { sessionIdFor } from "./session-id.js";
@@ -35,6 +35,8 @@ import type { TransportDeps } from "./transport-deps.js";
 import { startAndWelcome, type Welcome } from "./welcome.js";
 
 export const SOCKETIO_PATH = "/socket.io/";
+/** What `socket.handshake.auth` holds once the connect is checked: the token and position were read. */
+const NO_AUTH: Readonly<Record<string, never>> = Object.freeze({});
 /** The cookie NGINX routes Socket.IO requests by when they carry no session id (see nginx/nginx.conf). */
 export const STICKY_COOKIE = "gw_node";
 /**
@@ -61,14 +63,20 @@ export interface ServerToClientEvents {
   gap: (gap: GapFrame) => void;
 }
 
+/**
+ * What each socket carries in `socket.data`. No closures: listeners are
+ * shared by every socket (see SocketIoTransport's constructor), because a
+ * closure per socket also keeps alive whatever scope it was made in (the
+ * middleware chain, ~500 bytes per socket).
+ */
 interface SocketData {
   principal: Principal;
-  /** The personal channel's position to resume from (`auth.since`). */
+  /** The personal channel's position to resume from (`auth.since`), until the session starts. */
   since: ChannelPosition | undefined;
-  session: ClientSession;
+  session: ClientSession<GatewaySocket>;
   closeReason: string | null;
-  /** Gives back the user's connection slot, once; absent while none is held. */
-  releaseSlot?: () => void;
+  /** Whether the socket holds one of its user's connection slots (MAX_CONNECTIONS_PER_USER), given back once at disconnect. */
+  holdsSlot: boolean;
   /** What a long-polling session has queued for its client; absent for a session that started on WebSocket. */
   backlog?: PollingBacklog;
 }
@@ -140,17 +148,29 @@ function connectToken(socket: GatewaySocket): string | undefined {
   return typeof token === "string" && token.length > 0 ? token : undefined;
 }
 
-export class SocketIoTransport {
+export class SocketIoTransport implements SessionConnection<GatewaySocket> {
   private io: GatewayServer | null = null;
   private readonly parser: RequestParser;
-  /** Who each engine.io handshake authenticated as; keyed by the request object Socket.IO keeps as `socket.request`. */
-  private readonly handshakes = new WeakMap<object, Principal>();
+  /** Who each engine.io handshake authenticated as, with its token, until its namespace connect; keyed by the request object Socket.IO keeps as `socket.request`. */
+  private readonly handshakes = new WeakMap<object, { readonly principal: Principal; readonly token: string }>();
+  /** Listeners shared by every socket: Socket.IO calls them with the socket as `this`. */
+  private readonly onDisconnect: (this: GatewaySocket, reason: string) => void;
+  /** socket.io-parser lets an event be named by a number (`42[7,{}]`), whatever the typings say. */
+  private readonly onEvent: (this: GatewaySocket, event: unknown, ...args: unknown[]) => void;
 
   constructor(
     private readonly options: SocketIoOptions,
     private readonly deps: SocketIoDeps,
   ) {
     this.parser = new RequestParser(options.maxJsonDepth);
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- the listeners' own `this` is the socket
+    const transport = this;
+    this.onDisconnect = function (reason) {
+      transport.disconnected(this, reason);
+    };
+    this.onEvent = function (event, ...args) {
+      transport.request(this, event, args);
+    };
   }
 
   attach(app: TemplatedApp): void {
@@ -200,6 +220,12 @@ export class SocketIoTransport {
       }
       socket.data.principal = principal.principal;
       socket.data.since = resume.since;
+      socket.data.closeReason = null;
+      socket.data.holdsSlot = false;
+      // The token was checked; the connection need not keep it, nor a bearer token in memory.
+      socket.handshake.auth = NO_AUTH;
+      // Overwritten, not deleted: a delete turns the headers object into a slower, larger dictionary.
+      socket.request.headers["authorization"] = undefined;
       this.takeSlot(socket, next);
     });
     // Rooms are joined here, not in the middleware (socket.io#5139).
@@ -229,7 +255,8 @@ export class SocketIoTransport {
       next();
       return;
     }
-    const verdict = this.deps.verifier.verify(handshakeToken(req));
+    const token = handshakeToken(req);
+    const verdict = this.deps.verifier.verify(token);
     if (!verdict.ok) {
       this.deps.metrics.authFailed(verdict.reason);
       this.deps.log.debug({ reason: verdict.reason }, "socket.io handshake refused");
@@ -237,7 +264,8 @@ export class SocketIoTransport {
       res.end(JSON.stringify({ error: { code: authErrorCode(verdict.reason), message: verdict.message } }));
       return;
     }
-    this.handshakes.set(req, verdict.principal);
+    // A verified token is a string.
+    this.handshakes.set(req, { principal: verdict.principal, token: token ?? "" });
     next();
   }
 
@@ -247,10 +275,14 @@ export class SocketIoTransport {
    * valid and for the same user.
    */
   private connectPrincipal(socket: GatewaySocket): { readonly ok: true; readonly principal: Principal } | { readonly ok: false; readonly code: ErrorCode; readonly message: string } {
-    const handshake = this.handshakes.get(socket.request);
-    if (handshake === undefined) return { ok: false, code: ErrorCodes.invalidToken.code, message: "token required at the handshake" };
+    const checked = this.handshakes.get(socket.request);
+    if (checked === undefined) return { ok: false, code: ErrorCodes.invalidToken.code, message: "token required at the handshake" };
+    this.handshakes.delete(socket.request);
+    const handshake = checked.principal;
     const token = connectToken(socket);
     if (token === undefined) return { ok: true, principal: handshake };
+    // The same token again (socket.io-client sends it both ways): checked already, unless it ran out since.
+    if (token === checked.token && (handshake.expiresAt === null || handshake.expiresAt > Date.now())) return { ok: true, principal: handshake };
     const verdict = this.deps.verifier.verify(token);
     if (!verdict.ok) {
       this.deps.metrics.authFailed(verdict.reason);
@@ -330,10 +362,11 @@ export class SocketIoTransport {
 
   /**
    * Takes the user's connection slot, if there is a per-user limit, then
-   * lets the connection through. The slot is given back when the socket
-   * disconnects or its engine connection closes, whichever comes first:
-   * socket.io drops a socket whose connection closed during the middleware
-   * without a `disconnect`.
+   * lets the connection through; disconnected() gives it back. When the
+   * engine connection closed while Redis answered, Socket.IO will drop the
+   * socket without a `disconnect`, so the slot goes back at once. Once next()
+   * is called with the connection open, Socket.IO connects the socket in the
+   * next tick with no I/O in between, so the `disconnect` follows for sure.
    */
   private takeSlot(socket: GatewaySocket, next: (err?: Error) => void): void {
     const quota = this.deps.limits.perUser;
@@ -349,19 +382,11 @@ export class SocketIoTransport {
           next(connectError(ErrorCodes.tooManyConnections.code, "this user holds the most connections allowed at once; close one or retry later"));
           return;
         }
-        let held = true;
-        const release = (): void => {
-          if (!held) return;
-          held = false;
-          socket.data.releaseSlot = undefined;
-          quota.release(sub);
-        };
-        socket.data.releaseSlot = release;
         if (socket.conn.readyState !== "open") {
-          release();
+          quota.release(sub);
           return;
         }
-        socket.conn.once("close", release);
+        socket.data.holdsSlot = true;
         next();
       },
       (err: unknown) => {
@@ -374,38 +399,31 @@ export class SocketIoTransport {
 
   private connected(socket: GatewaySocket): void {
     this.deps.metrics.connectionOpened("socketio");
-    socket.data.closeReason = null;
-    const session = new ClientSession(this.deps.session, socket.data.principal, {
-      join: (channel) => {
-        void socket.join(channel);
-      },
-      leave: (channel) => {
-        void socket.leave(channel);
-      },
-      end: (close, reason) => this.end(socket, close, reason),
-      send: (frames) => {
-        for (const frame of frames) socket.emit("message", JSON.parse(frame.toString("utf8")) as MessageFrame);
-      },
-    });
+    const session = new ClientSession<GatewaySocket>(this.deps.session, socket.data.principal, this, socket);
     socket.data.session = session;
     const conn = engineConnection(socket);
+    // A closure for long-polling sessions only: they are few, and their backlog needs one.
     if (conn.transport.name === "polling") {
       socket.data.backlog = new PollingBacklog(conn, this.options.maxBackpressureBytes * HARD_CAP_FACTOR, () => this.cutSlowConsumer(socket));
     }
-
-    socket.on("disconnect", (reason) => {
-      session.closed();
-      socket.data.releaseSlot?.();
-      this.deps.metrics.connectionClosed("socketio", socket.data.closeReason ?? reason.replace(/ /g, "_"));
-    });
-    // socket.io-parser lets an event be named by a number (`42[7,{}]`), whatever the typings say.
-    socket.onAny((event: unknown, ...args: unknown[]) => this.request(socket, session, event, args));
-
-    void startAndWelcome(session, this.options.nodeId, socket.data.since).then((welcome) => {
+    socket.on("disconnect", this.onDisconnect);
+    socket.onAny(this.onEvent);
+    const since = socket.data.since;
+    socket.data.since = undefined;
+    void startAndWelcome(session, this.options.nodeId, since).then((welcome) => {
       if (welcome === null || !socket.connected) return;
       socket.emit("welcome", welcome);
       afterSent(welcome);
     });
+  }
+
+  private disconnected(socket: GatewaySocket, reason: string): void {
+    socket.data.session.closed();
+    if (socket.data.holdsSlot) {
+      socket.data.holdsSlot = false;
+      this.deps.limits.perUser?.release(socket.data.principal.sub);
+    }
+    this.deps.metrics.connectionClosed("socketio", socket.data.closeReason ?? reason.replace(/ /g, "_"));
   }
 
   /**
@@ -413,9 +431,10 @@ export class SocketIoTransport {
    * fields (none at all reads as `{}`), and a trailing function the
    * acknowledgement. An event sent without one is still acted on.
    */
-  private request(socket: GatewaySocket, session: ClientSession, event: unknown, args: readonly unknown[]): void {
+  private request(socket: GatewaySocket, event: unknown, args: readonly unknown[]): void {
     // The server is closing this socket: what it still sends is not acted on.
     if (socket.data.closeReason !== null) return;
+    const session = socket.data.session;
     const admitted = session.admitFrame();
     if (admitted === "close") return;
     const last = args.at(-1);
@@ -445,8 +464,21 @@ export class SocketIoTransport {
     afterSent(answer);
   }
 
+  join(socket: GatewaySocket, channel: string): void {
+    void socket.join(channel);
+  }
+
+  leave(socket: GatewaySocket, channel: string): void {
+    // A disconnected socket has left its rooms already.
+    if (socket.connected) void socket.leave(channel);
+  }
+
+  send(socket: GatewaySocket, frames: readonly Buffer[]): void {
+    for (const frame of frames) socket.emit("message", JSON.parse(frame.toString("utf8")) as MessageFrame);
+  }
+
   /** Once per socket: events already received may still arrive before the disconnect does. */
-  private end(socket: GatewaySocket, close: CloseCodeSpec, reason: string): void {
+  end(socket: GatewaySocket, close: CloseCodeSpec, reason: string): void {
     if (!socket.connected || socket.data.closeReason !== null) return;
     socket.data.closeReason = reason;
     socket.emit("closing", { code: close.code, reason: close.reason, reconnect: close.reconnect });

@@ -17,7 +17,7 @@ export type Welcome = Omit<WelcomeFrame, "type">;
  * position the client reconnects with), the transport must call afterSent()
  * on the welcome right after sending it: the missed messages follow it.
  */
-export async function startAndWelcome(session: ClientSession, nodeId: string, since?: ChannelPosition, clock: Clock = Date): Promise<Welcome | null> {
+export async function startAndWelcome(session: ClientSession<unknown>, nodeId: string, since?: ChannelPosition, clock: Clock = Date): Promise<Welcome | null> {
   const started = await session.start(since);
   if (started === null || !session.isOpen()) return null;
   // Spread, so the afterSent work (a symbol, never sent) travels with it.

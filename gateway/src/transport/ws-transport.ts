@@ -9,8 +9,12 @@
 
 import type { HttpRequest, HttpResponse, TemplatedApp, us_socket_context_t, WebSocket } from "uWebSockets.js";
 import { CloseCodes, ErrorCodes, ObservedCloseCodes, type CloseCodeSpec } from "../../../shared/src/codes.js";
-import type { ChannelPosition, ErrorBody, OkReplyFrame, ServerFrame } from "../../../shared/src/protocol.js";
+import type { ChannelPosition, ErrorBody, GapFrame, OkReplyFrame, ServerFrame } from "../../../shared/src/protocol.js";
 import { authErrorCode, bearerToken, type Principal } from "../auth/verifier.js";
+import { isPersonalChannel } from "../../../shared/src/channels.js";
+import type { Delivery } from "../broker/broker.js";
+import type { FanoutSink, TopicPublisher } from "../fanout/local-fanout.js";
+import { ChannelSockets } from "./channel-sockets.js";
 import { afterSent, ClientSession, type Answer, type SessionConnection } from "./client-session.js";
 import { sinceFromQuery } from "./resume-position.js";
 import { RequestParser } from "./request-parser.js";
@@ -30,12 +34,16 @@ export interface WsTransportOptions {
   readonly compression: WsCompressionConfig;
 }
 
+/**
+ * What each socket carries. uWS copies these onto its socket object, where
+ * more than three properties take a larger property array: keep it short.
+ */
 interface SocketState {
   readonly principal: Principal;
   /** The personal channel's position to resume from (`?since=`), until the session starts. */
   since: ChannelPosition | undefined;
-  session: ClientSession | null;
-  open: boolean;
+  /** From open() on; open until close(). */
+  session: ClientSession<Socket> | null;
   /** Set just before the server ends the socket, for the disconnect metric. */
   closeReason: string | null;
 }
@@ -56,32 +64,17 @@ function writeError(res: HttpResponse, status: string, body: ErrorBody): void {
   res.writeStatus(status).writeHeader("content-type", "application/json").end(JSON.stringify({ error: body }));
 }
 
-/** A socket as a session sees it; a class, not closures, to keep per-socket memory small. */
-class UwsConnection implements SessionConnection {
-  constructor(
-    private readonly ws: Socket,
-    private readonly transport: WsTransport,
-  ) {}
-
-  join(channel: string): void {
-    this.ws.subscribe(channel);
-  }
-
-  leave(channel: string): void {
-    this.ws.unsubscribe(channel);
-  }
-
-  end(close: CloseCodeSpec, reason: string): void {
-    this.transport.end(this.ws, close, reason);
-  }
-
-  send(frames: readonly Buffer[]): void {
-    this.transport.sendFrames(this.ws, frames);
-  }
+function isOpen(ws: Socket): boolean {
+  return ws.getUserData().session?.isOpen() === true;
 }
 
-export class WsTransport {
+/**
+ * Every session's connection (see SessionConnection): channels are uWS topics,
+ * except personal ones, which the transport routes itself (ChannelSockets).
+ */
+export class WsTransport implements SessionConnection<Socket> {
   private readonly sockets = new Set<Socket>();
+  private readonly personal = new ChannelSockets<Socket>();
   private readonly parser: RequestParser;
 
   constructor(
@@ -122,9 +115,8 @@ export class WsTransport {
     let closed = 0;
     for (const ws of this.sockets) {
       if (ws.getBufferedAmount() <= this.options.maxBackpressureBytes) continue;
-      const state = ws.getUserData();
-      if (!state.open) continue;
-      state.closeReason = "slow_consumer";
+      if (!isOpen(ws)) continue;
+      ws.getUserData().closeReason = "slow_consumer";
       this.deps.metrics.sendDropped("slow_consumer_close");
       ws.close();
       closed++;
@@ -186,7 +178,7 @@ export class WsTransport {
       writeError(res, "400 Bad Request", { code: ErrorCodes.badRequest.code, message: resume.message });
       return;
     }
-    const state: SocketState = { principal: verdict.principal, since: resume.since, session: null, open: true, closeReason: null };
+    const state: SocketState = { principal: verdict.principal, since: resume.since, session: null, closeReason: null };
     const quota = this.deps.limits.perUser;
     if (quota === null) {
       res.upgrade(state, secKey, offer.accept, extensions, context);
@@ -226,13 +218,13 @@ export class WsTransport {
     const state = ws.getUserData();
     this.sockets.add(ws);
     this.deps.metrics.connectionOpened("ws");
-    const session = new ClientSession(this.deps.session, state.principal, new UwsConnection(ws, this));
+    const session = new ClientSession<Socket>(this.deps.session, state.principal, this, ws);
     state.session = session;
     const since = state.since;
     state.since = undefined;
     void startAndWelcome(session, this.options.nodeId, since).then((welcome) => {
-      if (welcome === null || !state.open) return;
-      this.send(ws, { type: "welcome", ...welcome });
+      if (welcome === null || !session.isOpen()) return;
+      this.sendFrame(ws, { type: "welcome", ...welcome });
       afterSent(welcome);
     });
   }
@@ -273,16 +265,16 @@ export class WsTransport {
   }
 
   private reply<Result extends object>(ws: Socket, id: number, answer: Answer<Result>): void {
-    if (!ws.getUserData().open) return;
-    if (answer.ok) this.send(ws, { type: "reply", id, ...answer });
+    if (!isOpen(ws)) return;
+    if (answer.ok) this.sendFrame(ws, { type: "reply", id, ...answer });
     else this.sendError(ws, id, answer.error);
     afterSent(answer);
   }
 
   private close(ws: Socket, code: number): void {
     const state = ws.getUserData();
-    state.open = false;
     this.sockets.delete(ws);
+    // Leaves every channel: the personal routes here, the topics went with the socket.
     state.session?.closed();
     // Every socket that reached open() holds a slot: the upgrade waited for it.
     this.deps.limits.perUser?.release(state.principal.sub);
@@ -291,15 +283,59 @@ export class WsTransport {
     this.deps.log.debug({ code, reason }, "socket closed");
   }
 
+  join(ws: Socket, channel: string): void {
+    if (isPersonalChannel(channel)) this.personal.add(channel, ws);
+    else ws.subscribe(channel);
+  }
+
+  leave(ws: Socket, channel: string): void {
+    if (isPersonalChannel(channel)) this.personal.remove(channel, ws);
+    // A closed socket has left its topics already, and may not be touched.
+    else if (isOpen(ws)) ws.unsubscribe(channel);
+  }
+
   end(ws: Socket, close: CloseCodeSpec, reason: string): void {
-    const state = ws.getUserData();
-    if (!state.open) return;
-    state.closeReason = reason;
+    if (!isOpen(ws)) return;
+    ws.getUserData().closeReason = reason;
     ws.end(close.code, close.reason);
   }
 
+  /**
+   * The raw sockets' fan-out sink: one uWS topic publish per delivery, or for
+   * a personal channel a send to each of its few local sockets, with the
+   * same frame bytes.
+   */
+  sink(topics: TopicPublisher): FanoutSink {
+    return {
+      name: "ws",
+      deliver: (delivery: Delivery): number => this.deliver(topics, delivery.channel, delivery.frame),
+      signalGap: (gap: GapFrame): void => {
+        this.deliver(topics, gap.channel, Buffer.from(JSON.stringify(gap)));
+      },
+    };
+  }
+
+  /** Personal channels' sockets on this node (the topics are uWS's). */
+  personalChannels(): number {
+    return this.personal.size();
+  }
+
+  private deliver(topics: TopicPublisher, channel: string, frame: Buffer): number {
+    const compress = this.compress(frame.length);
+    if (!isPersonalChannel(channel)) {
+      const recipients = topics.numSubscribers(channel);
+      if (recipients > 0) topics.publish(channel, frame, false, compress);
+      return recipients;
+    }
+    return this.personal.forEach(channel, (ws) => {
+      ws.cork(() => {
+        if (ws.send(frame, false, compress) === SEND_DROPPED) this.deps.metrics.sendDropped("backpressure");
+      });
+    });
+  }
+
   /** Message frames for this socket alone (a resume's replay), as bytes: they were encoded once, at publish. */
-  sendFrames(ws: Socket, frames: readonly Buffer[]): void {
+  send(ws: Socket, frames: readonly Buffer[]): void {
     ws.cork(() => {
       for (const frame of frames) {
         if (ws.send(frame, false, this.compress(frame.length)) === SEND_DROPPED) this.deps.metrics.sendDropped("backpressure");
@@ -307,7 +343,7 @@ export class WsTransport {
     });
   }
 
-  private send(ws: Socket, frame: ServerFrame | OkReplyFrame): void {
+  private sendFrame(ws: Socket, frame: ServerFrame | OkReplyFrame): void {
     const text = JSON.stringify(frame);
     // String length for bytes: close enough for a size threshold.
     if (ws.send(text, false, this.compress(text.length)) === SEND_DROPPED) this.deps.metrics.sendDropped("backpressure");
@@ -319,8 +355,8 @@ export class WsTransport {
 
   private sendError(ws: Socket, id: number | null, error: ErrorBody): void {
     this.deps.metrics.clientError(error.code);
-    if (id === null) this.send(ws, { type: "error", error });
-    else this.send(ws, { type: "reply", id, ok: false, error });
+    if (id === null) this.sendFrame(ws, { type: "error", error });
+    else this.sendFrame(ws, { type: "reply", id, ok: false, error });
   }
 }
 

@@ -10,6 +10,8 @@ import { RedisKeyspace } from "../broker/redis-keys.js";
 import type { GatewayConfig } from "../config.js";
 import type { LocalFanout } from "../fanout/local-fanout.js";
 import { ChannelSequencer, type SequencerMetrics } from "../history/channel-sequencer.js";
+import { CoalescedHistory } from "../history/coalesced-history.js";
+import type { History } from "../history/history.js";
 import { RedisHistory } from "../history/redis-history.js";
 import type { ResumeSource } from "../history/resume.js";
 import type { ShutdownStep } from "../lifecycle/shutdown.js";
@@ -28,7 +30,7 @@ const CATCH_UP_CONCURRENCY = 32;
 
 export interface HistoryWiring {
   readonly policy: PublishPolicy;
-  readonly history: RedisHistory;
+  readonly history: History;
   readonly sequencer: ChannelSequencer;
   /** What `since` resumes from: history, and the positions the sequencer forwarded. */
   readonly resume: ResumeSource;
@@ -48,8 +50,11 @@ export function wireHistory(config: GatewayConfig, redis: RedisConnections, fano
   // Reads only (and an epoch for a channel that has none, idempotently): a read
   // issued while the connection is still coming up waits for it instead of
   // failing a subscribe, and a resend after a reconnect is harmless.
-  const connection = redis.open("history", { offlineQueue: true, maxRetriesPerRequest: 1 });
-  const history = new RedisHistory(connection, { keyspace, channelStateTtlSeconds: config.channelStateTtlSeconds });
+  // A read per channel a node starts to receive (each new user's personal
+  // channel seeds its position): pipelined.
+  const connection = redis.open("history", { offlineQueue: true, maxRetriesPerRequest: 1, autoPipelining: true });
+  const redisHistory = new RedisHistory(connection, { keyspace, channelStateTtlSeconds: config.channelStateTtlSeconds });
+  const history = new CoalescedHistory(redisHistory);
   const sequencer = new ChannelSequencer({
     history,
     forward: (delivery) => fanout.deliver(delivery),

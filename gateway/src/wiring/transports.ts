@@ -96,6 +96,8 @@ export function wireTransports(deps: TransportsDeps): TransportsWiring {
     { nodeId: config.nodeId, maxFrameBytes: config.maxFrameBytes, maxJsonDepth: config.maxJsonDepth, corsOrigins: config.socketIoCorsOrigins, maxBackpressureBytes: config.maxBackpressureBytes },
     { verifier, metrics, log, refusal, session, limits: deps.limits.connections, adapter: adapter.adapter },
   );
+  // Raw sockets first, as they were subscribed first: the order deliveries reach each protocol.
+  deps.fanout.addSink(ws.sink(deps.app));
   deps.fanout.addSink(socketIo.sink());
   const slowConsumerSweep = setInterval(() => {
     ws.sweepSlowConsumers();

@@ -1,0 +1,72 @@
+/**
+ * Baseline: plain Socket.IO attached to uWebSockets.js (`io.attachApp`), the
+ * way its documentation shows, clustered with @socket.io/redis-adapter: the
+ * JWT checked in a middleware, a `subscribe` event that joins a room, the
+ * user's room joined at connect, and a publish endpoint that does
+ * `io.to(channel).emit("message", frame)`. What the gateway's Socket.IO path
+ * should cost no more than, per connection.
+ *
+ * Run by loadtest/bench.ts: PORT, JWT_SECRET, PUBLISH_KEY, REDIS_URL, REDIS_PREFIX.
+ */
+
+import { createAdapter } from "@socket.io/redis-adapter";
+import { Redis } from "ioredis";
+import { Server } from "socket.io";
+import uWS from "uWebSockets.js";
+import { messageFrame, readEnv, verifySub } from "./common.js";
+import { uwsPublishRoute } from "./uws-common.js";
+
+const env = readEnv();
+const redisUrl = process.env["REDIS_URL"] ?? "redis://127.0.0.1:6379";
+const pub = new Redis(redisUrl);
+const sub = pub.duplicate();
+
+const app = uWS.App();
+const io = new Server({
+  serveClient: false,
+  adapter: createAdapter(pub, sub, { key: `${process.env["REDIS_PREFIX"] ?? "bench"}:sio` }),
+});
+io.attachApp(app);
+uwsPublishRoute(app, env, (body) => io.to(body.channel).emit("message", messageFrame(body)));
+
+io.use((socket, next) => {
+  const auth = socket.handshake.auth as Record<string, unknown>;
+  const userId = verifySub(auth["token"], env.jwtSecret);
+  if (userId === null) next(new Error("invalid_token"));
+  else {
+    (socket.data as { sub?: string }).sub = userId;
+    next();
+  }
+});
+
+io.on("connection", (socket) => {
+  const userId = String((socket.data as { sub?: string }).sub);
+  void socket.join(`user:${userId}`);
+  socket.on("subscribe", (request: { channel?: unknown }, ack?: (answer: object) => void) => {
+    const channel = typeof request?.channel === "string" ? request.channel : null;
+    if (channel === null) {
+      ack?.({ ok: false, error: { code: "bad_request", message: "subscribe needs { channel }" } });
+      return;
+    }
+    void socket.join(channel);
+    ack?.({ ok: true, channel });
+  });
+  socket.emit("welcome", { node: "socketio-uws", user: userId, serverTime: Date.now(), channels: [`user:${userId}`], expiresAt: null });
+});
+
+app.listen("127.0.0.1", env.port, (token) => {
+  if (!token) {
+    process.stderr.write(`cannot listen on ${env.port}\n`);
+    process.exit(1);
+  }
+  process.stdout.write(`listening ${env.port}\n`);
+});
+
+const stop = (): void => {
+  void io.close();
+  pub.disconnect();
+  sub.disconnect();
+  process.exit(0);
+};
+process.on("SIGTERM", stop);
+process.on("SIGINT", stop);
