@@ -13,7 +13,8 @@ import { createServer } from "node:http";
 import { createAdapter } from "@socket.io/redis-adapter";
 import { Redis } from "ioredis";
 import { Server } from "socket.io";
-import { handlePublish, messageFrame, readEnv, verifySub } from "./common.js";
+import { handlePublish, messageFrame, readEnv } from "./common.js";
+import { serveBaselineSocketIo } from "./socketio-app.js";
 
 const env = readEnv();
 const redisUrl = process.env["REDIS_URL"] ?? "redis://127.0.0.1:6379";
@@ -26,30 +27,7 @@ const io = new Server(http, {
   adapter: createAdapter(pub, sub, { key: `${process.env["REDIS_PREFIX"] ?? "bench"}:sio` }),
 });
 
-io.use((socket, next) => {
-  const auth = socket.handshake.auth as Record<string, unknown>;
-  const userId = verifySub(auth["token"], env.jwtSecret);
-  if (userId === null) next(new Error("invalid_token"));
-  else {
-    (socket.data as { sub?: string }).sub = userId;
-    next();
-  }
-});
-
-io.on("connection", (socket) => {
-  const userId = String((socket.data as { sub?: string }).sub);
-  void socket.join(`user:${userId}`);
-  socket.on("subscribe", (request: { channel?: unknown }, ack?: (answer: object) => void) => {
-    const channel = typeof request?.channel === "string" ? request.channel : null;
-    if (channel === null) {
-      ack?.({ ok: false, error: { code: "bad_request", message: "subscribe needs { channel }" } });
-      return;
-    }
-    void socket.join(channel);
-    ack?.({ ok: true, channel });
-  });
-  socket.emit("welcome", { node: "socketio-node", user: userId, serverTime: Date.now(), channels: [`user:${userId}`], expiresAt: null });
-});
+serveBaselineSocketIo(io, "socketio-node", env.jwtSecret);
 
 http.listen(env.port, "127.0.0.1", () => process.stdout.write(`listening ${env.port}\n`));
 

@@ -13,7 +13,8 @@ import { createAdapter } from "@socket.io/redis-adapter";
 import { Redis } from "ioredis";
 import { Server } from "socket.io";
 import uWS from "uWebSockets.js";
-import { messageFrame, readEnv, verifySub } from "./common.js";
+import { messageFrame, readEnv } from "./common.js";
+import { serveBaselineSocketIo } from "./socketio-app.js";
 import { uwsPublishRoute } from "./uws-common.js";
 
 const env = readEnv();
@@ -29,30 +30,7 @@ const io = new Server({
 io.attachApp(app);
 uwsPublishRoute(app, env, (body) => io.to(body.channel).emit("message", messageFrame(body)));
 
-io.use((socket, next) => {
-  const auth = socket.handshake.auth as Record<string, unknown>;
-  const userId = verifySub(auth["token"], env.jwtSecret);
-  if (userId === null) next(new Error("invalid_token"));
-  else {
-    (socket.data as { sub?: string }).sub = userId;
-    next();
-  }
-});
-
-io.on("connection", (socket) => {
-  const userId = String((socket.data as { sub?: string }).sub);
-  void socket.join(`user:${userId}`);
-  socket.on("subscribe", (request: { channel?: unknown }, ack?: (answer: object) => void) => {
-    const channel = typeof request?.channel === "string" ? request.channel : null;
-    if (channel === null) {
-      ack?.({ ok: false, error: { code: "bad_request", message: "subscribe needs { channel }" } });
-      return;
-    }
-    void socket.join(channel);
-    ack?.({ ok: true, channel });
-  });
-  socket.emit("welcome", { node: "socketio-uws", user: userId, serverTime: Date.now(), channels: [`user:${userId}`], expiresAt: null });
-});
+serveBaselineSocketIo(io, "socketio-uws", env.jwtSecret);
 
 app.listen("127.0.0.1", env.port, (token) => {
   if (!token) {
