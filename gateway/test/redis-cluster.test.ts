@@ -24,10 +24,10 @@ import { keySlot } from "../src/redis/key-slot.js";
 import { testPool } from "./support/db.js";
 import { PUBLIC_CHANNEL, type DrillClient } from "./support/drill.js";
 import { eventually } from "./support/eventually.js";
-import { expectFailoverHeld, expectRoundClockWentOn, failoverClients, failoverNodeEnv, failoverPublisher, historyOffsets, PublishProbe, ReadinessWatch } from "./support/failover.js";
+import { expectFailoverHeld, expectRoundClockWentOn, failoverClients, raceScreen, failoverNodeEnv, failoverPublisher, historyOffsets, PublishProbe, ReadinessWatch } from "./support/failover.js";
 import { startGatewayNode, TEST_PUBLISH_KEY, uniquePrefix, type GatewayNode } from "./support/gateway-node.js";
 import { token } from "./support/tokens.js";
-import { connect, type TestClient } from "./support/ws-client.js";
+import type { TestClient } from "./support/ws-client.js";
 
 /** Channels every client set spreads over; their slots land on all three masters. */
 const CHANNELS = Array.from({ length: 24 }, (_, i) => `forecasts:c${i}`);
@@ -90,13 +90,6 @@ async function pubsubCount(subcommand: "NUMSUB" | "SHARDNUMSUB", channel: string
   return counts.reduce((a, b) => a + b, 0);
 }
 
-async function raceScreen(node: GatewayNode): Promise<TestClient> {
-  const screen = await connect(node.wsUrl, { token: token({ sub: `screen-${node.name}` }) });
-  screens.push(screen);
-  await screen.subscribe("race");
-  return screen;
-}
-
 describe("Redis Cluster", () => {
   it("carries every channel on its own shard with sharded pub/sub, and a batch over all three shards", { timeout: 20_000 }, async () => {
     const shards = new Set(await Promise.all(CHANNELS.map((channel) => masterOf(keyspace.busChannel(channel)))));
@@ -149,7 +142,7 @@ describe("Redis Cluster", () => {
   });
 
   it("fails over a SIGKILLed master: not ready and 503 meanwhile, nothing acknowledged lost, the round clock goes on", { timeout: 60_000 }, async () => {
-    const screensByNode = await Promise.all(nodes.map(raceScreen));
+    const screensByNode = await Promise.all(nodes.map((node) => raceScreen(node, screens)));
     await Promise.all(screensByNode.map((s) => s.waitForMessage((m) => m.event === "round_started", 10_000)));
     const users = clients.map((c) => c.sub);
     // The public channel, every user's personal one and all the others, in turn.

@@ -19,10 +19,9 @@ import { startSentinelGroup, type SentinelGroup } from "../../scripts/lib/redis-
 import { testPool } from "./support/db.js";
 import { PUBLIC_CHANNEL, type DrillClient } from "./support/drill.js";
 import { eventually } from "./support/eventually.js";
-import { expectFailoverHeld, expectRoundClockWentOn, failoverClients, failoverNodeEnv, failoverPublisher, PublishProbe, ReadinessWatch } from "./support/failover.js";
+import { expectFailoverHeld, expectRoundClockWentOn, failoverClients, raceScreen, failoverNodeEnv, failoverPublisher, PublishProbe, ReadinessWatch } from "./support/failover.js";
 import { startGatewayNode, uniquePrefix, type GatewayNode } from "./support/gateway-node.js";
-import { token } from "./support/tokens.js";
-import { connect, type TestClient } from "./support/ws-client.js";
+import type { TestClient } from "./support/ws-client.js";
 
 const PROBE_CHANNEL = "forecasts:probe";
 const schema = `sentinel_${process.pid}`;
@@ -61,16 +60,9 @@ afterAll(async () => {
   await Promise.all([group?.stop(), postgres?.stop()]);
 });
 
-async function raceScreen(node: GatewayNode): Promise<TestClient> {
-  const screen = await connect(node.wsUrl, { token: token({ sub: `screen-${node.name}` }) });
-  screens.push(screen);
-  await screen.subscribe("race");
-  return screen;
-}
-
 describe("Redis Sentinel", () => {
   it("fails over a SIGKILLed master: not ready and 503 meanwhile, nothing acknowledged lost, the round clock goes on", { timeout: 60_000 }, async () => {
-    const screensByNode = await Promise.all(nodes.map(raceScreen));
+    const screensByNode = await Promise.all(nodes.map((node) => raceScreen(node, screens)));
     // The clock runs: a round starts on every node before the fault.
     await Promise.all(screensByNode.map((s) => s.waitForMessage((m) => m.event === "round_started", 10_000)));
     const users = clients.map((c) => c.sub);

@@ -19,7 +19,7 @@ import type { GatewayNode } from "./gateway-node.js";
 import { TEST_PUBLISH_KEY } from "./gateway-node.js";
 import { metricValue } from "./metrics.js";
 import { token } from "./tokens.js";
-import type { TestClient } from "./ws-client.js";
+import { connect as connectTestClient, type TestClient } from "./ws-client.js";
 
 /**
  * A node of a failover test: a fast round clock on Postgres (so rounds turn
@@ -285,6 +285,14 @@ export async function expectFailoverHeld(outcome: FailoverOutcome): Promise<void
   }
   expect(backend.publisher.retries).toBeGreaterThan(0);
   expect(await settled(outcome.clients, backend, 20_000)).toEqual([]);
+}
+
+/** A game screen on `node`, subscribed to `race`; kept in `opened` for the caller to close. */
+export async function raceScreen(node: GatewayNode, opened: TestClient[]): Promise<TestClient> {
+  const screen = await connectTestClient(node.wsUrl, { token: token({ sub: `screen-${node.name}` }) });
+  opened.push(screen);
+  await screen.subscribe("race");
+  return screen;
 }
 
 /** The rounds a race screen saw start, in order. */
