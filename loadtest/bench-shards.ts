@@ -27,6 +27,7 @@ import { LatencyHistogram } from "./lib/histogram.js";
 import { cpuSeconds, machineJiffies } from "./lib/proc-stats.js";
 import type { WorkerConfig } from "./lib/worker-protocol.js";
 import { forkWorker, type WorkerHandle } from "./lib/workers.js";
+import { seededRandom } from "../scripts/lib/seeded-random.js";
 
 export interface ShardBenchOptions {
   readonly quick: boolean;
@@ -84,18 +85,6 @@ async function startBackend(setup: RedisSetup): Promise<Backend> {
   }
   const cluster = await startRedisCluster({ masters: 3, replicasPerMaster: 0 });
   return { env: { REDIS_URL: "", REDIS_CLUSTER_NODES: cluster.seeds }, pids: cluster.nodes.map((node) => node.proc.pid), stop: () => cluster.stop() };
-}
-
-/** Deterministic pseudo-random numbers (mulberry32): both rows publish the same sequence. */
-function randomSource(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** One batch: BATCH distinct channels, each message ~100 bytes on the wire. */
@@ -169,7 +158,7 @@ async function runRow(setup: RedisSetup, options: ShardBenchOptions): Promise<Sh
     const machineBefore = machineJiffies();
     const started = performance.now();
     const deadline = started + options.seconds * 1000;
-    const random = randomSource(18);
+    const random = seededRandom(18);
     let acked = 0;
     let failures = 0;
     let seq = 0;

@@ -44,6 +44,7 @@ import { InspectorSession } from "./lib/inspector.js";
 import { BENCH_JWT_SECRET, BENCH_PUBLISH_KEY, startServers, type ServerKind, type Servers } from "./lib/servers.js";
 import { liveStormWorkers, renderStorm, runStorm, type StormResult } from "./lib/storm.js";
 import type { ClientProtocol, ConnectResult, WorkerConfig, WorkerStats } from "./lib/worker-protocol.js";
+import { seededRandom } from "../scripts/lib/seeded-random.js";
 
 // `race` is the round clock's own channel: the publish API refuses it.
 const CHANNEL = "forecasts";
@@ -198,23 +199,11 @@ function timerUpdate(seq: number): PublishBody {
   return { channel: CHANNEL, event: "timer_update", data: { seq, roundId: 41, phase: "race", remainingMs: 20_000 - seq * PUBLISH_INTERVAL_MS, serverTime: Date.now(), leader: 3 } };
 }
 
-/** Deterministic pseudo-random numbers (mulberry32), so every run publishes the same forecasts. */
-function randomSource(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function forecastUpdate(seq: number): PublishBody {
   // A dashboard's forecast: per runner a probability band, odds and a short
   // price history. The numbers change from one update to the next, the keys
   // do not; the frame on the wire is ~3 KB.
-  const random = randomSource(seq);
+  const random = seededRandom(seq);
   const price = (base: number): number => Math.round(base * (0.9 + random() * 0.2) * 100) / 100;
   const runners = Array.from({ length: 8 }, (_, r) => ({
     runner: r + 1,
