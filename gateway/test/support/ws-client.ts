@@ -157,6 +157,11 @@ export function tryConnect(wsUrl: string, options: ConnectOptions = {}): Promise
       clearTimeout(timer);
       reject(err);
     });
+    // Closed by the server before its welcome (a 1013 when Redis failed it): say so now, with the code.
+    socket.on("close", (code, reason) => {
+      clearTimeout(timer);
+      reject(new Error(`closed ${code} ${reason.toString()} before the welcome from ${wsUrl}`));
+    });
     client.waitFor((frame) => frame.type === "welcome", timeoutMs).then(
       () => {
         clearTimeout(timer);
