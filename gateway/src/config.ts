@@ -171,7 +171,7 @@ const VARIABLES = {
   nodeId: new TextVariable("NODE_ID", { documented: "`<hostname>-<pid>`", compute: () => `${hostname()}-${process.pid}` }, "Name of this node in logs, metrics (`node` label) and the welcome frame."),
   env: new ChoiceVariable<GatewayEnv>("GATEWAY_ENV", ["development", "production"], "production", "`development` or `production`."),
   host: new TextVariable("HOST", "0.0.0.0", "Address to listen on."),
-  port: new IntegerVariable("PORT", 9001, { min: 0, max: 65535 }, "Port for WebSocket, publish API, health and metrics."),
+  port: new IntegerVariable("PORT", 9001, { min: 0, max: 65535 }, "Port for WebSocket, publish API, health and metrics. The node holds it alone (no SO_REUSEPORT): a port in use stops the start with exit 1, `cannot listen on …`."),
   logLevel: new ChoiceVariable<LogLevel>("LOG_LEVEL", LOG_LEVELS, "info", "pino level: fatal, error, warn, info, debug, trace, silent."),
   redisUrl: new TextVariable("REDIS_URL", DEFAULT_REDIS_URL, "Redis for pub/sub fan-out and channel offsets, when neither `REDIS_SENTINELS` nor `REDIS_CLUSTER_NODES` is set."),
   redisSentinels: optionalList(

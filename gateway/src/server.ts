@@ -99,10 +99,23 @@ export function attachRoutes(app: TemplatedApp, parts: ServerParts): void {
   });
 }
 
+/** `listen(host, port, options, cb)`: in the native binding, missing from its typings. */
+type ListenWithOptions = (host: string, port: number, options: number, cb: (token: uWS.us_listen_socket | false) => void) => TemplatedApp;
+/** uSockets' LIBUS_LISTEN_EXCLUSIVE_PORT (the typings' ListenOptions enum has no runtime value). */
+const LISTEN_EXCLUSIVE_PORT = 1;
+
+/**
+ * Listens with the port to itself. uSockets otherwise sets SO_REUSEPORT, so a
+ * second node started on a port already in use (a stale process, a port handed
+ * out twice) also "listens", and the kernel silently splits new connections
+ * between the two: some clients then reach the wrong node, or one being
+ * killed. With the port exclusive, that second start fails instead.
+ */
 export function listen(app: TemplatedApp, host: string, port: number): Promise<uWS.us_listen_socket> {
+  const listenWithOptions = (app.listen as unknown as ListenWithOptions).bind(app);
   return new Promise((resolve, reject) => {
-    app.listen(host, port, (token) => {
-      if (token === false) reject(new Error(`cannot listen on ${host}:${port}`));
+    listenWithOptions(host, port, LISTEN_EXCLUSIVE_PORT, (token) => {
+      if (token === false) reject(new Error(`cannot listen on ${host}:${port} (in use, or not an address of this machine)`));
       else resolve(token);
     });
   });

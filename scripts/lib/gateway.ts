@@ -32,17 +32,25 @@ export interface GatewayProcessOptions {
   readonly echo?: boolean;
 }
 
+/** Ready, and this node: another process answering on the port (a port handed out twice) is not. */
+async function isReadyAs(readyz: string, nodeId: string): Promise<boolean> {
+  const res = await fetch(readyz, { signal: AbortSignal.timeout(1000) });
+  const body = (await res.json()) as { node?: unknown };
+  return res.status === 200 && body.node === nodeId;
+}
+
 export function startGatewayProcess(options: GatewayProcessOptions): Promise<ManagedProcess> {
   const host = options.host ?? "127.0.0.1";
   const readyz = `http://${host}:${options.port}/readyz`;
+  const nodeId = options.env?.["NODE_ID"] ?? options.name;
   return startProcess({
     name: options.name,
     command: process.execPath,
     args: [...(options.nodeArgs ?? []), gatewayEntryPoint()],
     cwd: repoRoot(),
-    env: { NODE_ID: options.name, HOST: host, PORT: String(options.port), ...options.env },
+    env: { NODE_ID: nodeId, HOST: host, PORT: String(options.port), ...options.env },
     ...((options.waitReady ?? true)
-      ? { readyProbe: async () => (await fetch(readyz, { signal: AbortSignal.timeout(1000) })).status === 200 }
+      ? { readyProbe: async () => isReadyAs(readyz, nodeId) }
       : { readyLine: /"msg":"listening"/ }),
     timeoutMs: options.timeoutMs ?? 15_000,
     ...(options.echo === undefined ? {} : { echo: options.echo }),

@@ -34,8 +34,21 @@ export interface StartNodeOptions {
   readonly port?: number;
 }
 
+/** Starts on a free port, or on `options.port`; a free port taken meanwhile by another test's process is replaced, twice at most. */
 export async function startGatewayNode(options: StartNodeOptions): Promise<GatewayNode> {
-  const port = options.port ?? (await freePort());
+  if (options.port !== undefined) return startOnPort(options, options.port);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnPort(options, await freePort());
+    } catch (err) {
+      // The node listens with the port to itself (gateway/src/server.ts), so a port
+      // handed out twice fails the start instead of sharing connections.
+      if (attempt >= 3 || !(err instanceof Error) || !err.message.includes("cannot listen on")) throw err;
+    }
+  }
+}
+
+async function startOnPort(options: StartNodeOptions, port: number): Promise<GatewayNode> {
   const proc = await startGatewayProcess({
     name: options.name,
     port,
