@@ -35,8 +35,6 @@ import type { TransportDeps } from "./transport-deps.js";
 import { startAndWelcome, type Welcome } from "./welcome.js";
 
 export const SOCKETIO_PATH = "/socket.io/";
-/** What `socket.handshake.auth` holds once the connect is checked: the token and position were read. */
-const NO_AUTH: Readonly<Record<string, never>> = Object.freeze({});
 /** The cookie NGINX routes Socket.IO requests by when they carry no session id (see nginx/nginx.conf). */
 export const STICKY_COOKIE = "gw_node";
 /**
@@ -116,35 +114,58 @@ function engineConnection(socket: GatewaySocket): EngineConnection {
   return socket.conn as unknown as EngineConnection;
 }
 
-/**
- * Where engine.io's uWS server (engine.io 6.6, userver.js) keeps the response
- * wrapper it builds for engine middlewares: on the handshake request, and in
- * the user data of the uWS socket of a WebSocket transport.
- */
-interface MiddlewareResponseHolders {
-  readonly request: { res?: unknown };
+/** The user data engine.io's uWS server (engine.io 6.6, userver.js) gives the uWS socket of a WebSocket transport. */
+interface EngineTransportHolder {
   readonly transport: { readonly socket?: { getUserData(): { response?: unknown } } };
 }
 
 /**
  * Once any engine middleware is registered (checkHandshake is one), engine.io
  * wraps the response of every handshake and upgrade in a ResponseWrapper (an
- * EventEmitter, ~320 bytes with its arrays) and keeps it as long as the
- * WebSocket is open, only to emit `close` on it when the socket closes, for
- * middlewares that listen to their response. checkHandshake has answered or
- * passed the request by then and never listens, so the wrapper is let go.
- * A long-polling transport has already let go of its request's response.
+ * EventEmitter, ~320 bytes with its arrays) and keeps it in the uWS socket's
+ * user data as long as the WebSocket is open, only to emit `close` on it when
+ * the socket closes, for middlewares that listen to their response.
+ * checkHandshake has answered or passed the request by then and never
+ * listens, so the wrapper is let go. (The handshake request held it too; see
+ * releaseHandshake.) A long-polling transport holds no uWS socket.
  */
 function dropMiddlewareResponse(conn: EngineConnection): void {
-  const holders = conn as unknown as MiddlewareResponseHolders;
-  holders.request.res = null;
-  const userData = holders.transport.socket?.getUserData();
+  const userData = (conn as unknown as EngineTransportHolder).transport.socket?.getUserData();
   if (userData !== undefined) userData.response = undefined;
 }
 
 /** For a long-polling session's upgrade to WebSocket; engine.io calls it with the session as `this`. */
 function dropUpgradeResponse(this: EngineConnection): void {
   dropMiddlewareResponse(this);
+}
+
+/** What a socket's `handshake.headers`, `handshake.query` and `handshake.auth` hold once its connect is checked. */
+const NO_HANDSHAKE_FIELDS: Readonly<Record<string, never>> = Object.freeze({});
+
+/**
+ * What a socket's `request` is once its connect is checked: the shape
+ * Socket.IO reads (should the client connect again on the same engine.io
+ * session, which the handshake check then refuses: its token was used up).
+ */
+const CHECKED_REQUEST = Object.freeze({ headers: NO_HANDSHAKE_FIELDS, _query: NO_HANDSHAKE_FIELDS, connection: Object.freeze({}) });
+
+/**
+ * Lets go of what the engine.io handshake left on a socket whose connect was
+ * checked: the request (engine.io's copy of its headers and query, and the
+ * response it wrapped for checkHandshake, ~700 bytes a socket), and the
+ * headers, query and auth of `socket.handshake`, where the token was. Nothing
+ * reads them after the connect: Socket.IO builds `handshake` from the request
+ * once, at the connect, and the gateway never calls fetchSockets, the one
+ * operation that would send it to another server. The handshake keeps its
+ * address, times and URL.
+ */
+function releaseHandshake(socket: GatewaySocket): void {
+  socket.handshake.auth = NO_HANDSHAKE_FIELDS;
+  socket.handshake.headers = NO_HANDSHAKE_FIELDS;
+  socket.handshake.query = NO_HANDSHAKE_FIELDS;
+  // engine.io copies the path for each request; this is the same text, held once.
+  socket.handshake.url = SOCKETIO_PATH;
+  (socket.conn as unknown as { request: object }).request = CHECKED_REQUEST;
 }
 
 /** A refusal for the middleware's next(): socket.io-client's `connect_error` has the code as message and in `data`. */
@@ -265,9 +286,7 @@ export class SocketIoTransport implements SessionConnection<GatewaySocket> {
       }
       socket.data = new SocketState(principal.principal, resume.since);
       // The token was checked; the connection need not keep it, nor a bearer token in memory.
-      socket.handshake.auth = NO_AUTH;
-      // Overwritten, not deleted: a delete turns the headers object into a slower, larger dictionary.
-      socket.request.headers["authorization"] = undefined;
+      releaseHandshake(socket);
       this.takeSlot(socket, next);
     });
     // Rooms are joined here, not in the middleware (socket.io#5139).
