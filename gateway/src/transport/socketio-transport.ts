@@ -35,8 +35,6 @@ import type { TransportDeps } from "./transport-deps.js";
 import { startAndWelcome, type Welcome } from "./welcome.js";
 
 export const SOCKETIO_PATH = "/socket.io/";
-/** What `socket.handshake.auth` holds once the connect is checked: the token and position were read. */
-const NO_AUTH: Readonly<Record<string, never>> = Object.freeze({});
 /** The cookie NGINX routes Socket.IO requests by when they carry no session id (see nginx/nginx.conf). */
 export const STICKY_COOKIE = "gw_node";
 /**
@@ -64,22 +62,33 @@ export interface ServerToClientEvents {
 }
 
 /**
- * What each socket carries in `socket.data`. No closures: listeners are
- * shared by every socket (see SocketIoTransport's constructor), because a
- * closure per socket also keeps alive whatever scope it was made in (the
- * middleware chain, ~500 bytes per socket).
+ * What each socket carries in `socket.data`: one object of a fixed shape for
+ * every socket, its fields in the object itself. Socket.IO's own `{}` grown
+ * field by field took a second allocation (a property array) per socket. No
+ * closures: listeners are shared by every socket (see SocketIoTransport's
+ * constructor), because a closure per socket also keeps alive whatever scope
+ * it was made in (the middleware chain, ~500 bytes per socket).
  */
-interface SocketData {
-  principal: Principal;
+class SocketState {
   /** The personal channel's position to resume from (`auth.since`), until the session starts. */
   since: ChannelPosition | undefined;
-  session: ClientSession<GatewaySocket>;
-  closeReason: string | null;
+  /** Set once the socket is connected to the namespace. */
+  session: ClientSession<GatewaySocket> | null = null;
+  closeReason: string | null = null;
   /** Whether the socket holds one of its user's connection slots (MAX_CONNECTIONS_PER_USER), given back once at disconnect. */
-  holdsSlot: boolean;
+  holdsSlot = false;
   /** What a long-polling session has queued for its client; absent for a session that started on WebSocket. */
-  backlog?: PollingBacklog;
+  backlog: PollingBacklog | undefined = undefined;
+
+  constructor(
+    readonly principal: Principal,
+    since: ChannelPosition | undefined,
+  ) {
+    this.since = since;
+  }
 }
+
+type SocketData = SocketState;
 
 type GatewaySocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
 type GatewayServer = Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
@@ -103,6 +112,60 @@ export interface SocketIoDeps extends TransportDeps {
 /** The engine.io connection under a socket, as slow-consumer control reads it (see socketio-backpressure.ts). */
 function engineConnection(socket: GatewaySocket): EngineConnection {
   return socket.conn as unknown as EngineConnection;
+}
+
+/** The user data engine.io's uWS server (engine.io 6.6, userver.js) gives the uWS socket of a WebSocket transport. */
+interface EngineTransportHolder {
+  readonly transport: { readonly socket?: { getUserData(): { response?: unknown } } };
+}
+
+/**
+ * Once any engine middleware is registered (checkHandshake is one), engine.io
+ * wraps the response of every handshake and upgrade in a ResponseWrapper (an
+ * EventEmitter, ~320 bytes with its arrays) and keeps it in the uWS socket's
+ * user data as long as the WebSocket is open, only to emit `close` on it when
+ * the socket closes, for middlewares that listen to their response.
+ * checkHandshake has answered or passed the request by then and never
+ * listens, so the wrapper is let go. (The handshake request held it too; see
+ * releaseHandshake.) A long-polling transport holds no uWS socket.
+ */
+function dropMiddlewareResponse(conn: EngineConnection): void {
+  const userData = (conn as unknown as EngineTransportHolder).transport.socket?.getUserData();
+  if (userData !== undefined) userData.response = undefined;
+}
+
+/** For a long-polling session's upgrade to WebSocket; engine.io calls it with the session as `this`. */
+function dropUpgradeResponse(this: EngineConnection): void {
+  dropMiddlewareResponse(this);
+}
+
+/** What a socket's `handshake.headers`, `handshake.query` and `handshake.auth` hold once its connect is checked. */
+const NO_HANDSHAKE_FIELDS: Readonly<Record<string, never>> = Object.freeze({});
+
+/**
+ * What a socket's `request` is once its connect is checked: the shape
+ * Socket.IO reads (should the client connect again on the same engine.io
+ * session, which the handshake check then refuses: its token was used up).
+ */
+const CHECKED_REQUEST = Object.freeze({ headers: NO_HANDSHAKE_FIELDS, _query: NO_HANDSHAKE_FIELDS, connection: Object.freeze({}) });
+
+/**
+ * Lets go of what the engine.io handshake left on a socket whose connect was
+ * checked: the request (engine.io's copy of its headers and query, and the
+ * response it wrapped for checkHandshake, ~700 bytes a socket), and the
+ * headers, query and auth of `socket.handshake`, where the token was. Nothing
+ * reads them after the connect: Socket.IO builds `handshake` from the request
+ * once, at the connect, and the gateway never calls fetchSockets, the one
+ * operation that would send it to another server. The handshake keeps its
+ * address, times and URL.
+ */
+function releaseHandshake(socket: GatewaySocket): void {
+  socket.handshake.auth = NO_HANDSHAKE_FIELDS;
+  socket.handshake.headers = NO_HANDSHAKE_FIELDS;
+  socket.handshake.query = NO_HANDSHAKE_FIELDS;
+  // engine.io copies the path for each request; this is the same text, held once.
+  socket.handshake.url = SOCKETIO_PATH;
+  (socket.conn as unknown as { request: object }).request = CHECKED_REQUEST;
 }
 
 /** A refusal for the middleware's next(): socket.io-client's `connect_error` has the code as message and in `data`. */
@@ -157,6 +220,8 @@ export class SocketIoTransport implements SessionConnection<GatewaySocket> {
   private readonly onDisconnect: (this: GatewaySocket, reason: string) => void;
   /** socket.io-parser lets an event be named by a number (`42[7,{}]`), whatever the typings say. */
   private readonly onEvent: (this: GatewaySocket, event: unknown, ...args: unknown[]) => void;
+  /** The `onAny` listeners of every socket: onEvent alone (see connected()). */
+  private readonly anyListeners: readonly unknown[];
 
   constructor(
     private readonly options: SocketIoOptions,
@@ -171,6 +236,7 @@ export class SocketIoTransport implements SessionConnection<GatewaySocket> {
     this.onEvent = function (event, ...args) {
       transport.request(this, event, args);
     };
+    this.anyListeners = Object.freeze([this.onEvent]);
   }
 
   attach(app: TemplatedApp): void {
@@ -218,14 +284,9 @@ export class SocketIoTransport implements SessionConnection<GatewaySocket> {
         next(connectError(ErrorCodes.badRequest.code, resume.message));
         return;
       }
-      socket.data.principal = principal.principal;
-      socket.data.since = resume.since;
-      socket.data.closeReason = null;
-      socket.data.holdsSlot = false;
+      socket.data = new SocketState(principal.principal, resume.since);
       // The token was checked; the connection need not keep it, nor a bearer token in memory.
-      socket.handshake.auth = NO_AUTH;
-      // Overwritten, not deleted: a delete turns the headers object into a slower, larger dictionary.
-      socket.request.headers["authorization"] = undefined;
+      releaseHandshake(socket);
       this.takeSlot(socket, next);
     });
     // Rooms are joined here, not in the middleware (socket.io#5139).
@@ -402,12 +463,19 @@ export class SocketIoTransport implements SessionConnection<GatewaySocket> {
     const session = new ClientSession<GatewaySocket>(this.deps.session, socket.data.principal, this, socket);
     socket.data.session = session;
     const conn = engineConnection(socket);
+    dropMiddlewareResponse(conn);
     // A closure for long-polling sessions only: they are few, and their backlog needs one.
     if (conn.transport.name === "polling") {
       socket.data.backlog = new PollingBacklog(conn, this.options.maxBackpressureBytes * HARD_CAP_FACTOR, () => this.cutSlowConsumer(socket));
+      conn.once("upgrade", dropUpgradeResponse);
     }
     socket.on("disconnect", this.onDisconnect);
-    socket.onAny(this.onEvent);
+    // socket.onAny(listener), without its list per socket: socket.io's own
+    // starts as `[]` and V8 grows it to 17 slots on the first push (184 bytes
+    // a socket) for one listener. Every socket has the same single listener,
+    // so all share one frozen list. socket.io only reads it (onevent() loops
+    // over a copy); offAny(), which would replace it, is never called here.
+    (socket as unknown as { _anyListeners?: readonly unknown[] })._anyListeners = this.anyListeners;
     const since = socket.data.since;
     socket.data.since = undefined;
     void startAndWelcome(session, this.options.nodeId, since).then((welcome) => {
@@ -418,7 +486,7 @@ export class SocketIoTransport implements SessionConnection<GatewaySocket> {
   }
 
   private disconnected(socket: GatewaySocket, reason: string): void {
-    socket.data.session.closed();
+    socket.data.session?.closed();
     if (socket.data.holdsSlot) {
       socket.data.holdsSlot = false;
       this.deps.limits.perUser?.release(socket.data.principal.sub);
@@ -435,6 +503,8 @@ export class SocketIoTransport implements SessionConnection<GatewaySocket> {
     // The server is closing this socket: what it still sends is not acted on.
     if (socket.data.closeReason !== null) return;
     const session = socket.data.session;
+    // Listeners are added once the session exists (see connected()).
+    if (session === null) return;
     const admitted = session.admitFrame();
     if (admitted === "close") return;
     const last = args.at(-1);
