@@ -28,11 +28,11 @@ const TARGET_SHARE_OF_CAPACITY = 0.8;
 const MEMORY_ALERT_SHARE = 0.8;
 /**
  * docs/performance.md: RSS of a node holding its first 1,000 sockets (raw-1k,
- * 99 MB), and the dearest connection measured (Socket.IO, sio-10k: 14.38 KB read
- * without a GC first, so with the handshakes' uncollected garbage; 9.45 KB after one).
+ * 99 MB), and the dearest connection measured (Socket.IO, sio-10k: 13.00 KB read
+ * without a GC first, so with the handshakes' uncollected garbage; 8.17 KB after one).
  */
 const NODE_BASE_RSS_BYTES = 99e6;
-const WORST_RSS_BYTES_PER_CONNECTION = 14.38e3;
+const WORST_RSS_BYTES_PER_CONNECTION = 13.0e3;
 /** Postgres' default max_connections; the ConfigMap's comment budgets against it. */
 const POSTGRES_DEFAULT_MAX_CONNECTIONS = 100;
 /** Environment the pod sets for Node.js itself, not for the gateway's config. */
