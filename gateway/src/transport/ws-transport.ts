@@ -196,6 +196,11 @@ export class WsTransport implements SessionConnection<Socket> {
           if (admission === "admitted") quota.release(sub);
           return;
         }
+        // Corked, as uWS wants every async write. uWS 20.30's cork() then misreads the
+        // upgraded socket's memory and, rarely (about one connect in a few thousand under
+        // load), closes it right after open: the client sees 1006 before its welcome and
+        // reconnects (uNetworking/uWebSockets#1928, fixed upstream by #1929; this build
+        // predates it). Upgrading uncorked avoids it but prints a warning per connect.
         res.cork(() => {
           if (admission === "admitted") {
             res.upgrade(state, secKey, offer.accept, extensions, context);
