@@ -196,16 +196,16 @@ export class WsTransport implements SessionConnection<Socket> {
           if (admission === "admitted") quota.release(sub);
           return;
         }
-        // Corked, as uWS wants every async write. uWS 20.30's cork() then misreads the
-        // upgraded socket's memory and, rarely (about one connect in a few thousand under
-        // load), closes it right after open: the client sees 1006 before its welcome and
-        // reconnects (uNetworking/uWebSockets#1928, fixed upstream by #1929; this build
-        // predates it). Upgrading uncorked avoids it but prints a warning per connect.
+        if (admission === "admitted") {
+          // Not inside res.cork(), though uWS asks it of every async write: uWS 20.30's
+          // cork() misreads an upgraded socket's memory afterwards and may cut the new
+          // socket right after open (up to one in thirty in a loaded test run;
+          // uNetworking/uWebSockets#1928, fixed upstream by #1929, after this build).
+          // The price is uWS's warning on stderr per such connect (docs/operations.md, Logs).
+          res.upgrade(state, secKey, offer.accept, extensions, context);
+          return;
+        }
         res.cork(() => {
-          if (admission === "admitted") {
-            res.upgrade(state, secKey, offer.accept, extensions, context);
-            return;
-          }
           this.deps.metrics.rateLimited("user_connections");
           writeError(res, "429 Too Many Requests", { code: ErrorCodes.tooManyConnections.code, message: "this user holds the most connections allowed at once; close one or retry later" });
         });

@@ -121,36 +121,8 @@ export interface ConnectOptions {
   readonly localAddress?: string;
 }
 
-/** The server closed the socket after its upgrade and before its welcome. */
-class ClosedBeforeWelcome extends Error {
-  constructor(
-    readonly code: number,
-    reason: string,
-    wsUrl: string,
-  ) {
-    super(`closed ${code} ${reason} before the welcome from ${wsUrl}`);
-  }
-}
-
-/**
- * Opens a socket and waits for the welcome, or reports the HTTP refusal.
- *
- * A socket cut (1006) right after its upgrade is opened again, twice at most:
- * uWS 20.30 does that to about one connect in a few thousand on a loaded
- * machine (uNetworking/uWebSockets#1928, see ws-transport.ts), and a real
- * client reconnects. Any other close before the welcome fails the connect.
- */
-export async function tryConnect(wsUrl: string, options: ConnectOptions = {}): Promise<ConnectOutcome> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await tryConnectOnce(wsUrl, options);
-    } catch (err) {
-      if (!(err instanceof ClosedBeforeWelcome) || err.code !== 1006 || attempt >= 3) throw err;
-    }
-  }
-}
-
-function tryConnectOnce(wsUrl: string, options: ConnectOptions): Promise<ConnectOutcome> {
+/** Opens a socket and waits for the welcome, or reports the HTTP refusal; a close before the welcome fails it at once. */
+export function tryConnect(wsUrl: string, options: ConnectOptions = {}): Promise<ConnectOutcome> {
   const headers: Record<string, string> = { ...options.headers };
   let url = wsUrl;
   if (options.since !== undefined) url += `${url.includes("?") ? "&" : "?"}since=${options.since.offset}:${options.since.epoch}`;
@@ -188,7 +160,7 @@ function tryConnectOnce(wsUrl: string, options: ConnectOptions): Promise<Connect
     // Closed by the server before its welcome (a 1013 when Redis failed it): say so now, with the code.
     socket.on("close", (code, reason) => {
       clearTimeout(timer);
-      reject(new ClosedBeforeWelcome(code, reason.toString(), wsUrl));
+      reject(new Error(`closed ${code} ${reason.toString()} before the welcome from ${wsUrl}`));
     });
     client.waitFor((frame) => frame.type === "welcome", timeoutMs).then(
       () => {
