@@ -1,11 +1,30 @@
 /**
  * What both Socket.IO baselines do with their server, whatever it is attached
- * to: the JWT checked in a middleware, the user's room joined at connect, a
- * `subscribe` event that joins a room, and a welcome.
+ * to: clustered with @socket.io/redis-adapter (REDIS_URL, REDIS_PREFIX), the
+ * JWT checked in a middleware, the user's room joined at connect, a
+ * `subscribe` event that joins a room, a welcome, and a clean exit on SIGTERM.
  */
 
-import type { Server } from "socket.io";
+import { createAdapter } from "@socket.io/redis-adapter";
+import { Redis } from "ioredis";
+import type { Server, ServerOptions } from "socket.io";
 import { verifySub } from "./common.js";
+
+/** A Socket.IO server on the Redis adapter, which closes with its Redis connections on SIGTERM or SIGINT. */
+export function baselineSocketIoServer(attach: (options: Partial<ServerOptions>) => Server): Server {
+  const pub = new Redis(process.env["REDIS_URL"] ?? "redis://127.0.0.1:6379");
+  const sub = pub.duplicate();
+  const io = attach({ serveClient: false, adapter: createAdapter(pub, sub, { key: `${process.env["REDIS_PREFIX"] ?? "bench"}:sio` }) });
+  const stop = (): void => {
+    void io.close();
+    pub.disconnect();
+    sub.disconnect();
+    process.exit(0);
+  };
+  process.on("SIGTERM", stop);
+  process.on("SIGINT", stop);
+  return io;
+}
 
 export function serveBaselineSocketIo(io: Server, nodeName: string, jwtSecret: string): void {
   io.use((socket, next) => {

@@ -10,32 +10,14 @@
  */
 
 import { createServer } from "node:http";
-import { createAdapter } from "@socket.io/redis-adapter";
-import { Redis } from "ioredis";
 import { Server } from "socket.io";
 import { handlePublish, messageFrame, readEnv } from "./common.js";
-import { serveBaselineSocketIo } from "./socketio-app.js";
+import { baselineSocketIoServer, serveBaselineSocketIo } from "./socketio-app.js";
 
 const env = readEnv();
-const redisUrl = process.env["REDIS_URL"] ?? "redis://127.0.0.1:6379";
-const pub = new Redis(redisUrl);
-const sub = pub.duplicate();
-
 const http = createServer((req, res) => handlePublish(env, req, res, (body) => io.to(body.channel).emit("message", messageFrame(body))));
-const io = new Server(http, {
-  serveClient: false,
-  adapter: createAdapter(pub, sub, { key: `${process.env["REDIS_PREFIX"] ?? "bench"}:sio` }),
-});
+const io = baselineSocketIoServer((options) => new Server(http, options));
 
 serveBaselineSocketIo(io, "socketio-node", env.jwtSecret);
 
 http.listen(env.port, "127.0.0.1", () => process.stdout.write(`listening ${env.port}\n`));
-
-const stop = (): void => {
-  void io.close();
-  pub.disconnect();
-  sub.disconnect();
-  process.exit(0);
-};
-process.on("SIGTERM", stop);
-process.on("SIGINT", stop);

@@ -9,24 +9,15 @@
  * Run by loadtest/bench.ts: PORT, JWT_SECRET, PUBLISH_KEY, REDIS_URL, REDIS_PREFIX.
  */
 
-import { createAdapter } from "@socket.io/redis-adapter";
-import { Redis } from "ioredis";
 import { Server } from "socket.io";
 import uWS from "uWebSockets.js";
 import { messageFrame, readEnv } from "./common.js";
-import { serveBaselineSocketIo } from "./socketio-app.js";
+import { baselineSocketIoServer, serveBaselineSocketIo } from "./socketio-app.js";
 import { uwsPublishRoute } from "./uws-common.js";
 
 const env = readEnv();
-const redisUrl = process.env["REDIS_URL"] ?? "redis://127.0.0.1:6379";
-const pub = new Redis(redisUrl);
-const sub = pub.duplicate();
-
 const app = uWS.App();
-const io = new Server({
-  serveClient: false,
-  adapter: createAdapter(pub, sub, { key: `${process.env["REDIS_PREFIX"] ?? "bench"}:sio` }),
-});
+const io = baselineSocketIoServer((options) => new Server(options));
 io.attachApp(app);
 uwsPublishRoute(app, env, (body) => io.to(body.channel).emit("message", messageFrame(body)));
 
@@ -39,12 +30,3 @@ app.listen("127.0.0.1", env.port, (token) => {
   }
   process.stdout.write(`listening ${env.port}\n`);
 });
-
-const stop = (): void => {
-  void io.close();
-  pub.disconnect();
-  sub.disconnect();
-  process.exit(0);
-};
-process.on("SIGTERM", stop);
-process.on("SIGINT", stop);
