@@ -24,8 +24,8 @@ import { keySlot } from "../src/redis/key-slot.js";
 import { testPool } from "./support/db.js";
 import { PUBLIC_CHANNEL, type DrillClient } from "./support/drill.js";
 import { eventually } from "./support/eventually.js";
-import { expectFailoverHeld, expectRoundClockWentOn, failoverClients, raceScreen, failoverNodeEnv, failoverPublisher, historyOffsets, PublishProbe, ReadinessWatch } from "./support/failover.js";
-import { startGatewayNode, TEST_PUBLISH_KEY, uniquePrefix, type GatewayNode } from "./support/gateway-node.js";
+import { expectFailoverHeld, expectRoundClockWentOn, failoverClients, failoverPublisher, historyOffsets, PublishProbe, raceScreen, ReadinessWatch, startFailoverNodes } from "./support/failover.js";
+import { TEST_PUBLISH_KEY, uniquePrefix, type GatewayNode } from "./support/gateway-node.js";
 import { token } from "./support/tokens.js";
 import type { TestClient } from "./support/ws-client.js";
 
@@ -50,19 +50,7 @@ beforeAll(async () => {
   admin = new Cluster(cluster.seeds.split(",").map((seed) => ({ host: "127.0.0.1", port: Number(seed.split(":")[1]) })));
   prefix = uniquePrefix("cluster");
   keyspace = new RedisKeyspace(prefix, 64, "cluster");
-  nodes = await Promise.all(
-    ["node-1", "node-2", "node-3"].map((name) =>
-      startGatewayNode({
-        name,
-        redisPrefix: prefix,
-        env: {
-          REDIS_CLUSTER_NODES: cluster.seeds,
-          ...failoverNodeEnv(postgres.url, schema),
-          INGEST_CLAIM_IDLE_MS: "1000",
-        },
-      }),
-    ),
-  );
+  nodes = await startFailoverNodes(prefix, { REDIS_CLUSTER_NODES: cluster.seeds, INGEST_CLAIM_IDLE_MS: "1000" }, postgres.url, schema);
   // Each client on a third of the channels, so every node subscribes to every channel.
   clients = await failoverClients(nodes, "cluster", 12, (i) => CHANNELS.filter((_, c) => c % 3 === Math.floor(i / 3) % 3));
 }, 60_000);

@@ -19,8 +19,8 @@ import { startSentinelGroup, type SentinelGroup } from "../../scripts/lib/redis-
 import { testPool } from "./support/db.js";
 import { PUBLIC_CHANNEL, type DrillClient } from "./support/drill.js";
 import { eventually } from "./support/eventually.js";
-import { expectFailoverHeld, expectRoundClockWentOn, failoverClients, raceScreen, failoverNodeEnv, failoverPublisher, PublishProbe, ReadinessWatch } from "./support/failover.js";
-import { startGatewayNode, uniquePrefix, type GatewayNode } from "./support/gateway-node.js";
+import { expectFailoverHeld, expectRoundClockWentOn, failoverClients, failoverPublisher, PublishProbe, raceScreen, ReadinessWatch, startFailoverNodes } from "./support/failover.js";
+import { uniquePrefix, type GatewayNode } from "./support/gateway-node.js";
 import type { TestClient } from "./support/ws-client.js";
 
 const PROBE_CHANNEL = "forecasts:probe";
@@ -37,19 +37,7 @@ beforeAll(async () => {
   [group, postgres] = await Promise.all([startSentinelGroup({ replicas: 2, downAfterMs: 1000 }), startPostgres({ fast: true })]);
   db = testPool(postgres.url, 2);
   const prefix = uniquePrefix("sentinel");
-  nodes = await Promise.all(
-    ["node-1", "node-2", "node-3"].map((name) =>
-      startGatewayNode({
-        name,
-        redisPrefix: prefix,
-        env: {
-          REDIS_SENTINELS: group.sentinelList,
-          REDIS_SENTINEL_MASTER: group.masterName,
-          ...failoverNodeEnv(postgres.url, schema),
-        },
-      }),
-    ),
-  );
+  nodes = await startFailoverNodes(prefix, { REDIS_SENTINELS: group.sentinelList, REDIS_SENTINEL_MASTER: group.masterName }, postgres.url, schema);
   clients = await failoverClients(nodes, "sentinel", 12);
 }, 60_000);
 

@@ -15,31 +15,40 @@ import type { RoundStarted } from "../../../shared/src/race-events.js";
 import { connect } from "../../../shared/src/client/index.js";
 import { IdempotentPublisher } from "../../../loadtest/lib/idempotent-publisher.js";
 import { DrillClient } from "./drill.js";
-import type { GatewayNode } from "./gateway-node.js";
-import { TEST_PUBLISH_KEY } from "./gateway-node.js";
+import { startGatewayNode, TEST_PUBLISH_KEY, type GatewayNode } from "./gateway-node.js";
 import { metricValue } from "./metrics.js";
 import { token } from "./tokens.js";
 import { connect as connectTestClient, type TestClient } from "./ws-client.js";
 
 /**
- * A node of a failover test: a fast round clock on Postgres (so rounds turn
- * over during the failover) and waits for one replica on each publish.
+ * The three nodes of a failover test on `redisEnv` (Sentinel or Cluster): a
+ * fast round clock on Postgres (so rounds turn over during the failover), and
+ * each publish waits for one replica.
  */
-export function failoverNodeEnv(postgresUrl: string, schema: string): Record<string, string> {
-  return {
-    REDIS_WAIT_REPLICAS: "1",
-    LOG_LEVEL: "warn",
-    CLOCK_ENABLED: "true",
-    DATABASE_URL: postgresUrl,
-    PG_SCHEMA: schema,
-    ROUND_WAIT_MS: "1200",
-    ROUND_RACE_MS: "800",
-    ROUND_FINISH_MS: "400",
-    TIMER_UPDATE_INTERVAL_MS: "100",
-    RACE_SYNC_INTERVAL_MS: "200",
-    CLOCK_LEASE_TTL_MS: "1000",
-    RACE_RUNNERS: "6",
-  };
+export function startFailoverNodes(prefix: string, redisEnv: Readonly<Record<string, string>>, postgresUrl: string, schema: string): Promise<GatewayNode[]> {
+  return Promise.all(
+    ["node-1", "node-2", "node-3"].map((name) =>
+      startGatewayNode({
+        name,
+        redisPrefix: prefix,
+        env: {
+          ...redisEnv,
+          REDIS_WAIT_REPLICAS: "1",
+          LOG_LEVEL: "warn",
+          CLOCK_ENABLED: "true",
+          DATABASE_URL: postgresUrl,
+          PG_SCHEMA: schema,
+          ROUND_WAIT_MS: "1200",
+          ROUND_RACE_MS: "800",
+          ROUND_FINISH_MS: "400",
+          TIMER_UPDATE_INTERVAL_MS: "100",
+          RACE_SYNC_INTERVAL_MS: "200",
+          CLOCK_LEASE_TTL_MS: "1000",
+          RACE_RUNNERS: "6",
+        },
+      }),
+    ),
+  );
 }
 
 /**
