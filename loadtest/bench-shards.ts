@@ -18,11 +18,10 @@
  */
 
 import os from "node:os";
-import { startGatewayProcess } from "../scripts/lib/gateway.js";
-import { freePort } from "../scripts/lib/ports.js";
 import type { ManagedProcess } from "../scripts/lib/process.js";
 import { startRedisCluster } from "../scripts/lib/redis-cluster.js";
 import { startRedis } from "../scripts/lib/redis.js";
+import { startBenchNodes } from "./lib/bench-nodes.js";
 import { LatencyHistogram } from "./lib/histogram.js";
 import { cpuSeconds, machineJiffies } from "./lib/proc-stats.js";
 import type { WorkerConfig } from "./lib/worker-protocol.js";
@@ -105,31 +104,11 @@ async function runRow(setup: RedisSetup, options: ShardBenchOptions): Promise<Sh
   let worker: WorkerHandle | null = null;
   try {
     const prefix = `bench-${id}-${Date.now().toString(36)}`;
-    const ports = await Promise.all(Array.from({ length: NODES }, () => freePort()));
-    procs.push(
-      ...(await Promise.all(
-        ports.map((port, i) =>
-          startGatewayProcess({
-            name: `${id}-node-${i + 1}`,
-            port,
-            env: {
-              ...backend.env,
-              REDIS_PREFIX: prefix,
-              JWT_SECRET: options.jwtSecret,
-              PUBLISH_KEY: options.publishKey,
-              LOG_LEVEL: "warn",
-              CLOCK_ENABLED: "false",
-              INGEST_ENABLED: "false",
-              IDLE_TIMEOUT_S: "120",
-              DRAIN_WINDOW_MS: "200",
-              CONNECTS_PER_ADDRESS_PER_S: "0",
-            },
-            timeoutMs: 30_000,
-          }),
-        ),
-      )),
+    const nodes = await startBenchNodes(
+      { label: id, count: NODES, redisEnv: backend.env, prefix, jwtSecret: options.jwtSecret, publishKey: options.publishKey, addressLimits: "off", env: { IDLE_TIMEOUT_S: "120" } },
+      procs,
     );
-    const targets = ports.map((port) => `127.0.0.1:${port}`);
+    const targets = nodes.map((node) => `${node.host}:${node.port}`);
     worker = forkWorker();
     const config: WorkerConfig = {
       workerIndex: 0,

@@ -5,11 +5,10 @@
  * `race` comes from whoever drives the cluster.
  */
 
-import { startGatewayProcess } from "../../scripts/lib/gateway.js";
 import { startNginx, type NginxHandle } from "../../scripts/lib/nginx.js";
-import { freePort } from "../../scripts/lib/ports.js";
 import type { ManagedProcess } from "../../scripts/lib/process.js";
 import { startRedis, type RedisHandle } from "../../scripts/lib/redis.js";
+import { startBenchNodes } from "./bench-nodes.js";
 
 export interface LocalClusterOptions {
   readonly jwtSecret: string;
@@ -44,31 +43,10 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
   };
   try {
     redis = await startRedis();
-    const redisUrl = redis.url;
     const prefix = `${options.label}-${process.pid}-${Date.now().toString(36)}`;
-    const started = await Promise.all(
-      Array.from({ length: options.nodes ?? 3 }, async (_, i) => {
-        const name = `${options.label}-node-${i + 1}`;
-        const port = await freePort();
-        const proc = await startGatewayProcess({
-          name,
-          port,
-          env: {
-            REDIS_URL: redisUrl,
-            REDIS_PREFIX: prefix,
-            JWT_SECRET: options.jwtSecret,
-            PUBLISH_KEY: options.publishKey,
-            LOG_LEVEL: "warn",
-            CLOCK_ENABLED: "false",
-            INGEST_ENABLED: "false",
-            DRAIN_WINDOW_MS: "200",
-            ...(options.addressLimits === "off" ? { CONNECTS_PER_ADDRESS_PER_S: "0" } : {}),
-          },
-          timeoutMs: 30_000,
-        });
-        nodes.push(proc);
-        return { name, host: "127.0.0.1", port };
-      }),
+    const started = await startBenchNodes(
+      { label: options.label, count: options.nodes ?? 3, redisEnv: { REDIS_URL: redis.url }, prefix, jwtSecret: options.jwtSecret, publishKey: options.publishKey, addressLimits: options.addressLimits ?? "default" },
+      nodes,
     );
     nginx = await startNginx({ nodes: started, ...(options.addressLimits === "off" ? { limits: "off" as const } : {}) });
     return { baseUrl: nginx.url, nodeNames: started.map((node) => node.name), stop };
