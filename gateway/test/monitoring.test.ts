@@ -108,6 +108,9 @@ interface Dashboard {
   readonly templating: { readonly list: ReadonlyArray<{ readonly name: string; readonly query: { readonly query: string } }> };
 }
 
+/** n1's MAX_BACKPRESSURE_BYTES: see stallASocket. */
+const STALL_SOFT_LIMIT_BYTES = 8 * 1024 * 1024;
+
 const NODE_NAMES = ["mon-1", "mon-2", "mon-3"] as const;
 /** How Grafana renders a multi-value `$node` with "All" selected inside a regex matcher. */
 const NODE_REGEX = `(${NODE_NAMES.join("|")})`;
@@ -200,7 +203,9 @@ describe("dashboards and rules against a live cluster", () => {
     };
     const [n1, n2, n3] = NODE_NAMES;
     nodes = await Promise.all([
-      startGatewayNode({ name: n1, redisUrl: redis.url, redisPrefix: prefix, env }),
+      // A large soft limit, so the stalled socket's buffer cannot grow from it to uWS's 4x
+      // hard cut between two slow-consumer sweeps (one a second) and the sweep closes it.
+      startGatewayNode({ name: n1, redisUrl: redis.url, redisPrefix: prefix, env: { ...env, MAX_BACKPRESSURE_BYTES: String(STALL_SOFT_LIMIT_BYTES) } }),
       startGatewayNode({ name: n2, redisUrl: redis.url, redisPrefix: prefix, env }),
       // A tiny writer queue, so a burst of bets is refused as `overloaded` (the refusal panel).
       startGatewayNode({ name: n3, redisUrl: redis.url, redisPrefix: prefix, env: { ...env, WRITER_QUEUE_MAX: "2", WRITER_FLUSH_MS: "50" } }),
@@ -323,27 +328,38 @@ describe("dashboards and rules against a live cluster", () => {
 
   /**
    * A client that stops reading until the node closes it as a slow consumer (the drops
-   * panel). Sends are paced below MAX_BACKPRESSURE_BYTES (1 MiB) per 250 ms sweep so the
-   * sweep, not uWebSockets.js' own 4× cut, closes it; if the cut wins anyway, try again.
+   * panel). The node's sweep runs once a second; from the soft limit to uWebSockets.js' own
+   * 4× cut is 3 × STALL_SOFT_LIMIT_BYTES (24 MiB), four seconds of this pace, so the sweep,
+   * not the cut, closes it; if the cut wins anyway, try again. The node's counters say when
+   * it closed: the paused client cannot see the close until it reads again.
    */
   async function stallASocket(node: GatewayNode): Promise<void> {
     const payload = "x".repeat(64 * 1024);
+    const serverCloses = async (): Promise<{ slow: number; cut: number }> => ({
+      slow: await metricValue(node.httpUrl, "gateway_disconnects_total", { reason: "slow_consumer" }),
+      cut: await metricValue(node.httpUrl, "gateway_disconnects_total", { reason: "abnormal" }),
+    });
     for (let attempt = 1; attempt <= 3; attempt++) {
       const sub = `stalled-${attempt}`;
       const stalled = await client(node, sub);
+      const before = await serverCloses();
       stalled.socket.pause();
-      let closed = false;
-      void stalled.closed.then(() => (closed = true));
-      const deadline = Date.now() + 15_000;
-      for (let n = 0; !closed && Date.now() < deadline; n++) {
+      let after = before;
+      const deadline = Date.now() + 20_000;
+      for (let n = 0; after.slow + after.cut === before.slow + before.cut && Date.now() < deadline; n++) {
         expect((await publish(node.httpUrl, TEST_PUBLISH_KEY, { channel: `user:${sub}`, event: "bulk", data: { n, payload } })).status).toBe(200);
-        // Pacing, not waiting for a condition: ~6 MiB/s fills the kernel buffers within a
-        // second but adds well under 3 MiB per sweep.
+        // Pacing, not waiting for a condition: at most ~6 MiB/s, which fills the kernel
+        // buffers and the soft limit within a few seconds.
         await new Promise((resolve) => setTimeout(resolve, 10));
+        if (n % 10 === 9) after = await serverCloses();
       }
       stalled.socket.resume();
-      await eventually(() => metricValue(node.httpUrl, "gateway_connections"), () => closed, 5000);
-      if ((await metricValue(node.httpUrl, "gateway_send_drops_total", { kind: "slow_consumer_close" })) > 0) return;
+      if (after.slow + after.cut === before.slow + before.cut) throw new Error(`${node.name} never closed a socket that stopped reading, in 20 s`);
+      await stalled.closed;
+      if (after.slow > before.slow) {
+        expect(await metricValue(node.httpUrl, "gateway_send_drops_total", { kind: "slow_consumer_close" })).toBeGreaterThan(0);
+        return;
+      }
     }
     throw new Error("no slow-consumer close in 3 attempts (uWebSockets.js cut every socket first)");
   }
