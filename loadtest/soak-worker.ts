@@ -11,6 +11,7 @@ import jwt from "jsonwebtoken";
 import WebSocket from "ws";
 import { connect, type GatewayClient } from "../shared/src/client/index.js";
 import { LatencyHistogram, type HistogramSnapshot } from "./lib/histogram.js";
+import { closeClientsThenExit, exitWithController } from "./lib/worker-lifetime.js";
 
 export interface SoakWorkerConfig {
   readonly workerIndex: number;
@@ -135,13 +136,12 @@ process.on("message", (message: SoakWorkerMessage) => {
       });
       return;
     case "close":
-      void Promise.all(tracked.map((t) => t.client.close())).then(() => {
-        send({ type: "closed" });
-        process.exit(0);
-      });
+      closeClientsThenExit(tracked.map((t) => t.client), () => send({ type: "closed" }));
       return;
   }
 });
+
+exitWithController();
 
 if (config === null && process.send === undefined) {
   process.stderr.write("soak-worker: run by loadtest/soak.ts (npm run soak)\n");

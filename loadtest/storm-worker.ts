@@ -13,6 +13,7 @@ import WebSocket from "ws";
 import { connect, type GatewayClient } from "../shared/src/client/index.js";
 import { LatencyHistogram, type HistogramSnapshot } from "./lib/histogram.js";
 import { mintToken } from "./lib/tokens.js";
+import { closeClientsThenExit, exitWithController } from "./lib/worker-lifetime.js";
 
 export interface StormWorkerConfig {
   readonly workerIndex: number;
@@ -210,13 +211,9 @@ process.on("message", (message: StormWorkerMessage) => {
       send({ type: "report", report: report() });
       return;
     case "close":
-      void Promise.all(tracked.map((t) => t.client.close())).then(() => {
-        send({ type: "closed" });
-        process.exit(0);
-      });
+      closeClientsThenExit(tracked.map((t) => t.client), () => send({ type: "closed" }));
       return;
   }
 });
 
-// The controller went away (finished, crashed or Ctrl-C): never outlive it.
-process.on("disconnect", () => process.exit(0));
+exitWithController();

@@ -22,6 +22,7 @@ import WebSocket from "ws";
 import { LatencyHistogram } from "./lib/histogram.js";
 import { mintToken } from "./lib/tokens.js";
 import type { ConnectResult, ControllerMessage, WorkerConfig, WorkerMessage, WorkerStats } from "./lib/worker-protocol.js";
+import { exitWithController } from "./lib/worker-lifetime.js";
 
 const HANDSHAKE_TIMEOUT_MS = 15_000;
 const RETRY_DELAY_MS = 500;
@@ -318,5 +319,4 @@ process.on("message", (raw: ControllerMessage) => {
   });
 });
 
-// The controller went away (finished, crashed or Ctrl-C): never outlive it.
-process.on("disconnect", () => process.exit(0));
+exitWithController();
