@@ -42,7 +42,7 @@ import { childPids, cpuSeconds, cpuSplit, machineJiffies, rssBytes } from "./lib
 import { forkWorker, liveWorkers, type WorkerHandle } from "./lib/workers.js";
 import { InspectorSession } from "./lib/inspector.js";
 import { BENCH_JWT_SECRET, BENCH_PUBLISH_KEY, startServers, type ServerKind, type Servers } from "./lib/servers.js";
-import { liveStormWorkers, renderStorm, runStorm, type StormResult } from "./lib/storm.js";
+import { renderStorm, runStorm, type StormResult } from "./lib/storm.js";
 import type { ClientProtocol, ConnectResult, WorkerConfig, WorkerStats } from "./lib/worker-protocol.js";
 import { seededRandom } from "../scripts/lib/seeded-random.js";
 
@@ -642,14 +642,14 @@ async function main(): Promise<void> {
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   process.once(signal, () => {
     log(`${signal}: stopping generators and servers`);
-    for (const child of [...liveWorkers, ...liveStormWorkers()]) child.kill("SIGKILL");
+    for (const child of liveWorkers) child.kill("SIGKILL");
     void stopAll("SIGTERM", 3000).finally(() => process.exit(130));
   });
 }
 
 main().catch(async (err: unknown) => {
   process.stderr.write(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-  for (const child of [...liveWorkers, ...liveStormWorkers()]) child.kill("SIGKILL");
+  for (const child of liveWorkers) child.kill("SIGKILL");
   await stopAll("SIGTERM", 3000);
   process.exitCode = 1;
 });

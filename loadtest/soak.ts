@@ -13,7 +13,6 @@
  *   squares fit over the second half of the run; target flat).
  */
 
-import { fork, type ChildProcess } from "node:child_process";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -28,6 +27,7 @@ import { startRedis } from "../scripts/lib/redis.js";
 import { LatencyHistogram } from "./lib/histogram.js";
 import { ackedOffsets, IdempotentPublisher } from "./lib/idempotent-publisher.js";
 import { rssBytes } from "./lib/proc-stats.js";
+import { forkLoadProcess, IpcWorker, liveWorkers } from "./lib/workers.js";
 import type { ClientReport, SoakWorkerConfig, SoakWorkerMessage, SoakWorkerReply } from "./soak-worker.js";
 
 const { values } = parseArgs({
@@ -59,43 +59,13 @@ for (const [name, value] of Object.entries({ minutes: MINUTES, clients: CLIENTS,
   if (!Number.isFinite(value) || value <= 0) throw new Error(`--${name} must be a positive number`);
 }
 
-interface Worker {
-  readonly child: ChildProcess;
-  /** The worker's answer, or a rejection after `timeoutMs`: a soak never waits on a worker unbounded. */
-  request(message: SoakWorkerMessage, expect: SoakWorkerReply["type"], timeoutMs: number): Promise<SoakWorkerReply>;
-}
-
 /** How long the clients of one worker may take to connect and subscribe. */
 const CONNECT_TIMEOUT_MS = 120_000;
 /** How long a worker may take to report or close. */
 const REPLY_TIMEOUT_MS = 60_000;
 
-/** Forked workers still running, for a Ctrl-C to stop. */
-const liveWorkers = new Set<ChildProcess>();
-
-function forkWorker(): Worker {
-  const child = fork(path.join(repoRoot(), "dist/loadtest/soak-worker.js"), [], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
-  liveWorkers.add(child);
-  child.once("exit", () => liveWorkers.delete(child));
-  return {
-    child,
-    request: (message, expect, timeoutMs) =>
-      new Promise((resolve, reject) => {
-        const timer = setTimeout(() => {
-          child.off("message", onMessage);
-          reject(new Error(`soak worker did not answer ${message.type} with ${expect} within ${timeoutMs} ms`));
-        }, timeoutMs);
-        const onMessage = (reply: SoakWorkerReply): void => {
-          if (reply.type !== expect) return;
-          clearTimeout(timer);
-          child.off("message", onMessage);
-          resolve(reply);
-        };
-        child.on("message", onMessage);
-        child.once("exit", (code) => reject(new Error(`soak worker exited (${code}) before answering ${message.type}`)));
-        child.send(message);
-      }),
-  };
+function forkWorker(): IpcWorker<SoakWorkerMessage, SoakWorkerReply> {
+  return new IpcWorker(forkLoadProcess("soak-worker.js"), "soak worker");
 }
 
 /** MB per hour from (ms, bytes) samples: the slope of a least-squares line. */
@@ -137,7 +107,7 @@ async function main(): Promise<void> {
   await Promise.all(
     workers.map((worker, workerIndex) => {
       const config: SoakWorkerConfig = { workerIndex, wsUrl: `${nginx.url.replace(/^http/, "ws")}/ws`, jwtSecret: JWT_SECRET, subPrefix: SUB_PREFIX, clients: Math.min(perWorker, CLIENTS - workerIndex * perWorker), publicChannel: PUBLIC_CHANNEL, startedAt: started };
-      return worker.request({ type: "start", config }, "ready", CONNECT_TIMEOUT_MS);
+      return worker.ask({ type: "start", config }, "ready", CONNECT_TIMEOUT_MS);
     }),
   );
   // Let every subscription be confirmed before counting from the first publish.
@@ -197,11 +167,10 @@ async function main(): Promise<void> {
   let reports: ClientReport[] = [];
   let latency: Record<string, LatencyHistogram> = {};
   for (let attempt = 0; attempt < 30; attempt++) {
-    const replies = await Promise.all(workers.map((w) => w.request({ type: "report" }, "report", REPLY_TIMEOUT_MS)));
-    reports = replies.flatMap((reply) => (reply.type === "report" ? [...reply.clients] : []));
+    const replies = await Promise.all(workers.map((w) => w.ask({ type: "report" }, "report", REPLY_TIMEOUT_MS)));
+    reports = replies.flatMap((reply) => reply.clients);
     latency = {};
     for (const reply of replies) {
-      if (reply.type !== "report") continue;
       for (const [minute, snapshot] of Object.entries(reply.latencyByMinute)) (latency[minute] ??= new LatencyHistogram()).merge(snapshot);
     }
     const behind = reports.filter((r) => Object.entries(r.channels).some(([channel, seq]) => seq.last !== (publisher.acked.get(channel)?.at(-1)?.offset ?? seq.last)));
@@ -272,7 +241,7 @@ async function main(): Promise<void> {
 
   await mkdir(path.join(repoRoot(), "loadtest/results"), { recursive: true });
   await writeFile(path.join(repoRoot(), "loadtest/results/soak.md"), `${lines.join("\n")}\n`);
-  await Promise.all(workers.map((w) => w.request({ type: "close" }, "closed", REPLY_TIMEOUT_MS).catch(() => undefined)));
+  await Promise.all(workers.map((w) => w.ask({ type: "close" }, "closed", REPLY_TIMEOUT_MS).catch(() => undefined)));
   await nginx.stop();
   await stopAll();
   await rm(redisDir, { recursive: true, force: true });

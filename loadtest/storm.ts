@@ -13,7 +13,8 @@ import { parseArgs } from "node:util";
 import { repoRoot } from "../scripts/lib/paths.js";
 import { stopAll } from "../scripts/lib/process.js";
 import { startRedis } from "../scripts/lib/redis.js";
-import { liveStormWorkers, renderStorm, runStorm } from "./lib/storm.js";
+import { renderStorm, runStorm } from "./lib/storm.js";
+import { liveWorkers } from "./lib/workers.js";
 
 const { values } = parseArgs({
   options: {
@@ -56,14 +57,14 @@ async function main(): Promise<void> {
 
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   process.once(signal, () => {
-    for (const child of liveStormWorkers()) child.kill("SIGKILL");
+    for (const child of liveWorkers) child.kill("SIGKILL");
     void stopAll("SIGTERM", 3000).finally(() => process.exit(130));
   });
 }
 
 main().catch(async (err: unknown) => {
   process.stderr.write(`bench:storm failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-  for (const child of liveStormWorkers()) child.kill("SIGKILL");
+  for (const child of liveWorkers) child.kill("SIGKILL");
   await stopAll("SIGTERM", 3000);
   process.exitCode = 1;
 });

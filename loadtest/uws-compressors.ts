@@ -23,6 +23,7 @@ import type { Socket } from "node:net";
 import { fileURLToPath } from "node:url";
 import uWS from "uWebSockets.js";
 import WebSocket from "ws";
+import { nextMessage } from "./lib/workers.js";
 
 const COMPRESSORS: Readonly<Record<string, uWS.CompressOptions>> = {
   SHARED_COMPRESSOR: uWS.SHARED_COMPRESSOR,
@@ -89,19 +90,7 @@ class AppProcess {
   }
 
   next<T extends FromChild["type"]>(type: T, timeoutMs = 30_000): Promise<Extract<FromChild, { type: T }>> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.child.off("message", onMessage);
-        reject(new Error(`no ${type} from the uWS app within ${timeoutMs} ms`));
-      }, timeoutMs);
-      const onMessage = (message: FromChild): void => {
-        if (message.type !== type) return;
-        clearTimeout(timer);
-        this.child.off("message", onMessage);
-        resolve(message as Extract<FromChild, { type: T }>);
-      };
-      this.child.on("message", onMessage);
-    });
+    return nextMessage<FromChild, T>(this.child, type, timeoutMs, "the uWS app");
   }
 
   send(message: ToChild): void {

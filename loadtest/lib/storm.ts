@@ -18,14 +18,12 @@
  * against its MEMORY_LIMIT_MB budget.
  */
 
-import { fork, type ChildProcess } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { startGatewayProcess } from "../../scripts/lib/gateway.js";
 import { startNginx, type NginxHandle } from "../../scripts/lib/nginx.js";
-import { repoRoot } from "../../scripts/lib/paths.js";
 import { freePort } from "../../scripts/lib/ports.js";
 import type { ManagedProcess } from "../../scripts/lib/process.js";
 import type { RedisHandle } from "../../scripts/lib/redis.js";
@@ -33,6 +31,7 @@ import type { StormClientReport, StormWorkerConfig, StormWorkerMessage, StormWor
 import { LatencyHistogram } from "./histogram.js";
 import { IdempotentPublisher } from "./idempotent-publisher.js";
 import { childPids, cpuSeconds, machineJiffies, rssBytes } from "./proc-stats.js";
+import { forkLoadProcess, IpcWorker } from "./workers.js";
 import { benchGatewayEnv, benchNginxConf, BENCH_JWT_SECRET, BENCH_PUBLISH_KEY } from "./servers.js";
 
 export interface StormOptions {
@@ -95,40 +94,10 @@ const AFTER_STORM_MS = 3000;
 const RSS_SAMPLE_MS = 100;
 const ADDRESSES_PER_WORKER = 50;
 
-interface StormWorker {
-  readonly child: ChildProcess;
-  ask(message: StormWorkerMessage, reply: StormWorkerReply["type"], timeoutMs: number): Promise<StormWorkerReply>;
-}
-
-const liveWorkers = new Set<ChildProcess>();
-
-/** Forked storm workers still running: the caller kills them when interrupted. */
-export function liveStormWorkers(): ReadonlySet<ChildProcess> {
-  return liveWorkers;
-}
+type StormWorker = IpcWorker<StormWorkerMessage, StormWorkerReply>;
 
 function forkStormWorker(): StormWorker {
-  const child = fork(path.join(repoRoot(), "dist/loadtest/storm-worker.js"), [], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
-  liveWorkers.add(child);
-  child.once("exit", () => liveWorkers.delete(child));
-  return {
-    child,
-    ask: (message, reply, timeoutMs) =>
-      new Promise((resolve, reject) => {
-        const timer = setTimeout(() => {
-          child.off("message", onMessage);
-          reject(new Error(`storm worker: no ${reply} within ${timeoutMs} ms`));
-        }, timeoutMs);
-        const onMessage = (answer: StormWorkerReply): void => {
-          if (answer.type !== reply) return;
-          clearTimeout(timer);
-          child.off("message", onMessage);
-          resolve(answer);
-        };
-        child.on("message", onMessage);
-        child.send(message);
-      }),
-  };
+  return new IpcWorker(forkLoadProcess("storm-worker.js"), "storm worker");
 }
 
 function percentile(sorted: readonly number[], p: number): number {
@@ -236,7 +205,7 @@ export async function runStorm(redis: RedisHandle, options: StormOptions): Promi
     while (Date.now() - killedAt < ALL_BACK_WAIT_MS) {
       await sleep(100);
       const statuses = await Promise.all(stormWorkers.map((w) => w.ask({ type: "status" }, "status", 10_000)));
-      const back = statuses.reduce((sum, s) => sum + (s.type === "status" ? s.back : 0), 0);
+      const back = statuses.reduce((sum, s) => sum + s.back, 0);
       if (back >= options.clients) {
         allBackMs = Date.now() - killedAt;
         break;
@@ -259,7 +228,7 @@ export async function runStorm(redis: RedisHandle, options: StormOptions): Promi
     const lastAcked = publisher.acked.get(CHANNEL)?.at(-1) ?? null;
     let reports: StormWorkerReport[] = [];
     for (let attempt = 0; attempt < 20; attempt++) {
-      reports = (await Promise.all(workers.map((w) => w.ask({ type: "report" }, "report", 30_000)))).flatMap((r) => (r.type === "report" ? [r.report] : []));
+      reports = (await Promise.all(workers.map((w) => w.ask({ type: "report" }, "report", 30_000)))).map((r) => r.report);
       const behind = reports.flatMap((r) => r.last).filter((last) => lastAcked !== null && (last === null || last.offset !== lastAcked.offset || last.epoch !== lastAcked.epoch)).length;
       if (behind === 0) break;
       await sleep(500);
