@@ -32,14 +32,14 @@ import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { repoRoot } from "../scripts/lib/paths.js";
-import { stopAll } from "../scripts/lib/process.js";
 import { startRedis, type RedisHandle } from "../scripts/lib/redis.js";
 import type { WsCompression } from "../gateway/src/transport/ws-compression.js";
 import { renderShardRows, runShardRows, type ShardRow } from "./bench-shards.js";
+import { runController } from "./lib/controller.js";
 import { renderSelfTimes, type CpuProfile } from "./lib/cpuprofile.js";
 import { LatencyHistogram } from "./lib/histogram.js";
 import { childPids, cpuSeconds, cpuSplit, machineJiffies, rssBytes } from "./lib/proc-stats.js";
-import { forkWorker, liveWorkers, type WorkerHandle } from "./lib/workers.js";
+import { forkWorker, type WorkerHandle } from "./lib/workers.js";
 import { InspectorSession } from "./lib/inspector.js";
 import { BENCH_JWT_SECRET, BENCH_PUBLISH_KEY, startServers, type ServerKind, type Servers } from "./lib/servers.js";
 import { renderStorm, runStorm, type StormResult } from "./lib/storm.js";
@@ -638,18 +638,4 @@ async function main(): Promise<void> {
   process.stdout.write(`${report}\nwritten to ${path.relative(process.cwd(), out)}\n`);
 }
 
-// Ctrl-C or SIGTERM: stop generators and servers before going, never leave them holding ports.
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.once(signal, () => {
-    log(`${signal}: stopping generators and servers`);
-    for (const child of liveWorkers) child.kill("SIGKILL");
-    void stopAll("SIGTERM", 3000).finally(() => process.exit(130));
-  });
-}
-
-main().catch(async (err: unknown) => {
-  process.stderr.write(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-  for (const child of liveWorkers) child.kill("SIGKILL");
-  await stopAll("SIGTERM", 3000);
-  process.exitCode = 1;
-});
+runController("bench", main);

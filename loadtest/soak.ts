@@ -24,10 +24,11 @@ import { repoRoot } from "../scripts/lib/paths.js";
 import { freePort } from "../scripts/lib/ports.js";
 import { stopAll, type ManagedProcess } from "../scripts/lib/process.js";
 import { startRedis } from "../scripts/lib/redis.js";
+import { runController } from "./lib/controller.js";
 import { LatencyHistogram } from "./lib/histogram.js";
 import { ackedOffsets, IdempotentPublisher } from "./lib/idempotent-publisher.js";
 import { rssBytes } from "./lib/proc-stats.js";
-import { forkLoadProcess, IpcWorker, liveWorkers } from "./lib/workers.js";
+import { forkLoadProcess, IpcWorker } from "./lib/workers.js";
 import type { ClientReport, SoakWorkerConfig, SoakWorkerMessage, SoakWorkerReply } from "./soak-worker.js";
 
 const { values } = parseArgs({
@@ -248,18 +249,4 @@ async function main(): Promise<void> {
   process.exit(delivered === expected && duplicates === 0 && skipped === 0 ? 0 : 1);
 }
 
-// Ctrl-C or SIGTERM: stop the workers and the cluster before going, never leave them holding ports.
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.once(signal, () => {
-    process.stderr.write(`soak: ${signal}: stopping workers and the cluster\n`);
-    for (const child of liveWorkers) child.kill("SIGKILL");
-    void stopAll("SIGTERM", 3000).finally(() => process.exit(130));
-  });
-}
-
-main().catch(async (err: unknown) => {
-  process.stderr.write(`soak: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-  for (const child of liveWorkers) child.kill("SIGKILL");
-  await stopAll();
-  process.exit(1);
-});
+runController("soak", main);

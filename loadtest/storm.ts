@@ -11,10 +11,9 @@ import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { repoRoot } from "../scripts/lib/paths.js";
-import { stopAll } from "../scripts/lib/process.js";
 import { startRedis } from "../scripts/lib/redis.js";
+import { runController } from "./lib/controller.js";
 import { renderStorm, runStorm } from "./lib/storm.js";
-import { liveWorkers } from "./lib/workers.js";
 
 const { values } = parseArgs({
   options: {
@@ -55,16 +54,4 @@ async function main(): Promise<void> {
   }
 }
 
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.once(signal, () => {
-    for (const child of liveWorkers) child.kill("SIGKILL");
-    void stopAll("SIGTERM", 3000).finally(() => process.exit(130));
-  });
-}
-
-main().catch(async (err: unknown) => {
-  process.stderr.write(`bench:storm failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-  for (const child of liveWorkers) child.kill("SIGKILL");
-  await stopAll("SIGTERM", 3000);
-  process.exitCode = 1;
-});
+runController("bench:storm", main);
