@@ -1,7 +1,7 @@
 /**
  * A Lua script sent as EVALSHA on a connection that pipelines (ioredis
- * enableAutoPipelining), loaded with SCRIPT LOAD when Redis answers NOSCRIPT
- * (a restarted or flushed Redis) and then sent once more.
+ * enableAutoPipelining), and sent once more as EVAL when Redis answers
+ * NOSCRIPT (a restarted or flushed Redis).
  *
  * Why not ioredis's defineCommand: it remembers which connection has the
  * script per socket object, and in a pipeline that object is new for every
@@ -9,10 +9,10 @@
  * whole Lua source. On the connect path (an admit and a history read per
  * socket) that sent kilobytes per batch for nothing.
  *
- * A call answered NOSCRIPT is sent again as EVAL, which runs the script and
- * leaves it cached on the server that ran it: on a Cluster that is the
- * master of the call's slot (SCRIPT LOAD would reach one node of the
- * cluster, perhaps not that one).
+ * EVAL, not SCRIPT LOAD then EVALSHA: EVAL runs the script and leaves it
+ * cached on the server that ran it, which on a Cluster is the master of the
+ * call's slot (SCRIPT LOAD would reach one node of the cluster, perhaps not
+ * that one).
  */
 
 import { createHash } from "node:crypto";

@@ -201,7 +201,9 @@ export class WsTransport implements SessionConnection<Socket> {
           // cork() misreads an upgraded socket's memory afterwards and may cut the new
           // socket right after open (up to one in thirty in a loaded test run;
           // uNetworking/uWebSockets#1928, fixed upstream by #1929, after this build).
-          // The price is uWS's warning on stderr per such connect (docs/operations.md, Logs).
+          // The price: uWS's warning on stderr per such connect (docs/operations.md, Logs),
+          // and a 101 response written in pieces, ~2x the CPU of a connect
+          // (docs/performance.md, "Connect, re-measured after the uncorked upgrade").
           res.upgrade(state, secKey, offer.accept, extensions, context);
           return;
         }
@@ -333,25 +335,26 @@ export class WsTransport implements SessionConnection<Socket> {
       return recipients;
     }
     return this.personal.forEach(channel, (ws) => {
-      ws.cork(() => {
-        if (ws.send(frame, false, compress) === SEND_DROPPED) this.deps.metrics.sendDropped("backpressure");
-      });
+      ws.cork(() => this.sendCounted(ws, frame, compress));
     });
   }
 
   /** Message frames for this socket alone (a resume's replay), as bytes: they were encoded once, at publish. */
   send(ws: Socket, frames: readonly Buffer[]): void {
     ws.cork(() => {
-      for (const frame of frames) {
-        if (ws.send(frame, false, this.compress(frame.length)) === SEND_DROPPED) this.deps.metrics.sendDropped("backpressure");
-      }
+      for (const frame of frames) this.sendCounted(ws, frame, this.compress(frame.length));
     });
   }
 
   private sendFrame(ws: Socket, frame: ServerFrame | OkReplyFrame): void {
     const text = JSON.stringify(frame);
     // String length for bytes: close enough for a size threshold.
-    if (ws.send(text, false, this.compress(text.length)) === SEND_DROPPED) this.deps.metrics.sendDropped("backpressure");
+    this.sendCounted(ws, text, this.compress(text.length));
+  }
+
+  /** One frame to one socket; a frame uWS drops (past maxBackpressure) is counted. */
+  private sendCounted(ws: Socket, frame: Buffer | string, compress: boolean): void {
+    if (ws.send(frame, false, compress) === SEND_DROPPED) this.deps.metrics.sendDropped("backpressure");
   }
 
   private compress(bytes: number): boolean {
